@@ -1,0 +1,123 @@
+"""The public result contract: pydantic models shared by CLI, API and workers.
+
+Column and AU names are defined here once. Names follow OpenFace 2.0 / py-feat
+(``frame``, ``timestamp``, ``success``, ``confidence``, ``AU01`` ...). Bump
+:data:`SCHEMA_VERSION` on any incompatible change.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+SCHEMA_VERSION = "1.0"
+
+#: Action Units scored for every frame, FACS numbering in OpenFace / py-feat spelling.
+AU_NAMES: tuple[str, ...] = (
+    "AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09",
+    "AU10", "AU12", "AU14", "AU15", "AU17", "AU25", "AU26",
+)  # fmt: skip
+
+#: MEGC 2019 composite classes (the default SMA-STN head).
+EMOTION_CLASSES_MEGC: tuple[str, ...] = ("negative", "positive", "surprise")
+
+#: Per-frame CSV columns, in order (OpenFace / py-feat naming).
+CSV_COLUMNS: tuple[str, ...] = (
+    "frame", "timestamp", "success", "confidence", "apex_score", *AU_NAMES,
+)  # fmt: skip
+
+
+class VideoInfo(BaseModel):
+    """What was decoded. ``fps`` is frames / duration from real timestamps (VFR safe)."""
+
+    filename: str
+    sha256: str
+    fps: float = Field(description="Mean frame rate over the decoded frames (frames/s).")
+    frame_count: int = Field(description="Decoded frames.")
+    width: int = Field(description="Display width after rotation (pixels).")
+    height: int = Field(description="Display height after rotation (pixels).")
+    duration_s: float
+    codec: str
+    rotation_deg: int = 0
+
+
+class FrameResult(BaseModel):
+    """One decoded frame. ``au`` maps each name of :data:`AU_NAMES` to a score in [0, 1]."""
+
+    frame: int = Field(description="0-based index in decode order.")
+    timestamp_s: float = Field(description="Presentation time from the stream (seconds).")
+    face: bool
+    confidence: float = Field(ge=0.0, le=1.0, description="Face tracking confidence.")
+    apex_score: float = Field(ge=0.0, le=1.0)
+    au: dict[str, float]
+
+
+class ApexFrame(BaseModel):
+    """The frame of the strongest movement in the video."""
+
+    frame: int
+    timestamp_s: float
+    score: float
+
+
+class EmotionPrediction(BaseModel):
+    """An emotion class and its probabilities from a trained model."""
+
+    label: str
+    score: float = Field(ge=0.0, le=1.0, description="Probability of ``label``.")
+    probabilities: dict[str, float]
+    model: str = Field(description="Model name and version that produced it.")
+
+
+class Interval(BaseModel):
+    """One spotted movement: onset, apex and offset frames (inclusive) and seconds."""
+
+    onset: int
+    apex: int
+    offset: int
+    onset_s: float
+    apex_s: float
+    offset_s: float
+    duration_s: float
+    kind: Literal["micro", "macro"] = Field(
+        description="MEGC convention: onset-to-offset at most 0.5 s is micro."
+    )
+    score: float = Field(ge=0.0, le=1.0, description="Apex score at the apex frame.")
+    top_aus: list[str] = Field(description="AUs scoring >= 0.5 at the apex, strongest first.")
+    emotion: EmotionPrediction | None = None
+
+
+class ModelInfo(BaseModel):
+    """A model or training-free method that contributed to the result."""
+
+    name: str
+    version: str
+    task: str = Field(description="landmarks | apex | au | emotion")
+    method: str = Field(description="learned | rules | external")
+    sha256: str | None = None
+
+
+class AnalysisResult(BaseModel):
+    """The full answer for one video: the public JSON contract."""
+
+    schema_version: str = SCHEMA_VERSION
+    video: VideoInfo
+    frames: list[FrameResult]
+    apex: ApexFrame | None
+    intervals: list[Interval]
+    emotion: EmotionPrediction | None = Field(
+        None, description="Emotion of the strongest interval; null with emotion_reason."
+    )
+    emotion_reason: str | None = None
+    au_method: str = Field(description="Which method produced the AU scores.")
+    models: list[ModelInfo]
+    timings_ms: dict[str, float]
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ErrorInfo(BaseModel):
+    """Every error body: a stable ``code`` and a human ``message``."""
+
+    code: str
+    message: str

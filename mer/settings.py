@@ -1,0 +1,74 @@
+"""The one settings class shared by the CLI, the API and the workers.
+
+Every field is read from an environment variable with the ``MER_`` prefix (for example
+``MER_BROKER_URL``, ``MER_MAX_UPLOAD_BYTES``) or from a ``.env`` file. Built on
+pydantic-settings.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Service-wide configuration (``MER_*`` environment variables).
+
+    Units are given in each field's name or description: bytes, seconds, pixels, frames.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MER_", env_file=".env", extra="ignore")
+
+    # --- storage and queue -------------------------------------------------------------
+    data_dir: Path = Field(Path("var"), description="Uploads, results and job records.")
+    broker_url: str | None = Field(
+        None,
+        description="Celery broker, e.g. redis://127.0.0.1:6379/0. Unset: the embedded "
+        "in-process runner executes jobs (no Redis needed).",
+    )
+    redis_url: str | None = Field(
+        None, description="Redis for job records and rate limits; defaults to broker_url."
+    )
+    visibility_timeout_s: int = Field(
+        7200, description="Redis visibility timeout; must exceed the longest job."
+    )
+    job_ttl_s: int = Field(7 * 24 * 3600, description="Job record and file retention.")
+    embedded_workers: int = Field(1, ge=1, description="Threads of the embedded runner.")
+
+    # --- input limits -------------------------------------------------------------------
+    max_upload_bytes: int = Field(512 * 1024 * 1024, description="Largest upload (bytes).")
+    max_duration_s: float = Field(600.0, description="Longest video (seconds).")
+    max_width: int = Field(3840, description="Widest frame (pixels).")
+    max_height: int = Field(2160, description="Tallest frame (pixels).")
+    max_frames: int = Field(60_000, description="Most decoded frames.")
+    min_face_fraction: float = Field(
+        0.2, ge=0.0, le=1.0, description="Fraction of frames that must show a face."
+    )
+
+    # --- science ----------------------------------------------------------------------
+    landmarker: Literal["mediapipe", "dlib"] = "mediapipe"
+    model_dir: Path = Field(REPO_ROOT / "model_store", description="Shipped weights.")
+    inference_backend: Literal["inprocess", "torchserve"] = "inprocess"
+    torchserve_url: str = "http://127.0.0.1:8080"
+    torch_threads: int = Field(0, ge=0, description="torch.set_num_threads; 0 = default.")
+
+    @property
+    def effective_redis_url(self) -> str | None:
+        """Redis URL for job records: ``redis_url``, else ``broker_url`` if it is Redis."""
+        if self.redis_url:
+            return self.redis_url
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide :class:`Settings` (cached; tests build their own)."""
+    return Settings()

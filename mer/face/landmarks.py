@@ -18,7 +18,7 @@ import numpy as np
 # ---- landmark indices of the MediaPipe 468-point mesh (subject's right = image left) ------
 #: Points that move little with facial Action Units: eye corners, nose bridge and tip.
 #: Used to fit the similarity transform to the canonical template.
-STABLE_POINTS: tuple[int, ...] = (33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 1, 98, 327)
+STABLE_POINTS: tuple[int, ...] = (133, 362, 168, 6, 197, 195, 5, 4, 1)
 RIGHT_EYE_OUTER, RIGHT_EYE_INNER, LEFT_EYE_INNER, LEFT_EYE_OUTER = 33, 133, 362, 263
 N_POINTS = 468
 

@@ -1,0 +1,401 @@
+"""The analysis pipeline: decode -> landmarks -> stabilised alignment -> optical flow ->
+apex spotting -> AU scores -> DSSI + emotion, streaming with bounded memory.
+
+Memory is bounded by the alignment lag (``3 * align_sigma_s`` of grey frames) and the
+motion buffer (the largest lag of aligned crops); per-frame outputs are small arrays.
+Decoding runs in a background thread (PyAV releases the GIL), so decoding overlaps the
+landmarker on a second core.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mer import au_rules
+from mer.errors import JobCancelledError, MERError, NoFaceDetectedError
+from mer.face.align import fit_to_template, landmarks_to_crop, load_template, warp_to_crop
+from mer.face.landmarks import Face, Landmarker, create_landmarker
+from mer.motion import (
+    FlowEstimator,
+    TwoSidedMotion,
+    build_region_masks,
+    fuse,
+    landmark_two_sided,
+    region_centroids,
+    two_sided,
+)
+from mer.schemas import (
+    AU_NAMES,
+    AnalysisResult,
+    ApexFrame,
+    FrameResult,
+    Interval,
+    ModelInfo,
+    VideoInfo,
+)
+from mer.settings import Settings
+from mer.spotting import MICRO_MAX_S, SpottingConfig, apex_score, apex_strength, spot_intervals
+from mer.video import DecodedFrame, DecodeStats, iter_frames, probe_video, sha256_file
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, float], None]
+SPOTTING_METHOD = "two-sided-flow-spotting-v1"
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Pipeline parameters. Times are seconds; sizes are pixels of the aligned crop."""
+
+    crop_size: int = 128
+    lags_s: tuple[float, ...] = (0.2, 0.5, 1.2, 2.5)
+    fuse_low: float = 0.02  #: landmark displacement (fraction of IOD) below which flow rules
+    fuse_high: float = 0.05  #: ... and above which landmarks rule
+    align_sigma_s: float = 0.1
+    flow_preset: str = "fast"
+    max_faces: int = 3
+    detect_every: int = 5
+    spotting: SpottingConfig = field(default_factory=SpottingConfig)
+
+
+class MainFaceTracker:
+    """Follows the main face: the one overlapping the previous main face, else the largest.
+
+    A new face is adopted only when the tracked one is lost.
+    """
+
+    def __init__(self, min_iou: float = 0.3) -> None:
+        self.min_iou = min_iou
+        self._box: tuple[float, float, float, float] | None = None
+
+    def select(self, faces: list[Face]) -> Face | None:
+        """Pick the main face of one frame, or None."""
+        if not faces:
+            return None
+        from mer.face.landmarks import _iou
+
+        if self._box is not None:
+            best = max(faces, key=lambda f: _iou(f.bbox, self._box))
+            if _iou(best.bbox, self._box) >= self.min_iou:
+                self._box = best.bbox
+                return best
+        best = max(faces, key=lambda f: f.area * f.confidence)
+        self._box = best.bbox
+        return best
+
+
+_local = threading.local()
+
+
+def _thread_landmarker(settings: Settings, cfg: AnalysisConfig) -> Landmarker:
+    """One landmarker per thread (MediaPipe graphs are not thread safe), reset per video."""
+    lm = getattr(_local, "landmarker", None)
+    if lm is None:
+        lm = create_landmarker(
+            settings.landmarker, max_faces=cfg.max_faces, detect_every=cfg.detect_every
+        )
+        _local.landmarker = lm
+    else:
+        lm.reset()
+    return lm
+
+
+def _threaded(it: Iterator[DecodedFrame], maxsize: int = 16) -> Iterator[DecodedFrame]:
+    """Run an iterator in a background thread; re-raise its exception in the consumer."""
+    q: queue.Queue = queue.Queue(maxsize=maxsize)
+    stop = threading.Event()
+    done = object()
+
+    def work() -> None:
+        try:
+            for item in it:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as exc:  # noqa: BLE001 - forwarded to the consumer
+            q.put(exc)
+
+    th = threading.Thread(target=work, name="mer-decode", daemon=True)
+    th.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while th.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                th.join(0.05)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    def add(self, stage: str, t0: float) -> float:
+        t1 = time.perf_counter()
+        self.ms[stage] = self.ms.get(stage, 0.0) + (t1 - t0) * 1000
+        return t1
+
+
+def analyze_video(
+    path: str | Path,
+    *,
+    settings: Settings | None = None,
+    config: AnalysisConfig | None = None,
+    filename: str | None = None,
+    progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> AnalysisResult:
+    """Analyse one video file.
+
+    Args:
+        path: the video file (any container/codec FFmpeg decodes).
+        settings: limits and model locations; default :class:`Settings()`.
+        config: pipeline parameters; default :class:`AnalysisConfig()`.
+        filename: the name to report (the client's), default the file's name.
+        progress: called with ``(stage, percent 0..100)``.
+        should_cancel: polled between frames; True aborts with ``JobCancelledError``.
+
+    Returns:
+        :class:`mer.schemas.AnalysisResult`.
+
+    Raises:
+        MERError subclasses: input errors of :func:`mer.video.probe_video`,
+        ``NoFaceDetectedError`` (fewer than ``settings.min_face_fraction`` of the frames
+        show a face), ``JobCancelledError``.
+    """
+    settings = settings or Settings()
+    cfg = config or AnalysisConfig()
+    path = Path(path)
+    timer = _Timer()
+    t_start = time.perf_counter()
+
+    def report(stage: str, pct: float) -> None:
+        if progress is not None:
+            progress(stage, float(min(100.0, max(0.0, pct))))
+
+    def check_cancel() -> None:
+        if should_cancel is not None and should_cancel():
+            raise JobCancelledError("the job was cancelled")
+
+    report("probe", 0.0)
+    t0 = time.perf_counter()
+    probe = probe_video(path, settings)
+    sha = sha256_file(path)
+    t0 = timer.add("probe", t0)
+    fps_nominal = probe.fps if probe.fps > 0 else 30.0
+    expected = probe.frame_count or max(1, int(probe.duration_s * fps_nominal))
+    lags = tuple(max(1, int(round(s * fps_nominal))) for s in cfg.lags_s)
+
+    lm = _thread_landmarker(settings, cfg)
+    tracker = MainFaceTracker()
+    masks = build_region_masks(cfg.crop_size)
+    motion = TwoSidedMotion(masks, lags, FlowEstimator(cfg.flow_preset))
+    S = cfg.crop_size
+
+    ts: list[float] = []
+    raw: list[np.ndarray] = []
+    valid: list[bool] = []
+    conf: list[float] = []
+    gap: list[float] = []
+    centroids: dict[int, np.ndarray] = {}  # region centroids: image px, then crop px
+    smoothed: list[np.ndarray] = []
+    lag_buf: deque[tuple[int, np.ndarray]] = deque()
+    lag_s = 3 * cfg.align_sigma_s
+    vts: list[float] = []  # timestamps of valid frames (for the smoothing window)
+    vparams: list[np.ndarray] = []
+    stats = DecodeStats()
+    size = (0, 0)
+
+    def emit(idx: int, gray: np.ndarray | None) -> None:
+        t1 = time.perf_counter()
+        if not valid[idx] or gray is None:
+            smoothed.append(np.full(4, np.nan))
+            timer.add("alignment", t1)
+            motion.push(idx, None)
+            return
+        lo = bisect.bisect_left(vts, ts[idx] - lag_s)
+        hi = bisect.bisect_right(vts, ts[idx] + lag_s)
+        w = np.exp(-0.5 * ((np.array(vts[lo:hi]) - ts[idx]) / cfg.align_sigma_s) ** 2)
+        p = (w[:, None] * np.array(vparams[lo:hi])).sum(0) / w.sum()
+        smoothed.append(p)
+        centroids[idx] = landmarks_to_crop(centroids[idx], p)
+        crop = warp_to_crop(gray, p, S)
+        t2 = timer.add("alignment", t1)
+        motion.push(idx, crop)
+        timer.add("motion", t2)
+
+    report("landmarks", 2.0)
+    frames = _threaded(iter_frames(path, settings, stats))
+    t_wait = time.perf_counter()
+    for fr in frames:
+        timer.add("decode_wait", t_wait)
+        if fr.index % 16 == 0:
+            check_cancel()
+            report("landmarks", 2.0 + 86.0 * min(1.0, fr.index / expected))
+        size = fr.image.shape[1], fr.image.shape[0]
+        t1 = time.perf_counter()
+        face = tracker.select(lm.process(fr.image))
+        t1 = timer.add("landmarks", t1)
+        ts.append(fr.timestamp_s)
+        if face is not None:
+            p = fit_to_template(face.landmarks, S)
+            raw.append(p)
+            valid.append(True)
+            conf.append(face.confidence)
+            gap.append(
+                float(np.linalg.norm(face.landmarks[13] - face.landmarks[14]))
+                / max(face.interocular, 1e-6)
+            )
+            centroids[fr.index] = region_centroids(face.landmarks)
+            vts.append(fr.timestamp_s)
+            vparams.append(p)
+            gray = cv2.cvtColor(fr.image, cv2.COLOR_RGB2GRAY)
+        else:
+            raw.append(np.full(4, np.nan))
+            valid.append(False)
+            conf.append(0.0)
+            gap.append(np.nan)
+            gray = None
+        lag_buf.append((fr.index, gray))
+        timer.add("alignment", t1)
+        while lag_buf and ts[-1] - ts[lag_buf[0][0]] >= lag_s:
+            emit(*lag_buf.popleft())
+        t_wait = time.perf_counter()
+    while lag_buf:
+        emit(*lag_buf.popleft())
+    timer.ms["decode"] = timer.ms.pop("decode_wait", 0.0)
+
+    n = len(ts)
+    n_face = int(sum(valid))
+    if n_face == 0 or n_face < settings.min_face_fraction * n:
+        raise NoFaceDetectedError(
+            f"a face was found in {n_face} of {n} frames; at least "
+            f"{settings.min_face_fraction:.0%} are needed"
+        )
+
+    report("spotting", 90.0)
+    t1 = time.perf_counter()
+    past, future = motion.finish()
+    t1 = timer.add("motion", t1)
+    iod = masks.interocular
+    cen = np.full((n, len(masks.names), 2), np.nan, np.float32)
+    for i, c in centroids.items():
+        cen[i] = c
+    lm_past, lm_future = landmark_two_sided(cen, motion.lags)
+    disp = (
+        fuse(
+            two_sided(past, future),
+            two_sided(lm_past, lm_future),
+            cfg.fuse_low * iod,
+            cfg.fuse_high * iod,
+        )
+        / iod
+    )  # (T, K, R, 2) fractions of IOD
+    tarr = np.asarray(ts)
+    strength, best = apex_strength(disp, cfg.spotting.top_k, cfg.spotting.floor_percentile)
+    score = apex_score(strength, tarr, cfg.spotting)
+    score[~np.asarray(valid)] = 0.0
+    spotted = spot_intervals(score, tarr, cfg.spotting, strength)
+    t1 = timer.add("spotting", t1)
+
+    report("au", 93.0)
+    au = au_rules.au_scores(disp[np.arange(n), best], np.asarray(gap))
+    t1 = timer.add("au", t1)
+
+    report("emotion", 96.0)
+    emotion_reason = (
+        "no trained emotion model is installed; run the models issue's training command "
+        "to create model_store weights"
+    )
+    warnings = list(stats.warnings)
+    if n_face < n:
+        warnings.append(f"no face in {n - n_face} of {n} frames (scored 0)")
+
+    frames_out = [
+        FrameResult(
+            frame=i,
+            timestamp_s=round(ts[i], 6),
+            face=valid[i],
+            confidence=round(float(conf[i]), 4),
+            apex_score=round(float(score[i]), 5),
+            au={name: round(float(au[i, j]), 5) for j, name in enumerate(AU_NAMES)},
+        )
+        for i in range(n)
+    ]
+    intervals = []
+    for iv in spotted:
+        order = np.argsort(-au[iv.apex])
+        top = [AU_NAMES[j] for j in order if au[iv.apex, j] >= 0.5]
+        dur = ts[iv.offset] - ts[iv.onset]
+        intervals.append(
+            Interval(
+                onset=iv.onset,
+                apex=iv.apex,
+                offset=iv.offset,
+                onset_s=round(ts[iv.onset], 6),
+                apex_s=round(ts[iv.apex], 6),
+                offset_s=round(ts[iv.offset], 6),
+                duration_s=round(dur, 6),
+                kind="micro" if dur <= MICRO_MAX_S else "macro",
+                score=round(iv.score, 5),
+                top_aus=top,
+                emotion=None,
+            )
+        )
+    apex_i = int(np.argmax(np.where(np.asarray(valid), strength, -1.0)))
+    apex = ApexFrame(
+        frame=apex_i, timestamp_s=round(ts[apex_i], 6), score=round(float(score[apex_i]), 5)
+    )
+    duration = probe.duration_s or (ts[-1] - ts[0] + 1.0 / fps_nominal)
+    fps = (n - 1) / (ts[-1] - ts[0]) if n > 1 and ts[-1] > ts[0] else fps_nominal
+    timer.ms["total"] = (time.perf_counter() - t_start) * 1000
+    report("done", 100.0)
+    return AnalysisResult(
+        video=VideoInfo(
+            filename=filename or path.name,
+            sha256=sha,
+            fps=round(fps, 4),
+            frame_count=n,
+            width=size[0],
+            height=size[1],
+            duration_s=round(duration, 6),
+            codec=probe.codec,
+            rotation_deg=probe.rotation_deg,
+        ),
+        frames=frames_out,
+        apex=apex,
+        intervals=intervals,
+        emotion=None,
+        emotion_reason=emotion_reason,
+        au_method=au_rules.METHOD_NAME,
+        models=[
+            ModelInfo(name=lm.name, version=lm.version, task="landmarks", method="external"),
+            ModelInfo(name=SPOTTING_METHOD, version="1", task="apex", method="rules"),
+            ModelInfo(name=au_rules.METHOD_NAME, version="1", task="au", method="rules"),
+        ],
+        timings_ms={k: round(v, 2) for k, v in timer.ms.items()},
+        warnings=warnings,
+    )
+
+
+__all__ = ["AnalysisConfig", "MainFaceTracker", "analyze_video", "MERError", "load_template"]

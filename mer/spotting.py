@@ -1,0 +1,138 @@
+"""Apex spotting: a per-frame apex score in [0, 1], the apex frame and onset/apex/offset intervals.
+
+The apex score measures how far a frame's face is from its local neutral state: region
+displacements from :class:`mer.motion.TwoSidedMotion` (the smaller of the past- and
+future-reference displacements, so that only frames that differ from the neutral frames on
+*both* sides score), at several temporal scales (lags) so that micro (<= 0.5 s) and macro
+expressions are both caught. Per scale, the strength is the mean of the ``top_k`` largest
+region magnitudes (blinks' lid regions excluded), in fractions of the inter-ocular
+distance; the clip's own noise floor (a low percentile) is subtracted, the strongest scale
+is kept per frame, and ``score = 1 - exp(-strength / scale_iod)``.
+
+Intervals: peaks above ``threshold`` (scipy.signal.find_peaks with a prominence), extended
+to onset/offset where the score falls below ``max(low_abs, low_rel * peak)``. Every time
+parameter is in seconds. Intervals with onset-to-offset <= 0.5 s are ``micro`` (MEGC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
+
+from mer.motion import APEX_EXCLUDED, REGION_NAMES
+
+MICRO_MAX_S = 0.5
+
+
+@dataclass(frozen=True)
+class SpottingConfig:
+    """Apex-spotting parameters (seconds and fractions of the inter-ocular distance)."""
+
+    top_k: int = 3
+    floor_percentile: float = 10.0
+    scale_iod: float = 0.012
+    smooth_s: float = 0.02
+    threshold: float = 0.5
+    prominence: float = 0.2
+    low_abs: float = 0.15
+    low_rel: float = 0.35
+    min_separation_s: float = 0.2
+    min_duration_s: float = 0.04
+
+
+@dataclass(frozen=True)
+class SpottedInterval:
+    """Onset, apex and offset frame indices (inclusive) and the apex score."""
+
+    onset: int
+    apex: int
+    offset: int
+    score: float
+
+
+def apex_strength(disp_iod: np.ndarray, top_k: int = 3, floor_percentile: float = 10.0):
+    """Per-frame movement strength and its best scale.
+
+    Args:
+        disp_iod: ``(T, K, R, 2)`` two-sided region displacements, fractions of IOD; NaN
+            where no face.
+        top_k: regions averaged.
+        floor_percentile: percentile of each scale's strength taken as its noise floor.
+
+    Returns:
+        ``(strength (T,), best_scale (T,) int)``; strength 0 and scale 0 without a face.
+    """
+    keep = [i for i, n in enumerate(REGION_NAMES) if n not in APEX_EXCLUDED]
+    mag = np.linalg.norm(disp_iod[:, :, keep, :], axis=-1)  # (T, K, R')
+    valid = ~np.isnan(mag).all(axis=(1, 2))
+    mag = np.nan_to_num(mag)
+    k = min(top_k, mag.shape[-1])
+    strength = np.sort(mag, axis=-1)[..., -k:].mean(-1)  # (T, K)
+    if valid.any():
+        floor = np.percentile(strength[valid], floor_percentile, axis=0)
+        strength = np.maximum(strength - floor, 0.0)
+    best = strength.argmax(axis=1)
+    s = strength[np.arange(len(strength)), best]
+    s[~valid] = 0.0
+    best[~valid] = 0
+    return s, best
+
+
+def apex_score(strength: np.ndarray, timestamps_s: np.ndarray, cfg: SpottingConfig) -> np.ndarray:
+    """Map strength (fraction of IOD) to a smoothed score in [0, 1]: ``(T,)`` float64."""
+    if len(strength) == 0:
+        return np.zeros(0)
+    dt = float(np.median(np.diff(timestamps_s))) if len(timestamps_s) > 1 else 1 / 30
+    sigma = cfg.smooth_s / max(dt, 1e-6)
+    s = gaussian_filter1d(strength.astype(np.float64), sigma) if sigma >= 0.3 else strength
+    return 1.0 - np.exp(-np.maximum(s, 0.0) / cfg.scale_iod)
+
+
+def spot_intervals(
+    score: np.ndarray,
+    timestamps_s: np.ndarray,
+    cfg: SpottingConfig,
+    strength: np.ndarray | None = None,
+) -> list[SpottedInterval]:
+    """Onset/apex/offset intervals from an apex score.
+
+    The apex of an interval is the frame of largest ``strength`` inside it (the score
+    saturates near 1 for large movements; the strength does not).
+
+    Args:
+        score: ``(T,)`` apex scores in [0, 1].
+        strength: ``(T,)`` unsaturated movement strength; default ``score``.
+        timestamps_s: ``(T,)`` seconds.
+        cfg: thresholds; durations in seconds.
+
+    Returns:
+        Intervals sorted by onset, non-overlapping.
+    """
+    n = len(score)
+    if n == 0:
+        return []
+    dt = float(np.median(np.diff(timestamps_s))) if n > 1 else 1 / 30
+    dist = max(1, int(round(cfg.min_separation_s / max(dt, 1e-6))))
+    padded = np.concatenate([[0.0], score, [0.0]])  # peaks at the clip edges count too
+    peaks, _ = find_peaks(padded, height=cfg.threshold, prominence=cfg.prominence, distance=dist)
+    peaks = peaks - 1
+    out: list[SpottedInterval] = []
+    for p in sorted(peaks, key=lambda i: -score[i]):
+        low = max(cfg.low_abs, cfg.low_rel * score[p])
+        on = p
+        while on > 0 and score[on - 1] >= low:
+            on -= 1
+        off = p
+        while off < n - 1 and score[off + 1] >= low:
+            off += 1
+        if any(not (off < iv.onset or on > iv.offset) for iv in out):
+            continue  # inside a stronger interval
+        if timestamps_s[off] - timestamps_s[on] + dt < cfg.min_duration_s:
+            continue
+        ref = score if strength is None else strength
+        apex = on + int(np.argmax(ref[on : off + 1]))
+        out.append(SpottedInterval(int(on), apex, int(off), float(score[apex])))
+    return sorted(out, key=lambda iv: iv.onset)

@@ -63,7 +63,7 @@ class AnalysisConfig:
     fuse_low: float = 0.02  #: landmark displacement (fraction of IOD) below which flow rules
     fuse_high: float = 0.05  #: ... and above which landmarks rule
     align_sigma_s: float = 0.1
-    flow_preset: str = "fast"
+    flow_preset: str = "ultrafast"
     max_faces: int = 3
     detect_every: int = 5
     spotting: SpottingConfig = field(default_factory=SpottingConfig)

@@ -1,0 +1,51 @@
+"""Pipeline speed on a real clip: ms/frame per stage and end-to-end frames/s, beside the
+decode-only rate measured in the same run.
+
+    .venv/bin/python bench/pipeline_speed.py [VIDEO] [--repeat N]
+
+Prints figures and ratios; asserts nothing (see DEVELOPERS guide: no timed assertions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+from mer.pipeline import analyze_video
+from mer.video import iter_frames
+
+DEFAULT = Path(__file__).resolve().parents[2] / "shared/data/videos/single_face.mp4"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("video", nargs="?", type=Path, default=DEFAULT)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+
+    decode_fps, e2e_fps, stage_ms = [], [], []
+    analyze_video(args.video)  # warm-up: graph construction, imports
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        n = sum(1 for _ in iter_frames(args.video))
+        decode_fps.append(n / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        r = analyze_video(args.video)
+        e2e_fps.append(len(r.frames) / (time.perf_counter() - t0))
+        stage_ms.append({k: v / len(r.frames) for k, v in r.timings_ms.items()})
+    v = r.video
+    print(f"clip: {args.video.name} {v.width}x{v.height} {v.fps:.2f} fps, {v.frame_count} frames;"
+          f" {os.cpu_count()} CPU cores; median of {args.repeat} runs")
+    print(f"decode only (PyAV -> RGB): {statistics.median(decode_fps):8.1f} frames/s")
+    print(f"end to end (analyze_video): {statistics.median(e2e_fps):8.1f} frames/s  "
+          f"(ratio to decode-only {statistics.median(e2e_fps) / statistics.median(decode_fps):.3f})")
+    print("ms per frame by stage (summed stage time / frames; decode overlaps in a thread):")
+    for k in stage_ms[0]:
+        print(f"  {k:<12} {statistics.median(s[k] for s in stage_ms):7.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Alignment, optical-flow region motion and spotting on controlled inputs."""
+
+import numpy as np
+
+from mer.face.align import load_template, smooth_params, umeyama_similarity
+from mer.motion import (
+    REGION_NAMES,
+    FlowEstimator,
+    TwoSidedMotion,
+    build_region_masks,
+    region_displacements,
+    two_sided,
+)
+from mer.spotting import SpottingConfig, spot_intervals
+
+
+def test_umeyama_recovers_similarity() -> None:
+    rng = np.random.default_rng(1)
+    src = rng.normal(size=(20, 2)) * 50
+    angle, scale, t = 0.3, 1.7, np.array([5.0, -3.0])
+    r = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    dst = src @ (scale * r).T + t
+    m = umeyama_similarity(src, dst)
+    np.testing.assert_allclose(m[:, :2], scale * r, atol=1e-9)
+    np.testing.assert_allclose(m[:, 2], t, atol=1e-9)
+
+
+def test_smoothing_removes_jitter_but_keeps_slow_motion() -> None:
+    t = np.arange(90) / 30.0
+    true = np.stack([np.ones(90), np.zeros(90), 10 * t, np.zeros(90)], 1)
+    jitter = np.random.default_rng(2).normal(0, 0.5, true.shape)
+    jitter[:, :2] = 0
+    out = smooth_params(true + jitter, t, np.ones(90, bool), 0.1)
+    inner = slice(10, 80)
+    assert np.abs(out[inner] - true[inner]).max() < 0.5 * np.abs(jitter[inner]).max()
+
+
+def test_template_is_in_unit_square() -> None:
+    tpl = load_template()
+    assert tpl.shape == (468, 2) and tpl.min() >= 0 and tpl.max() <= 1
+
+
+def _texture(size: int, seed: int = 0) -> np.ndarray:
+    import cv2
+
+    img = np.random.default_rng(seed).integers(0, 255, (size, size)).astype(np.uint8)
+    return cv2.GaussianBlur(img, (0, 0), 1.5)
+
+
+def test_region_displacement_measures_local_shift_and_removes_rigid() -> None:
+    masks = build_region_masks(128)
+    flow = np.zeros((128, 128, 2), np.float32)
+    flow[..., 0] = 2.0  # rigid shift of the whole face
+    d = region_displacements(flow, masks)
+    assert np.abs(d).max() < 1e-5
+    i = REGION_NAMES.index("r_lip_corner")
+    w = masks.weights[i].reshape(128, 128) > 0
+    flow[w, 1] -= 1.5  # the right lip corner moves up
+    d = region_displacements(flow, masks)
+    assert abs(d[i, 1] + 1.5) < 0.2 and abs(d[i, 0]) < 0.2
+
+
+def test_two_sided_motion_scores_the_movement_not_its_aftermath() -> None:
+    import cv2
+
+    masks = build_region_masks(96)
+    base = _texture(96)
+    frames = []
+    for t in range(40):
+        amp = 1.5 if 15 <= t <= 20 else 0.0  # a brief local movement, then back
+        m = np.float32([[1, 0, 0], [0, 1, 0]])
+        moved = cv2.warpAffine(base, m, (96, 96))
+        if amp:
+            y0, y1 = 60, 90
+            shifted = np.roll(base, -int(amp), axis=0)
+            moved = moved.copy()
+            moved[y0:y1] = shifted[y0:y1]
+        frames.append(moved)
+    motion = TwoSidedMotion(masks, (10,), FlowEstimator("medium"))
+    for i, f in enumerate(frames):
+        motion.push(i, f)
+    past, future = motion.finish()
+    mag = np.linalg.norm(two_sided(past, future), axis=-1).max(axis=(1, 2))
+    assert mag[17] > 0.5
+    assert mag[27] < 0.2 < np.linalg.norm(past[27], axis=-1).max()  # past alone would fire
+
+
+def test_spot_intervals_in_seconds_at_two_frame_rates() -> None:
+    cfg = SpottingConfig()
+    for fps in (25.0, 200.0):
+        t = np.arange(int(3 * fps)) / fps
+        score = np.exp(-0.5 * ((t - 1.5) / 0.06) ** 2) * 0.9
+        ivs = spot_intervals(score, t, cfg)
+        assert len(ivs) == 1
+        iv = ivs[0]
+        assert abs(t[iv.apex] - 1.5) < 1.5 / fps + 1e-9
+        assert t[iv.onset] < 1.5 < t[iv.offset] and t[iv.offset] - t[iv.onset] < 0.5

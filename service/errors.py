@@ -1,0 +1,134 @@
+"""API errors and the exception handlers that turn every failure into ``{code, message}``.
+
+* :class:`~mer.errors.MERError` (and the service's own subclasses below) -> its
+  ``http_status`` and ``{code, message}``;
+* :class:`~starlette.exceptions.HTTPException` -> its status, code derived from it;
+* :class:`~fastapi.exceptions.RequestValidationError` -> 422 ``validation_error``;
+* anything else -> 500 ``internal_error`` (logged with its traceback, never sent).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mer.errors import MERError
+from mer.schemas import ErrorInfo
+
+logger = logging.getLogger(__name__)
+
+
+class JobNotFoundError(MERError):
+    """No job record has this id (never created, deleted or expired)."""
+
+    code = "job_not_found"
+    http_status = 404
+
+
+class JobNotFinishedError(MERError):
+    """The job has no result (yet): it is not ``succeeded``."""
+
+    code = "job_not_finished"
+    http_status = 409
+
+
+class RequestBodyError(MERError):
+    """The request body is not the expected form (missing ``file`` field, bad multipart)."""
+
+    code = "validation_error"
+    http_status = 422
+
+
+class NotReadyError(MERError):
+    """A dependency of the service (job store, broker) is unreachable."""
+
+    code = "not_ready"
+    http_status = 503
+
+
+#: ``responses=`` entries documenting error bodies in OpenAPI.
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` mapping each status to the :class:`ErrorInfo` body."""
+    return {
+        status: {"model": ErrorInfo, "description": HTTPStatus(status).phrase}
+        for status in statuses
+    }
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    return JSONResponse(
+        status_code=status,
+        content=ErrorInfo(code=code, message=message).model_dump(),
+        headers=headers,
+    )
+
+
+_HTTP_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "file_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    503: "service_unavailable",
+}
+
+
+async def mer_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """``MERError`` -> its status and ``{code, message}``."""
+    assert isinstance(exc, MERError)
+    if exc.http_status >= 500:
+        logger.warning("%s %s -> %s: %s", request.method, request.url.path, exc.code, exc.message)
+    return _error(exc.http_status, exc.code, exc.message)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """``HTTPException`` -> ``{code, message}`` (``detail`` may already be such a dict)."""
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    detail = exc.detail
+    if isinstance(detail, dict) and "code" in detail and "message" in detail:
+        code, message = str(detail["code"]), str(detail["message"])
+    else:
+        code = _HTTP_CODES.get(status, f"http_{status}")
+        try:
+            default = HTTPStatus(status).phrase
+        except ValueError:
+            default = "error"
+        message = str(detail) if detail else default
+    return _error(status, code, message, headers=getattr(exc, "headers", None))
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """``RequestValidationError`` -> 422 ``validation_error`` with a readable message."""
+    assert isinstance(exc, RequestValidationError)
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else err.get("msg", "invalid"))
+    return _error(422, "validation_error", "; ".join(parts) or "invalid request")
+
+
+async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Anything else -> 500 ``internal_error``; the traceback goes to the log only."""
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(500, "internal_error", "internal server error")
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    """Install the handlers above on ``app``."""
+    app.add_exception_handler(MERError, mer_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(Exception, unhandled_error_handler)

@@ -1,0 +1,228 @@
+"""JobStore contract, run against both stores (the Redis one against a real Redis)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mer.schemas import ErrorInfo
+from workers.jobstore import (
+    FileJobStore,
+    JobProgress,
+    JobRecord,
+    JobState,
+    JobStore,
+    RedisJobStore,
+    make_job_store,
+    new_job_id,
+    utcnow,
+)
+
+
+@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    """A fresh store of each kind."""
+    if request.param == "file":
+        s: JobStore = FileJobStore(tmp_path / "jobs", ttl_s=3600)
+    else:
+        url = request.getfixturevalue("redis_url")
+        s = RedisJobStore(url, ttl_s=3600)
+    yield s
+    s.close()
+
+
+def _record(**kw: object) -> JobRecord:
+    return JobRecord(id=new_job_id(), filename="a.mp4", upload_path="/tmp/x/input.mp4", **kw)
+
+
+def test_create_get_roundtrip(store: JobStore) -> None:
+    rec = _record()
+    store.create(rec)
+    got = store.get(rec.id)
+    assert got == rec
+    assert got.state == JobState.QUEUED and got.progress == JobProgress()
+
+
+def test_unknown_and_malformed_ids(store: JobStore) -> None:
+    assert store.get(new_job_id()) is None
+    for bad in ("../../etc/passwd", "", "X" * 32, "abc", "0" * 31 + "/"):
+        assert store.get(bad) is None
+        assert store.update(bad, state=JobState.FAILED) is False
+        assert store.get_result(bad) is None
+        assert store.delete(bad) is False
+    with pytest.raises(ValueError):
+        store.create(JobRecord(id="../evil", filename="a", upload_path="/x"))
+
+
+def test_update_fields_and_timestamp(store: JobStore) -> None:
+    rec = _record()
+    store.create(rec)
+    assert store.update(
+        rec.id,
+        state=JobState.RUNNING,
+        progress=JobProgress(stage="au", percent=42.5),
+        attempts=1,
+    )
+    got = store.get(rec.id)
+    assert got is not None
+    assert got.state == JobState.RUNNING
+    assert got.progress.stage == "au" and got.progress.percent == 42.5
+    assert got.attempts == 1
+    assert got.updated_at >= rec.updated_at
+    assert got.created_at == rec.created_at
+    with pytest.raises(ValueError):
+        store.update(rec.id, id="other")
+
+
+def test_conditional_update(store: JobStore) -> None:
+    rec = _record()
+    store.create(rec)
+    assert not store.update(rec.id, only_if_state={JobState.RUNNING}, state=JobState.SUCCEEDED)
+    assert store.get(rec.id).state == JobState.QUEUED
+    assert store.update(rec.id, only_if_state={JobState.QUEUED}, state=JobState.RUNNING)
+    err = ErrorInfo(code="no_face_detected", message="none")
+    assert store.update(rec.id, only_if_state=[JobState.RUNNING], state=JobState.FAILED, error=err)
+    got = store.get(rec.id)
+    assert got.state == JobState.FAILED and got.error == err
+    # the record is gone: nothing is (re)created
+    store.delete(rec.id)
+    assert not store.update(rec.id, state=JobState.RUNNING)
+    assert store.get(rec.id) is None
+
+
+def test_request_cancel(store: JobStore) -> None:
+    queued, running, done = _record(), _record(), _record()
+    for r in (queued, running, done):
+        store.create(r)
+    store.update(running.id, state=JobState.RUNNING)
+    store.update(done.id, state=JobState.SUCCEEDED)
+
+    q = store.request_cancel(queued.id)
+    assert q.state == JobState.CANCELLED and q.cancel_requested
+    assert q.error is not None and q.error.code == "job_cancelled"
+    r = store.request_cancel(running.id)
+    assert r.state == JobState.RUNNING and r.cancel_requested
+    d = store.request_cancel(done.id)
+    assert d.state == JobState.SUCCEEDED and not d.cancel_requested
+    assert store.request_cancel(new_job_id()) is None
+
+
+def test_result_and_delete(store: JobStore) -> None:
+    rec = _record()
+    store.create(rec)
+    assert store.get_result(rec.id) is None
+    store.set_result(rec.id, '{"x": 1}')
+    assert store.get_result(rec.id) == '{"x": 1}'
+    store.delete_result(rec.id)
+    assert store.get_result(rec.id) is None
+    store.set_result(rec.id, '{"x": 2}')
+    assert store.delete(rec.id) is True
+    assert store.get(rec.id) is None and store.get_result(rec.id) is None
+    assert store.delete(rec.id) is False
+
+
+def test_iter_ids_and_ping(store: JobStore) -> None:
+    ids = set()
+    for _ in range(3):
+        rec = _record()
+        store.create(rec)
+        store.set_result(rec.id, "{}")
+        ids.add(rec.id)
+    assert set(store.iter_ids()) == ids
+    store.ping()
+
+
+def test_concurrent_updates_lose_nothing(store: JobStore) -> None:
+    """Progress writes from a worker never undo the owner's cancel flag."""
+    rec = _record()
+    store.create(rec)
+    store.update(rec.id, state=JobState.RUNNING)
+    stop = threading.Event()
+
+    def worker() -> None:
+        i = 0
+        while not stop.is_set():
+            store.update(
+                rec.id,
+                only_if_state={JobState.RUNNING},
+                progress=JobProgress(stage="au", percent=i % 100),
+            )
+            i += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        store.request_cancel(rec.id)
+        for _ in range(20):
+            assert store.get(rec.id).cancel_requested
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert store.get(rec.id).cancel_requested
+
+
+def test_file_store_survives_restart_and_is_atomic(tmp_path: Path) -> None:
+    root = tmp_path / "jobs"
+    rec = _record()
+    FileJobStore(root, ttl_s=3600).create(rec)
+    again = FileJobStore(root, ttl_s=3600)
+    assert again.get(rec.id) == rec
+    assert not list(root.glob(".tmp-*")), "temporary files left behind"
+    assert (root / f"{rec.id}.json").is_file()
+
+
+def test_file_store_expires_records(tmp_path: Path) -> None:
+    store = FileJobStore(tmp_path / "jobs", ttl_s=60)
+    old = _record(created_at=utcnow() - timedelta(seconds=120))
+    store.create(old)
+    store.set_result(old.id, "{}")
+    assert store.get(old.id) is None
+    assert not (tmp_path / "jobs" / f"{old.id}.json").exists()
+    assert store.get_result(old.id) is None
+
+
+def test_file_store_ignores_corrupt_record(tmp_path: Path) -> None:
+    store = FileJobStore(tmp_path / "jobs", ttl_s=60)
+    job_id = new_job_id()
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / f"{job_id}.json").write_text("{not json")
+    assert store.get(job_id) is None
+
+
+@pytest.mark.redis
+def test_redis_store_sets_ttl(redis_url: str) -> None:
+    store = RedisJobStore(redis_url, ttl_s=1000)
+    rec = _record()
+    store.create(rec)
+    store.set_result(rec.id, "{}")
+    store.update(rec.id, state=JobState.RUNNING)
+    assert 0 < store.client.ttl(f"mer:job:{rec.id}") <= 1000
+    assert 0 < store.client.ttl(f"mer:job:{rec.id}:result") <= 1000
+    store.close()
+
+
+def test_redis_store_unreachable_raises_store_unavailable() -> None:
+    from workers.errors import StoreUnavailableError
+
+    store = RedisJobStore("redis://127.0.0.1:1/0", ttl_s=10)
+    with pytest.raises(StoreUnavailableError):
+        store.ping()
+    with pytest.raises(StoreUnavailableError):
+        store.get(new_job_id())
+
+
+def test_make_job_store_choice(tmp_path: Path) -> None:
+    from mer.settings import Settings
+
+    s = Settings(_env_file=None, data_dir=tmp_path, broker_url=None, redis_url=None)
+    assert isinstance(make_job_store(s), FileJobStore)
+    s = Settings(_env_file=None, data_dir=tmp_path, broker_url="redis://127.0.0.1:6379/15")
+    assert isinstance(make_job_store(s), RedisJobStore)
+    s = Settings(_env_file=None, data_dir=tmp_path, broker_url="amqp://localhost//")
+    assert isinstance(make_job_store(s), FileJobStore)

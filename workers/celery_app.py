@@ -1,0 +1,64 @@
+"""The Celery application, configured from :class:`~mer.settings.Settings`.
+
+Start a worker with::
+
+    MER_BROKER_URL=redis://127.0.0.1:6379/0 celery -A workers.celery_app worker \\
+        --pool=solo --concurrency=1 -Q mer --loglevel=INFO
+
+Reliability settings: tasks are acknowledged *after* they ran (``task_acks_late``) and
+requeued if the worker process dies (``task_reject_on_worker_lost``); each worker
+prefetches one task at a time; the Redis visibility timeout comes from
+``MER_VISIBILITY_TIMEOUT_S`` and must exceed the longest job. No result backend is used:
+job state lives in the job store (:mod:`workers.jobstore`).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from mer.settings import Settings, get_settings
+
+#: Registered name of the analysis task (the API sends it by name).
+ANALYZE_TASK_NAME = "mer.analyze_job"
+#: Queue the API publishes to and the workers consume (``-Q mer``).
+DEFAULT_QUEUE = "mer"
+
+
+def create_celery_app(settings: Settings) -> Celery:
+    """Build a Celery app whose broker and reliability options come from ``settings``.
+
+    Args:
+        settings: ``broker_url`` (``memory://`` when unset, for imports and tests without
+            a broker) and ``visibility_timeout_s`` are used.
+    """
+    app = Celery("mer", broker=settings.broker_url or "memory://", include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        task_default_queue=DEFAULT_QUEUE,
+        task_routes={ANALYZE_TASK_NAME: {"queue": DEFAULT_QUEUE}},
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=5,
+        task_publish_retry=True,
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0.2,
+            "interval_step": 0.5,
+            "interval_max": 1.0,
+        },
+        worker_send_task_events=False,
+        enable_utc=True,
+    )
+    return app
+
+
+#: The worker's app (``celery -A workers.celery_app``), built from the environment.
+celery_app: Celery = create_celery_app(get_settings())
+app = celery_app

@@ -1,0 +1,177 @@
+"""Job runners: where an accepted job executes.
+
+* :class:`EmbeddedRunner` (default, no broker): a :class:`ThreadPoolExecutor` with
+  ``settings.embedded_workers`` threads inside the API process.
+* :class:`CeleryRunner` (when ``settings.broker_url`` is set): publishes the task
+  :data:`~workers.celery_app.ANALYZE_TASK_NAME` to the broker; Celery workers run it.
+
+Both execute :func:`workers.tasks.run_job`, so the job record goes through the same states.
+Cancellation is cooperative in both: the owner sets the record's cancel flag and the
+pipeline polls it.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from celery import Celery
+
+from mer.schemas import ErrorInfo
+from mer.settings import Settings
+from workers.celery_app import ANALYZE_TASK_NAME, DEFAULT_QUEUE, create_celery_app
+from workers.errors import QueueUnavailableError
+from workers.jobstore import ACTIVE_STATES, JobProgress, JobState, JobStore
+
+logger = logging.getLogger(__name__)
+
+
+class JobRunner(ABC):
+    """Executes accepted jobs somewhere."""
+
+    #: Short name for health output (``embedded`` or ``celery``).
+    kind: str = "abstract"
+
+    @abstractmethod
+    def submit(self, job_id: str, path: str, filename: str) -> None:
+        """Hand over a job whose record is ``queued``.
+
+        Raises:
+            QueueUnavailableError: the job could not be handed over.
+        """
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise :class:`QueueUnavailableError` if new jobs could not run now."""
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Called once when the API starts (no-op by default)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release threads and connections (no-op by default)."""
+
+
+class EmbeddedRunner(JobRunner):
+    """In-process runner: a thread pool of ``settings.embedded_workers`` threads.
+
+    Jobs queued in memory do not survive a restart; :meth:`start` therefore requeues the
+    store's ``queued``/``running`` jobs once, assuming one API process owns the store
+    (the embedded runner is for single-process deployments and development).
+    """
+
+    kind = "embedded"
+
+    def __init__(self, settings: Settings, store: JobStore) -> None:
+        """Run jobs from ``store`` with ``settings`` in up to ``embedded_workers`` threads."""
+        self.settings = settings
+        self.store = store
+        self._executor = ThreadPoolExecutor(
+            max_workers=settings.embedded_workers, thread_name_prefix="mer-job"
+        )
+        self._closed = False
+
+    def _run(self, job_id: str, path: str, filename: str) -> None:
+        from workers.tasks import run_job
+
+        try:
+            run_job(job_id, path, filename, store=self.store, settings=self.settings)
+        except Exception:  # noqa: BLE001 - keep the pool alive whatever happens
+            logger.exception("job %s: the runner could not record the outcome", job_id)
+
+    def submit(self, job_id: str, path: str, filename: str) -> None:
+        """See :meth:`JobRunner.submit`."""
+        if self._closed:
+            raise QueueUnavailableError("the embedded runner is shut down")
+        try:
+            future: Future[None] = self._executor.submit(self._run, job_id, path, filename)
+        except RuntimeError as exc:  # executor shut down
+            raise QueueUnavailableError("the embedded runner is shut down") from exc
+        future.add_done_callback(lambda f: f.exception())
+
+    def check(self) -> None:
+        """See :meth:`JobRunner.check`."""
+        if self._closed:
+            raise QueueUnavailableError("the embedded runner is shut down")
+
+    def start(self) -> None:
+        """Requeue jobs left ``queued`` or ``running`` by a previous process."""
+        from workers.tasks import MAX_ATTEMPTS
+
+        for job_id in list(self.store.iter_ids()):
+            record = self.store.get(job_id)
+            if record is None or record.state not in ACTIVE_STATES:
+                continue
+            if record.attempts >= MAX_ATTEMPTS:
+                self.store.update(
+                    job_id,
+                    only_if_state=ACTIVE_STATES,
+                    state=JobState.FAILED,
+                    error=ErrorInfo(
+                        code="worker_lost",
+                        message="the service stopped repeatedly while analysing this video",
+                    ),
+                )
+                continue
+            self.store.update(
+                job_id,
+                only_if_state=ACTIVE_STATES,
+                state=JobState.QUEUED,
+                progress=JobProgress(stage="queued", percent=0.0),
+            )
+            logger.info("job %s: requeued after a restart", job_id)
+            self.submit(job_id, record.upload_path, record.filename)
+
+    def close(self) -> None:
+        """Stop accepting jobs; running jobs finish in their threads, queued ones stay
+        ``queued`` in the store and are requeued by the next :meth:`start`."""
+        self._closed = True
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class CeleryRunner(JobRunner):
+    """Publishes jobs to the Celery broker (``settings.broker_url``)."""
+
+    kind = "celery"
+
+    def __init__(self, settings: Settings, app: Celery | None = None, queue: str = DEFAULT_QUEUE):
+        """Publish with ``app`` (built from ``settings`` when omitted) to ``queue``."""
+        if not settings.broker_url:
+            raise ValueError("CeleryRunner needs settings.broker_url")
+        self.settings = settings
+        self.app = app or create_celery_app(settings)
+        self.queue = queue
+
+    def submit(self, job_id: str, path: str, filename: str) -> None:
+        """See :meth:`JobRunner.submit`."""
+        try:
+            self.app.send_task(ANALYZE_TASK_NAME, args=[job_id, path, filename], queue=self.queue)
+        except Exception as exc:  # kombu raises various connection errors
+            logger.warning("job %s: could not publish to the broker: %s", job_id, exc)
+            raise QueueUnavailableError(
+                f"the job queue is unavailable ({exc.__class__.__name__})"
+            ) from exc
+
+    def check(self) -> None:
+        """See :meth:`JobRunner.check`: connect to the broker once."""
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
+        except Exception as exc:  # noqa: BLE001
+            raise QueueUnavailableError(
+                f"the broker is unreachable ({exc.__class__.__name__})"
+            ) from exc
+
+    def close(self) -> None:
+        """Close the producer pool."""
+        try:
+            self.app.close()
+        except Exception:  # noqa: BLE001
+            logger.debug("closing the Celery app failed", exc_info=True)
+
+
+def make_runner(settings: Settings, store: JobStore) -> JobRunner:
+    """The runner the settings ask for: Celery when ``broker_url`` is set, else embedded."""
+    if settings.broker_url:
+        return CeleryRunner(settings)
+    return EmbeddedRunner(settings, store)

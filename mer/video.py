@@ -35,11 +35,12 @@ class VideoProbe:
 
     Attributes:
         codec: FFmpeg decoder name (``h264``, ``hevc``, ``mpeg1video`` ...).
-        width, height: coded size in pixels, before rotation.
+        width, height: display size in pixels, rotation applied.
         fps: the stream's average frame rate (frames/s); 0.0 when unknown.
         duration_s: container or stream duration in seconds; 0.0 when unknown.
         frame_count: frames declared by the container; 0 when unknown.
-        rotation_deg: display rotation in degrees (0, 90, 180, 270).
+        rotation_deg: counter-clockwise display rotation applied to decoded frames
+            (0, 90, 180, 270).
         has_audio: whether an audio stream is present.
     """
 
@@ -101,22 +102,28 @@ def _open(path: str | os.PathLike[str]) -> av.container.InputContainer:
 
 
 def _rotation_of(stream: av.video.stream.VideoStream) -> int:
-    """Display rotation (clockwise degrees to apply) from the stream side data, if any."""
-    rot = 0
+    """Counter-clockwise display rotation in degrees from the legacy ``rotate`` tag, or 0.
+
+    The ``rotate`` tag of older muxers is clockwise; modern files carry a display matrix
+    that PyAV exposes per frame (:attr:`av.VideoFrame.rotation`, counter-clockwise).
+    """
+    tag = stream.metadata.get("rotate")
     try:
-        sd = stream.side_data  # PyAV >= 14: dict-like of side data
-        if sd is not None and "DISPLAYMATRIX" in sd:
-            rot = int(round(float(sd["DISPLAYMATRIX"])))
-    except Exception:  # noqa: BLE001 - side data layout differs across PyAV versions
-        rot = 0
-    if rot == 0:
-        tag = stream.metadata.get("rotate")
-        if tag:
-            try:
-                rot = -int(tag)
-            except ValueError:
-                rot = 0
-    return rot % 360
+        return (-int(tag)) % 360 if tag else 0
+    except ValueError:
+        return 0
+
+
+def _frame_rotation(frame: av.VideoFrame, fallback: int) -> int:
+    """Counter-clockwise rotation (0, 90, 180, 270) that makes ``frame`` display upright."""
+    rot = getattr(frame, "rotation", 0) or 0
+    return int(round(rot / 90.0)) * 90 % 360 if rot else fallback
+
+
+def upright(image: np.ndarray, rotation_ccw: int) -> np.ndarray:
+    """Apply a counter-clockwise display rotation (multiple of 90 degrees) to an image."""
+    k = (rotation_ccw // 90) % 4
+    return np.ascontiguousarray(np.rot90(image, k=k)) if k else image
 
 
 def probe_video(path: str | os.PathLike[str], settings: Settings | None = None) -> VideoProbe:
@@ -191,6 +198,9 @@ def probe_video(path: str | os.PathLike[str], settings: Settings | None = None) 
             raise UnsupportedCodecError(f"no decoder for codec {codec!r}") from exc
         if first is None:
             raise TruncatedVideoError("no frame could be decoded (truncated or corrupt file)")
+        rotation = _frame_rotation(first, _rotation_of(stream))
+        if rotation in (90, 270):
+            width, height = height, width
         return VideoProbe(
             codec=codec,
             width=width,
@@ -198,7 +208,7 @@ def probe_video(path: str | os.PathLike[str], settings: Settings | None = None) 
             fps=fps,
             duration_s=duration_s,
             frame_count=frames,
-            rotation_deg=_rotation_of(stream),
+            rotation_deg=rotation,
             has_audio=bool(container.streams.audio),
         )
     finally:
@@ -283,10 +293,7 @@ def iter_frames(
                 raise VideoLimitError(
                     f"video has more than {settings.max_frames} frames", code="too_many_frames"
                 )
-            rot = rotation or int(getattr(frame, "rotation", 0) or 0) % 360
-            img = frame.to_ndarray(format="rgb24")
-            if rot:
-                img = np.ascontiguousarray(np.rot90(img, k=-(rot // 90)))
+            img = upright(frame.to_ndarray(format="rgb24"), _frame_rotation(frame, rotation))
             yield DecodedFrame(index=index, timestamp_s=float(t), image=img)
             last_t = t
             index += 1

@@ -55,3 +55,51 @@ def test_limits(single_face_video: Path) -> None:
     with pytest.raises(MERError) as info:
         list(iter_frames(single_face_video, Settings(max_frames=10)))
     assert info.value.code == "too_many_frames"
+
+
+def _encode(src: list[np.ndarray], path: Path, codec: str, rotation: int = 0) -> None:
+    import av
+
+    h, w = src[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        s = out.add_stream(codec, rate=30)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        if rotation:
+            s.set_display_rotation(rotation)
+        for im in src:
+            for p in s.encode(av.VideoFrame.from_ndarray(im, format="rgb24")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+
+
+@pytest.fixture(scope="module")
+def source_frames(single_face_video: Path) -> list[np.ndarray]:
+    return [f.image for f in iter_frames(single_face_video)]
+
+
+def test_hevc_clip_analyzes(tmp_path: Path, source_frames: list[np.ndarray]) -> None:
+    from mer.pipeline import analyze_video
+
+    path = tmp_path / "hevc.mp4"
+    _encode(source_frames, path, "libx265")
+    assert probe_video(path).codec == "hevc"
+    r = analyze_video(path)
+    assert r.video.codec == "hevc" and r.video.frame_count == 72
+    assert 20 <= r.apex.frame <= 68
+
+
+def test_display_rotation_is_applied(tmp_path: Path, source_frames: list[np.ndarray]) -> None:
+    from mer.pipeline import analyze_video
+
+    path = tmp_path / "rotated.mp4"
+    _encode(source_frames[:40], path, "libx264", rotation=90)  # counter-clockwise
+    probe = probe_video(path)
+    assert probe.rotation_deg == 90 and (probe.width, probe.height) == (360, 640)
+    first = next(iter_frames(path)).image
+    assert first.shape == (640, 360, 3)
+    ccw = np.rot90(source_frames[0], 1).astype(float)
+    cw = np.rot90(source_frames[0], -1).astype(float)
+    assert np.abs(first - ccw).mean() < 0.3 * np.abs(first - cw).mean()
+    r = analyze_video(path)
+    assert sum(f.face for f in r.frames) >= 36 and r.video.rotation_deg == 90

@@ -14,7 +14,9 @@ from mer.video import DecodeStats, iter_frames, probe_video
     ("name", "codec", "frames"),
     [("single_face.mp4", "h264", 72), ("grid_bbaf2n.mpg", "mpeg1video", 75)],
 )
-def test_decodes_real_clips_with_timestamps(shared_data: Path, name: str, codec: str, frames: int) -> None:
+def test_decodes_real_clips_with_timestamps(
+    shared_data: Path, name: str, codec: str, frames: int
+) -> None:
     path = shared_data / "videos" / name
     probe = probe_video(path)
     assert probe.codec == codec

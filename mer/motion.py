@@ -274,3 +274,31 @@ def fuse(flow_disp: np.ndarray, lm_disp: np.ndarray, low: float, high: float) ->
     w = np.clip((m - low) / (high - low), 0.0, 1.0)
     out = (1 - w) * flow_disp + w * np.where(np.isnan(lm_disp), flow_disp, lm_disp)
     return out.astype(np.float32)
+
+
+def reference_indices(
+    valid: np.ndarray, lags: tuple[int, ...], best: np.ndarray, use_past: np.ndarray
+) -> np.ndarray:
+    """The local neutral reference frame of every frame: ``t -/+ lags[best[t]]``.
+
+    Clamped to the first / last face frame, snapped to the nearest face frame on the same
+    side (the same rule as :class:`TwoSidedMotion` and :func:`landmark_two_sided`).
+
+    Args:
+        valid: ``(T,)`` bool, frames with a face.
+        lags: lags in frames.
+        best: ``(T,)`` int index into ``lags``.
+        use_past: ``(T,)`` bool, True for the past reference, False for the future one.
+
+    Returns:
+        ``(T,)`` int64 frame indices (the frame itself where no face frame exists).
+    """
+    T = len(valid)
+    vi = np.flatnonzero(valid)
+    if len(vi) == 0:
+        return np.arange(T)
+    k = np.asarray(lags)[best]
+    t = np.arange(T)
+    ip = vi[np.clip(np.searchsorted(vi, t - k, side="right") - 1, 0, len(vi) - 1)]
+    jf = vi[np.clip(np.searchsorted(vi, t + k, side="left"), 0, len(vi) - 1)]
+    return np.where(use_past, ip, jf).astype(np.int64)

@@ -26,12 +26,14 @@ from mer import au_rules
 from mer.errors import JobCancelledError, MERError, NoFaceDetectedError
 from mer.face.align import fit_to_template, landmarks_to_crop, load_template, warp_to_crop
 from mer.face.landmarks import Face, Landmarker, create_landmarker
+from mer.inference import InferenceBackend, encode_dssi, load_inprocess_backend, model_crop
 from mer.motion import (
     FlowEstimator,
     TwoSidedMotion,
     build_region_masks,
     fuse,
     landmark_two_sided,
+    reference_indices,
     region_centroids,
     two_sided,
 )
@@ -39,6 +41,7 @@ from mer.schemas import (
     AU_NAMES,
     AnalysisResult,
     ApexFrame,
+    EmotionPrediction,
     FrameResult,
     Interval,
     ModelInfo,
@@ -52,6 +55,23 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, float], None]
 SPOTTING_METHOD = "two-sided-flow-spotting-v1"
+NON_EMOTIONAL = "none"  #: the emotion model's class for speech, blinks and head motion
+
+
+def _interval_dssi(
+    crops: dict[int, np.ndarray], onset: int, offset: int, params: dict
+) -> np.ndarray:
+    """uint8 DSSI ``(S+1, 1, M, M)`` of the face frames from onset to offset."""
+    idx = [i for i in range(onset, offset + 1) if i in crops]
+    if len(idx) < 2:
+        idx = sorted(crops, key=lambda i: abs(i - onset))[:2]
+        idx.sort()
+    return encode_dssi(
+        np.stack([crops[i] for i in idx]),
+        int(params.get("n_segments", 3)),
+        int(params.get("frames_per_segment", 5)),
+        int(params.get("global_frames", 9)),
+    )
 
 
 @dataclass(frozen=True)
@@ -164,6 +184,7 @@ def analyze_video(
     filename: str | None = None,
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    backend: InferenceBackend | None = None,
 ) -> AnalysisResult:
     """Analyse one video file.
 
@@ -174,6 +195,9 @@ def analyze_video(
         filename: the name to report (the client's), default the file's name.
         progress: called with ``(stage, percent 0..100)``.
         should_cancel: polled between frames; True aborts with ``JobCancelledError``.
+        backend: runs the learned models (e.g. TorchServe); default: the in-process
+            backend over ``settings.model_dir`` when its checkpoints exist, else the
+            training-free AU rules and no emotion.
 
     Returns:
         :class:`mer.schemas.AnalysisResult`.
@@ -218,6 +242,7 @@ def analyze_video(
     conf: list[float] = []
     gap: list[float] = []
     centroids: dict[int, np.ndarray] = {}  # region centroids: image px, then crop px
+    crops_m: dict[int, np.ndarray] = {}  # (M, M) uint8 model crops (4 KiB a frame at M=64)
     smoothed: list[np.ndarray] = []
     lag_buf: deque[tuple[int, np.ndarray]] = deque()
     lag_s = 3 * cfg.align_sigma_s
@@ -240,6 +265,7 @@ def analyze_video(
         smoothed.append(p)
         centroids[idx] = landmarks_to_crop(centroids[idx], p)
         crop = warp_to_crop(gray, p, S)
+        crops_m[idx] = model_crop(crop)
         t2 = timer.add("alignment", t1)
         motion.push(idx, crop)
         timer.add("motion", t2)
@@ -319,14 +345,65 @@ def analyze_video(
     t1 = timer.add("spotting", t1)
 
     report("au", 93.0)
-    au = au_rules.au_scores(disp[np.arange(n), best], np.asarray(gap))
+    valid_a = np.asarray(valid)
+    rows = np.arange(n)
+    pm = np.nan_to_num(np.linalg.norm(past[rows, best], axis=-1)).sum(-1)
+    fm = np.nan_to_num(np.linalg.norm(future[rows, best], axis=-1)).sum(-1)
+    refs = reference_indices(valid_a, motion.lags, best, pm <= fm)
+    if backend is None and settings.inference_backend == "inprocess":
+        backend = load_inprocess_backend(settings.model_dir)
+    au_model = getattr(backend, "au", None) if backend is not None else None
+    models = [
+        ModelInfo(name=lm.name, version=lm.version, task="landmarks", method="external"),
+        ModelInfo(name=SPOTTING_METHOD, version="1", task="apex", method="rules"),
+    ]
+    if backend is not None and (au_model is not None or not hasattr(backend, "au")):
+        au = np.zeros((n, len(AU_NAMES)), np.float32)
+        face_idx = np.flatnonzero(valid_a)
+        pairs = np.stack(
+            [np.stack([crops_m[i], crops_m[refs[i]]])[:, None] for i in face_idx]
+        )  # (F, 2, 1, M, M) uint8
+        probs = backend.predict_au(pairs)
+        labels = list(au_model.meta.labels) if au_model is not None else list(AU_NAMES)
+        for j, name in enumerate(AU_NAMES):
+            if name in labels:
+                au[face_idx, j] = probs[:, labels.index(name)]
+        au_method = au_model.info.name + "-" + au_model.info.version if au_model else backend.name
+        if au_model is not None:
+            models.append(au_model.info)
+    else:
+        au = au_rules.au_scores(disp[rows, best], np.asarray(gap))
+        au_method = au_rules.METHOD_NAME
+        models.append(ModelInfo(name=au_method, version="1", task="au", method="rules"))
     t1 = timer.add("au", t1)
 
     report("emotion", 96.0)
-    emotion_reason = (
-        "no trained emotion model is installed; run the models issue's training command "
-        "to create model_store weights"
-    )
+    emo_model = getattr(backend, "emotion", None) if backend is not None else None
+    emotions: list[EmotionPrediction | None] = [None] * len(spotted)
+    emotion_reason: str | None = None
+    if backend is not None and emo_model is not None and spotted:
+        dssi_u8 = np.stack(
+            [_interval_dssi(crops_m, iv.onset, iv.offset, emo_model.meta.dssi) for iv in spotted]
+        )
+        probs = backend.predict_emotion(dssi_u8)
+        labels = list(emo_model.meta.labels)
+        name = f"{emo_model.info.name}-{emo_model.info.version}"
+        for i, p in enumerate(probs):
+            j = int(np.argmax(p))
+            emotions[i] = EmotionPrediction(
+                label=labels[j], score=round(float(p[j]), 5),
+                probabilities={c: round(float(v), 5) for c, v in zip(labels, p, strict=True)},
+                model=name,
+            )  # fmt: skip
+        models.append(emo_model.info)
+    elif emo_model is None:
+        emotion_reason = (
+            "no trained emotion model is installed (model_store/sma_stn.pt); see the README's "
+            "training command"
+        )
+    else:
+        emotion_reason = "no movement interval was spotted"
+    timer.add("emotion", t1)
     warnings = list(stats.warnings)
     if n_face < n:
         warnings.append(f"no face in {n - n_face} of {n} frames (scored 0)")
@@ -359,9 +436,18 @@ def analyze_video(
                 kind="micro" if dur <= MICRO_MAX_S else "macro",
                 score=round(iv.score, 5),
                 top_aus=top,
-                emotion=None,
+                emotion=emotions[len(intervals)],
             )
         )
+    top_emotion = None
+    if intervals:
+        strongest = max(intervals, key=lambda iv: iv.score)
+        top_emotion = strongest.emotion
+        if top_emotion is not None and top_emotion.label == NON_EMOTIONAL:
+            top_emotion = None
+            emotion_reason = (
+                "the strongest movement is not emotional (speech, blink or head motion)"
+            )
     apex_i = int(np.argmax(np.where(np.asarray(valid), strength, -1.0)))
     apex = ApexFrame(
         frame=apex_i, timestamp_s=round(ts[apex_i], 6), score=round(float(score[apex_i]), 5)
@@ -385,14 +471,10 @@ def analyze_video(
         frames=frames_out,
         apex=apex,
         intervals=intervals,
-        emotion=None,
-        emotion_reason=emotion_reason,
-        au_method=au_rules.METHOD_NAME,
-        models=[
-            ModelInfo(name=lm.name, version=lm.version, task="landmarks", method="external"),
-            ModelInfo(name=SPOTTING_METHOD, version="1", task="apex", method="rules"),
-            ModelInfo(name=au_rules.METHOD_NAME, version="1", task="au", method="rules"),
-        ],
+        emotion=top_emotion,
+        emotion_reason=emotion_reason if top_emotion is None else None,
+        au_method=au_method,
+        models=models,
         timings_ms={k: round(v, 2) for k, v in timer.ms.items()},
         warnings=warnings,
     )

@@ -1,0 +1,176 @@
+"""Model inputs and the in-process inference backend for SMA-STN and the AU detector.
+
+Payloads are uint8 arrays (compact, and what a TorchServe handler receives); each model's
+checkpoint card carries the normalisation ``(x - mean) / std`` applied to them, in the
+backend or the handler, by :func:`normalise` here (no copies elsewhere).
+
+- Emotion: ``(B, S + 1, 1, M, M)`` uint8 DSSI (local segment dynamic images, then the
+  global one) from :func:`encode_dssi`; ``M`` = :data:`MODEL_SIZE`.
+- AUs: ``(B, 2, 1, M, M)`` uint8 (aligned frame, its local neutral reference).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from mer.dssi import dssi
+from mer.schemas import ModelInfo
+
+log = logging.getLogger(__name__)
+
+MODEL_SIZE = 64  #: side (pixels) of the grey face crops the learned models see
+DSSI_GAIN = 1.0  #: uint8 encoding of a dynamic image: 128 + gain * d, clipped
+EMOTION_FILE = "sma_stn.pt"
+AU_FILE = "au_detector.pt"
+
+
+def model_crop(crop: np.ndarray) -> np.ndarray:
+    """``(S, S)`` uint8 aligned grey crop -> ``(MODEL_SIZE, MODEL_SIZE)`` uint8 (area)."""
+    if crop.shape[0] == MODEL_SIZE:
+        return crop
+    return cv2.resize(crop, (MODEL_SIZE, MODEL_SIZE), interpolation=cv2.INTER_AREA)
+
+
+def encode_dssi(
+    frames: np.ndarray, n_segments: int = 3, frames_per_segment: int = 5, global_frames: int = 9
+) -> np.ndarray:
+    """DSSI of an onset-to-offset run of crops, encoded as uint8.
+
+    Args:
+        frames: ``(T, M, M)`` uint8 model crops, T >= 2.
+
+    Returns:
+        ``(n_segments + 1, 1, M, M)`` uint8: ``clip(128 + DSSI_GAIN * d, 0, 255)``.
+    """
+    d = dssi(frames.astype(np.float32), n_segments, frames_per_segment, global_frames)
+    return np.clip(np.round(128.0 + DSSI_GAIN * d), 0, 255).astype(np.uint8)[:, None]
+
+
+def normalise(x_u8: np.ndarray, mean: float, std: float):  # -> torch.Tensor
+    """uint8 array -> float32 tensor ``(x - mean) / std`` (same shape)."""
+    import torch
+
+    return (torch.from_numpy(np.ascontiguousarray(x_u8)).float() - float(mean)) / float(std)
+
+
+class InferenceBackend(Protocol):
+    """Runs the learned models on uint8 payloads (in-process or TorchServe)."""
+
+    name: str
+
+    def predict_emotion(self, dssi_u8: np.ndarray) -> np.ndarray:
+        """``(B, S+1, 1, M, M)`` uint8 -> ``(B, n_classes)`` float32 probabilities."""
+        ...
+
+    def predict_au(self, pairs_u8: np.ndarray) -> np.ndarray:
+        """``(B, 2, 1, M, M)`` uint8 -> ``(B, n_aus)`` float32 probabilities."""
+        ...
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint loaded for inference, with its card and file hash."""
+
+    model: object
+    meta: object
+    sha256: str
+    path: Path
+
+    @property
+    def info(self) -> ModelInfo:
+        """The result's ``models`` entry for this model."""
+        meta = self.meta
+        task = "emotion" if meta.label_kind == "classes" else "au"
+        return ModelInfo(
+            name=meta.model_name, version=meta.version, task=task, method="learned",
+            sha256=self.sha256,
+        )  # fmt: skip
+
+
+def load_model(path: Path) -> LoadedModel:
+    """Load a :mod:`mer.models.weights` checkpoint in eval mode on the CPU.
+
+    Raises:
+        ModelUnavailableError: the file is unreadable or not a mer checkpoint.
+    """
+    from mer.errors import ModelUnavailableError
+    from mer.models.weights import load_checkpoint, sha256_file
+
+    try:
+        model, meta = load_checkpoint(path, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - any load failure is reported the same way
+        raise ModelUnavailableError(f"cannot load {path.name}: {exc}") from exc
+    model.eval()
+    return LoadedModel(model, meta, sha256_file(path), path)
+
+
+class InProcessBackend:
+    """Runs the checkpoints in this process with torch, in batches.
+
+    Args:
+        emotion: the SMA-STN checkpoint, or None.
+        au: the AU-detector checkpoint, or None.
+        batch_size: most samples per forward pass.
+    """
+
+    name = "inprocess"
+
+    def __init__(
+        self, emotion: LoadedModel | None, au: LoadedModel | None, batch_size: int = 64
+    ) -> None:
+        self.emotion = emotion
+        self.au = au
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+
+    def _run(self, lm: LoadedModel, x_u8: np.ndarray, multilabel: bool) -> np.ndarray:
+        import torch
+
+        outs = []
+        with self._lock, torch.inference_mode():
+            for i in range(0, len(x_u8), self.batch_size):
+                x = normalise(x_u8[i : i + self.batch_size], lm.meta.mean[0], lm.meta.std[0])
+                logits = lm.model(x)
+                p = torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)
+                outs.append(p.float().numpy())
+        return np.concatenate(outs) if outs else np.zeros((0, len(lm.meta.labels)), np.float32)
+
+    def predict_emotion(self, dssi_u8: np.ndarray) -> np.ndarray:
+        """See :class:`InferenceBackend`."""
+        if self.emotion is None:
+            raise RuntimeError("no emotion model loaded")
+        return self._run(self.emotion, dssi_u8, multilabel=False)
+
+    def predict_au(self, pairs_u8: np.ndarray) -> np.ndarray:
+        """See :class:`InferenceBackend`."""
+        if self.au is None:
+            raise RuntimeError("no AU model loaded")
+        return self._run(self.au, pairs_u8, multilabel=True)
+
+
+_cache: dict[Path, InProcessBackend] = {}
+_cache_lock = threading.Lock()
+
+
+def load_inprocess_backend(model_dir: Path) -> InProcessBackend | None:
+    """The in-process backend for the checkpoints in ``model_dir`` (cached), or None if
+    neither :data:`EMOTION_FILE` nor :data:`AU_FILE` is there."""
+    model_dir = Path(model_dir)
+    with _cache_lock:
+        if model_dir in _cache:
+            return _cache[model_dir]
+        emo, au = model_dir / EMOTION_FILE, model_dir / AU_FILE
+        if not emo.is_file() and not au.is_file():
+            return None
+        backend = InProcessBackend(
+            load_model(emo) if emo.is_file() else None, load_model(au) if au.is_file() else None
+        )
+        _cache[model_dir] = backend
+        return backend

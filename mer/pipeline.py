@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,10 +208,79 @@ def analyze_video(
         show a face), ``JobCancelledError``.
     """
     settings = settings or Settings()
-    cfg = config or AnalysisConfig()
     path = Path(path)
+    t0 = time.perf_counter()
+    if progress is not None:
+        progress("probe", 0.0)
+    probe = probe_video(path, settings)
+    sha = sha256_file(path)
+    probe_ms = (time.perf_counter() - t0) * 1000
+    stats = DecodeStats()
+    fps = probe.fps if probe.fps > 0 else 30.0
+    return analyze_frames(
+        _threaded(iter_frames(path, settings, stats)),
+        fps=fps,
+        expected_frames=probe.frame_count or max(1, int(probe.duration_s * fps)),
+        filename=filename or path.name,
+        sha256=sha,
+        codec=probe.codec,
+        rotation_deg=probe.rotation_deg,
+        duration_s=probe.duration_s,
+        decode_stats=stats,
+        settings=settings,
+        config=config,
+        progress=progress,
+        should_cancel=should_cancel,
+        backend=backend,
+        extra_timings_ms={"probe": probe_ms},
+    )
+
+
+def analyze_frames(
+    frames: Iterable[DecodedFrame],
+    *,
+    fps: float,
+    expected_frames: int = 0,
+    filename: str = "frames",
+    sha256: str = "",
+    codec: str = "raw",
+    rotation_deg: int = 0,
+    duration_s: float = 0.0,
+    decode_stats: DecodeStats | None = None,
+    settings: Settings | None = None,
+    config: AnalysisConfig | None = None,
+    progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    backend: InferenceBackend | None = None,
+    extra_timings_ms: dict[str, float] | None = None,
+) -> AnalysisResult:
+    """Analyse a stream of decoded frames (what :func:`analyze_video` does after probing).
+
+    Also used on image sequences (data sets, synthetic clips).
+
+    Args:
+        frames: :class:`mer.video.DecodedFrame` items in order, indices from 0.
+        fps: nominal frame rate (frames/s); the temporal lags are rounded with it.
+        expected_frames: for progress; 0 when unknown.
+        filename, sha256, codec, rotation_deg, duration_s: reported in ``video``.
+        decode_stats: decoder counters whose warnings go into the result.
+        Others: as :func:`analyze_video`.
+
+    Returns:
+        :class:`mer.schemas.AnalysisResult`.
+
+    Raises:
+        NoFaceDetectedError, JobCancelledError.
+    """
+    settings = settings or Settings()
+    cfg = config or AnalysisConfig()
     timer = _Timer()
+    timer.ms.update(extra_timings_ms or {})
     t_start = time.perf_counter()
+    stats = decode_stats if decode_stats is not None else DecodeStats()
+    fps_nominal = fps if fps > 0 else 30.0
+    expected = max(1, expected_frames)
+    sha = sha256
 
     def report(stage: str, pct: float) -> None:
         if progress is not None:
@@ -221,13 +290,6 @@ def analyze_video(
         if should_cancel is not None and should_cancel():
             raise JobCancelledError("the job was cancelled")
 
-    report("probe", 0.0)
-    t0 = time.perf_counter()
-    probe = probe_video(path, settings)
-    sha = sha256_file(path)
-    t0 = timer.add("probe", t0)
-    fps_nominal = probe.fps if probe.fps > 0 else 30.0
-    expected = probe.frame_count or max(1, int(probe.duration_s * fps_nominal))
     lags = tuple(max(1, int(round(s * fps_nominal))) for s in cfg.lags_s)
 
     lm = _thread_landmarker(settings, cfg)
@@ -248,7 +310,6 @@ def analyze_video(
     lag_s = 3 * cfg.align_sigma_s
     vts: list[float] = []  # timestamps of valid frames (for the smoothing window)
     vparams: list[np.ndarray] = []
-    stats = DecodeStats()
     size = (0, 0)
 
     def emit(idx: int, gray: np.ndarray | None) -> None:
@@ -271,7 +332,6 @@ def analyze_video(
         timer.add("motion", t2)
 
     report("landmarks", 2.0)
-    frames = _threaded(iter_frames(path, settings, stats))
     t_wait = time.perf_counter()
     for fr in frames:
         timer.add("decode_wait", t_wait)
@@ -452,21 +512,21 @@ def analyze_video(
     apex = ApexFrame(
         frame=apex_i, timestamp_s=round(ts[apex_i], 6), score=round(float(score[apex_i]), 5)
     )
-    duration = probe.duration_s or (ts[-1] - ts[0] + 1.0 / fps_nominal)
+    duration = duration_s or (ts[-1] - ts[0] + 1.0 / fps_nominal)
     fps = (n - 1) / (ts[-1] - ts[0]) if n > 1 and ts[-1] > ts[0] else fps_nominal
     timer.ms["total"] = (time.perf_counter() - t_start) * 1000
     report("done", 100.0)
     return AnalysisResult(
         video=VideoInfo(
-            filename=filename or path.name,
+            filename=filename,
             sha256=sha,
             fps=round(fps, 4),
             frame_count=n,
             width=size[0],
             height=size[1],
             duration_s=round(duration, 6),
-            codec=probe.codec,
-            rotation_deg=probe.rotation_deg,
+            codec=codec,
+            rotation_deg=rotation_deg,
         ),
         frames=frames_out,
         apex=apex,

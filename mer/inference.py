@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -20,7 +21,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from mer.dssi import dssi
+from mer.dssi import dssi, dssi_indices, dynamic_image
 from mer.schemas import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,51 @@ def encode_dssi(
         ``(n_segments + 1, 1, M, M)`` uint8: ``clip(128 + DSSI_GAIN * d, 0, 255)``.
     """
     d = dssi(frames.astype(np.float32), n_segments, frames_per_segment, global_frames)
+    return np.clip(np.round(128.0 + DSSI_GAIN * d), 0, 255).astype(np.uint8)[:, None]
+
+
+def dssi_needed(onset: int, offset: int, params: Mapping[str, int]) -> list[int]:
+    """Frame indices :func:`dssi_u8_from_crops` reads for an onset-to-offset span."""
+    segs, glob = dssi_indices(onset, max(offset, onset + 1), *_dssi_args(params))
+    return sorted({int(i) for i in np.concatenate([*segs, glob])})
+
+
+def _dssi_args(params: Mapping[str, int]) -> tuple[int, int, int]:
+    return (
+        int(params.get("n_segments", 3)),
+        int(params.get("frames_per_segment", 5)),
+        int(params.get("global_frames", 9)),
+    )
+
+
+def dssi_u8_from_crops(
+    crops: Mapping[int, np.ndarray], onset: int, offset: int, params: Mapping[str, int]
+) -> np.ndarray:
+    """uint8 DSSI ``(S + 1, 1, M, M)`` of the span [onset, offset] from sparse crops.
+
+    The segment and global frames are :func:`mer.dssi.dssi_indices` of the span (frame
+    indices of the clip), so the result does not depend on which other frames are loaded:
+    the pipeline (all frames) and training (only these frames) get the same images. A
+    missing index takes the nearest available crop.
+
+    Args:
+        crops: frame index -> ``(M, M)`` uint8 model crop.
+        onset, offset: inclusive frame indices.
+        params: ``n_segments``, ``frames_per_segment``, ``global_frames``.
+    """
+    if not crops:
+        raise ValueError("no crops")
+    keys = np.array(sorted(crops))
+
+    def get(i: int) -> np.ndarray:
+        if i in crops:
+            return crops[i]
+        return crops[int(keys[np.argmin(np.abs(keys - i))])]
+
+    segs, glob = dssi_indices(onset, max(offset, onset + 1), *_dssi_args(params))
+    images = [dynamic_image(np.stack([get(int(i)) for i in idx]).astype(np.float32))
+              for idx in [*segs, glob]]  # fmt: skip
+    d = np.stack(images)
     return np.clip(np.round(128.0 + DSSI_GAIN * d), 0, 255).astype(np.uint8)[:, None]
 
 

@@ -26,7 +26,12 @@ from mer import au_rules
 from mer.errors import JobCancelledError, MERError, NoFaceDetectedError
 from mer.face.align import fit_to_template, landmarks_to_crop, load_template, warp_to_crop
 from mer.face.landmarks import Face, Landmarker, create_landmarker
-from mer.inference import InferenceBackend, encode_dssi, load_inprocess_backend, model_crop
+from mer.inference import (
+    InferenceBackend,
+    dssi_u8_from_crops,
+    load_inprocess_backend,
+    model_crop,
+)
 from mer.motion import (
     FlowEstimator,
     TwoSidedMotion,
@@ -61,17 +66,8 @@ NON_EMOTIONAL = "none"  #: the emotion model's class for speech, blinks and head
 def _interval_dssi(
     crops: dict[int, np.ndarray], onset: int, offset: int, params: dict
 ) -> np.ndarray:
-    """uint8 DSSI ``(S+1, 1, M, M)`` of the face frames from onset to offset."""
-    idx = [i for i in range(onset, offset + 1) if i in crops]
-    if len(idx) < 2:
-        idx = sorted(crops, key=lambda i: abs(i - onset))[:2]
-        idx.sort()
-    return encode_dssi(
-        np.stack([crops[i] for i in idx]),
-        int(params.get("n_segments", 3)),
-        int(params.get("frames_per_segment", 5)),
-        int(params.get("global_frames", 9)),
-    )
+    """uint8 DSSI ``(S+1, 1, M, M)`` of an interval (see :func:`dssi_u8_from_crops`)."""
+    return dssi_u8_from_crops(crops, onset, offset, params)
 
 
 @dataclass(frozen=True)

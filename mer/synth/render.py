@@ -1,0 +1,385 @@
+"""Render a synthetic clip: warp a real neutral face through an AU time course.
+
+Per written frame, for every output pixel x (computed on the output grid, then upsampled):
+
+1. ``p = (H_t A0)^-1 x``: from the (supersampled) crop to neutral-photo pixels, with ``A0``
+   the similarity that aligns the face to the canonical template (:mod:`mer.face.align`)
+   plus a static pose jitter, and ``H_t`` the head micro-motion (a smooth random
+   similarity about the crop centre);
+2. ``q = p - U_t(p - U_t(p))``: the expression, a forward displacement field
+   ``U_t = sum_i c_i(t) U_i`` (AU fields of :mod:`mer.synth.aus` times their intensity
+   courses, in photo pixels) inverted by one fixed-point step (exact to second order in the
+   field's gradient, which stays below ~0.1 for micro amplitudes);
+3. the photo is sampled at ``q`` (bilinear) on a grid ``supersample`` times finer than the
+   output, then area-averaged down (like sensor integration: every frame gets the same
+   resampling blur, so blur is no cue to motion);
+4. appearance: furrow shading ``1 - S_t(q)``, blinks (eyelid closure by the same warp plus
+   a skin fill of the aperture, see :func:`mer.synth.aus.blink_fill`), lighting gain and
+   gradients, white balance, Gaussian sensor noise; JPEG compression happens when writing.
+
+Real-smile mode: the neutral face is morphed toward the identity's smiling photo (aligned
+with a similarity on the stable landmarks): the geometry by the landmark displacement field
+``D`` times ``alpha * course(t)`` (``alpha`` < 1 for micro intensity), the appearance by a
+cross-dissolve of the equally warped smiling photo with the same weight, inside a feathered
+face mask (hair and background stay from the neutral photo). This is the classic
+warp-and-dissolve morph (Beier & Neely, SIGGRAPH 1992; here with a Gaussian RBF field
+instead of field lines).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import cv2
+import numpy as np
+
+from mer.face.align import fit_to_template, matrix_from_params
+from mer.schemas import AU_NAMES
+from mer.synth.aus import (
+    ACTION_UNITS,
+    SHADE_REF_AMPLITUDE,
+    au_fields,
+    blink_fields,
+    blink_fill,
+    gaussian_field,
+    grid_shape,
+    interocular,
+)
+from mer.synth.faces import LondonFace, SmileGeometry, read_rgb
+from mer.synth.sampling import ClipSpec, SynthConfig, au_courses, blink_course, raised_cosine_course
+
+#: Column index of each AU name in :attr:`RenderedClip.au_intensity`.
+AU_COLUMN: dict[int, int] = {int(n[2:]): i for i, n in enumerate(AU_NAMES)}
+
+
+@dataclass
+class SmileRig:
+    """The aligned smiling photo of one identity.
+
+    Attributes:
+        photo: ``(H, W, 3)`` uint8 RGB smiling photo (not warped), colour-matched to the
+            neutral photo (per-channel median gain over the face).
+        to_smile: ``(2, 3)`` float64 similarity, neutral-photo px -> smiling-photo px.
+        field: ``(rows, cols, 2)`` float32 landmark-displacement field ``D`` on the photo
+            grid, px (neutral -> aligned smile).
+        mask: ``(rows, cols)`` float32 face mask on the grid (cross-dissolve region).
+        geometry: the landmark-level summary (lip-corner displacement etc.).
+    """
+
+    photo: np.ndarray
+    to_smile: np.ndarray
+    field: np.ndarray
+    mask: np.ndarray
+    geometry: SmileGeometry
+
+
+class FaceRig:
+    """Per-identity precomputation: the photo, its AU fields, blink and smile assets.
+
+    Args:
+        face: the identity (photos and landmarks).
+        stride: spacing of the field grid over the photo, pixels.
+    """
+
+    def __init__(self, face: LondonFace, stride: int = 2) -> None:
+        self.face = face
+        self.photo = read_rgb(face.neutral_path)
+        self.landmarks = face.landmarks.astype(np.float64)
+        self.iod = interocular(self.landmarks)
+        self.stride = stride
+        self.shape = grid_shape(self.photo.shape, stride)
+        self._au: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+
+    def au(self, au: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Unit field (px at amplitude 1 IOD) and furrow shading of an AU (cached).
+
+        Raises:
+            KeyError: the AU is not renderable.
+        """
+        if au not in self._au:
+            self._au[au] = au_fields(ACTION_UNITS[au], self.landmarks, self.shape, self.stride)
+        return self._au[au]
+
+    @cached_property
+    def blink(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[slice, slice]]:
+        """``(field, shade, fill, mask, roi)`` of a full blink; fill and mask cropped to roi."""
+        field, shade = blink_fields(self.landmarks, self.shape, self.stride)
+        fill, mask = blink_fill(self.photo, self.landmarks)
+        ys, xs = np.nonzero(mask > 1e-3)
+        roi = (slice(int(ys.min()), int(ys.max()) + 1), slice(int(xs.min()), int(xs.max()) + 1))
+        return field, shade, fill[roi], mask[roi], roi
+
+    @cached_property
+    def smile(self) -> SmileRig | None:
+        """The real-smile assets, or None without a usable smiling photo."""
+        geo = self.face.smile_geometry()
+        if geo is None or self.face.smiling_path is None:
+            return None
+        n = len(self.landmarks)
+        field = gaussian_field(
+            self.landmarks,
+            geo.displacement.astype(np.float64),
+            np.full(n, 0.05 * self.iod),
+            np.zeros((0, 2)),
+            np.zeros(0),
+            self.shape,
+            self.stride,
+        )
+        h, w = self.photo.shape[:2]
+        mask = np.zeros((h, w), np.float32)
+        hull = cv2.convexHull(np.round(self.landmarks).astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 1.0)
+        k = max(1, int(0.05 * self.iod))
+        mask = cv2.erode(mask, np.ones((2 * k + 1, 2 * k + 1), np.uint8))
+        mask = cv2.GaussianBlur(mask, (0, 0), 0.06 * self.iod)
+        small = cv2.resize(mask, (self.shape[1], self.shape[0]), interpolation=cv2.INTER_AREA)
+        m3 = np.vstack([geo.matrix, [0, 0, 1]])
+        to_smile = np.linalg.inv(m3)[:2]
+        photo = read_rgb(self.face.smiling_path)
+        # white balance / exposure of the two photos differ slightly: match the smiling
+        # photo's per-channel median over the face (mask > 0.5) to the neutral one, so that
+        # colour is no cue to the positive class
+        aligned = cv2.warpAffine(
+            photo, geo.matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
+        )
+        sel = mask > 0.5
+        gain = np.median(self.photo[sel].astype(np.float64), axis=0) / np.maximum(
+            np.median(aligned[sel].astype(np.float64), axis=0), 1.0
+        )
+        photo = np.clip(photo * gain[None, None, :] + 0.5, 0, 255).astype(np.uint8)
+        return SmileRig(photo, to_smile, field, small, geo)
+
+
+@dataclass
+class RenderedClip:
+    """A rendered clip and its per-frame ground truth.
+
+    Attributes:
+        frames: ``T`` arrays ``(S, S, 3)`` uint8 RGB (``(S, S)`` when grey), not yet JPEG.
+        frame_numbers: ``(T,)`` recording frame numbers.
+        intensity: ``(T,)`` float64 course of the expression in [0, 1] (1 at the apex).
+        au_intensity: ``(T, len(AU_NAMES))`` float64 displacement of each AU, IOD fraction.
+        blink: ``(T,)`` float64 lid closure in [0, 1].
+        landmarks: ``(468, 2)`` float32 neutral landmarks in output pixels at the first
+            frame (pose and head motion applied, no expression).
+        crop: ``(2, 3)`` float64 similarity, neutral-photo px -> output px, first frame.
+    """
+
+    frames: list[np.ndarray]
+    frame_numbers: list[int]
+    intensity: np.ndarray
+    au_intensity: np.ndarray
+    blink: np.ndarray
+    landmarks: np.ndarray
+    crop: np.ndarray
+
+
+def _sim3(
+    rot_deg: float, log_scale: float, tx: float, ty: float, cx: float, cy: float
+) -> np.ndarray:
+    """3x3 similarity about ``(cx, cy)``: rotate, scale, then shift by ``(tx, ty)``."""
+    a = math.radians(rot_deg)
+    s = math.exp(log_scale)
+    c, si = s * math.cos(a), s * math.sin(a)
+    r = np.array([[c, -si, 0.0], [si, c, 0.0], [0.0, 0.0, 1.0]])
+    t1 = np.array([[1.0, 0, -cx], [0, 1.0, -cy], [0, 0, 1.0]])
+    t2 = np.array([[1.0, 0, cx + tx], [0, 1.0, cy + ty], [0, 0, 1.0]])
+    return t2 @ r @ t1
+
+
+def crop_matrix(
+    landmarks: np.ndarray, side: int, margin: float, pose: tuple[float, float, float, float]
+) -> np.ndarray:
+    """3x3 similarity from photo pixels to a ``side``-pixel crop around the face.
+
+    The face is aligned to the canonical template (:func:`mer.face.align.fit_to_template`,
+    fitted on the stable points) inside a crop enlarged by ``margin`` on each side, then
+    jittered by ``pose = (rotation_deg, log_scale, shift_x, shift_y)`` (shifts as fractions
+    of ``side``) about the crop centre.
+    """
+    inner = side / (1 + 2 * margin)
+    m = matrix_from_params(fit_to_template(landmarks, int(round(inner))))
+    m = m * (inner / round(inner))
+    m[:, 2] += margin * inner
+    m3 = np.vstack([m, [0.0, 0.0, 1.0]])
+    c = (side - 1) / 2
+    rot, ls, sx, sy = pose
+    return _sim3(rot, ls, sx * side, sy * side, c, c) @ m3
+
+
+def head_motion(spec: ClipSpec, t: float, side: int) -> np.ndarray:
+    """3x3 head micro-motion similarity at ``t`` seconds (identity at t=0), crop pixels."""
+    nz = spec.nuisance
+    vals = []
+    for k in range(4):
+        a = nz.head_amp[k] / math.sqrt(1.5)
+        v = sum(
+            a * (math.sin(2 * math.pi * f * t + ph) - math.sin(ph))
+            for f, ph in zip(nz.head_freq[k], nz.head_phase[k], strict=True)
+        )
+        vals.append(v + nz.head_drift[k] * t)
+    c = (side - 1) / 2
+    return _sim3(vals[0], vals[1], vals[2] * side, vals[3] * side, c, c)
+
+
+def _sample(grid: np.ndarray, px: np.ndarray, py: np.ndarray, stride: int) -> np.ndarray:
+    """Bilinear samples of a photo-grid field at photo pixels ``(px, py)`` (0 outside)."""
+    return cv2.remap(
+        grid,
+        px / stride,
+        py / stride,
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+
+
+def render_clip(spec: ClipSpec, rig: FaceRig, cfg: SynthConfig) -> RenderedClip:
+    """Render the written frames of one clip.
+
+    Args:
+        spec: the clip (from :func:`mer.synth.sampling.sample_clip_spec`).
+        rig: the identity's precomputed assets (same identity as ``spec.identity``).
+        cfg: output size, supersampling, margin, grey output.
+
+    Returns:
+        the frames and their ground truth.
+
+    Raises:
+        ValueError: identity mismatch, or a smile clip for an identity without smile.
+    """
+    if rig.face.identity != spec.identity:
+        raise ValueError(f"rig {rig.face.identity} != clip identity {spec.identity}")
+    out, ss = cfg.out_size, cfg.supersample
+    big = out * ss
+    rng = np.random.default_rng(spec.seed)
+    nz = spec.nuisance
+    numbers = spec.frame_numbers
+    n_arr = np.asarray(numbers, np.float64)
+    t_arr = (n_arr - spec.first) / spec.fps
+
+    # intensities ----------------------------------------------------------------------
+    au_int = np.zeros((len(numbers), len(AU_NAMES)))
+    fields: list[tuple[np.ndarray, np.ndarray | None]] = []
+    smile: SmileRig | None = None
+    if spec.mode == "smile":
+        smile = rig.smile
+        if smile is None:
+            raise ValueError(f"identity {spec.identity} has no smiling photo")
+        course = raised_cosine_course(n_arr, spec.onset, spec.apex, spec.offset)
+        coeffs = (spec.smile_alpha * course)[:, None]
+        geo = smile.geometry
+        for au, amount in ((12, geo.corner), (6, geo.cheek), (25, geo.lip_gap)):
+            if au in spec.aus:
+                au_int[:, AU_COLUMN[au]] = coeffs[:, 0] * amount
+    else:
+        coeffs = au_courses(spec, n_arr)
+        course = coeffs[:, 0] / spec.amplitude if coeffs.shape[1] else np.zeros(len(n_arr))
+        for k, au in enumerate(spec.au_order):
+            fields.append(rig.au(au))
+            if au in AU_COLUMN:
+                au_int[:, AU_COLUMN[au]] = coeffs[:, k] * ACTION_UNITS[au].gain
+    closure = blink_course(n_arr, spec.blink) if spec.blink else np.zeros(len(n_arr))
+    blink_assets = rig.blink if spec.blink else None
+
+    # static geometry --------------------------------------------------------------------
+    a0 = crop_matrix(rig.landmarks, big, cfg.margin, nz.pose)
+    gx, gy = np.meshgrid(np.arange(out, dtype=np.float64), np.arange(out, dtype=np.float64))
+    gx = gx * ss + (ss - 1) / 2
+    gy = gy * ss + (ss - 1) / 2
+    ones = np.ones_like(gx)
+    grid_pts = np.stack([gx, gy, ones], axis=0).reshape(3, -1)
+    u01, v01 = np.meshgrid(np.linspace(-0.5, 0.5, out), np.linspace(-0.5, 0.5, out))
+    ch_gain = np.asarray(nz.channel_gain, np.float32)
+
+    frames: list[np.ndarray] = []
+    for i, t in enumerate(t_arr):
+        a_t = head_motion(spec, float(t), big) @ a0
+        p = np.linalg.inv(a_t) @ grid_pts
+        px = p[0].reshape(out, out).astype(np.float32)
+        py = p[1].reshape(out, out).astype(np.float32)
+
+        # expression field on the photo grid (pixels)
+        u = np.zeros(rig.shape + (2,), np.float32)
+        shade = np.zeros(rig.shape, np.float32)
+        if smile is not None:
+            if coeffs[i, 0] > 0:
+                u += np.float32(coeffs[i, 0]) * smile.field
+        else:
+            for k, (f, sh) in enumerate(fields):
+                c = float(coeffs[i, k])
+                if c > 0:
+                    u += np.float32(c) * f
+                    if sh is not None:
+                        shade += np.float32(min(1.0, c / SHADE_REF_AMPLITUDE)) * sh
+        b = float(closure[i])
+        if blink_assets is not None and b > 0:
+            u += np.float32(b) * blink_assets[0]
+            shade += np.float32(b) * blink_assets[1]
+        u1 = _sample(u, px, py, rig.stride)
+        u2 = _sample(u, px - u1[..., 0], py - u1[..., 1], rig.stride)
+        qx = px - u2[..., 0]
+        qy = py - u2[..., 1]
+
+        src = rig.photo
+        if blink_assets is not None and b > 0.01:
+            _, _, fill, mask, roi = blink_assets
+            wgt = (b * b * mask)[..., None]
+            src = rig.photo.copy()
+            src[roi] = np.clip(src[roi] * (1 - wgt) + fill * wgt + 0.5, 0, 255).astype(np.uint8)
+        q2 = cv2.resize(np.dstack([qx, qy]), (big, big), interpolation=cv2.INTER_LINEAR)
+        img = cv2.remap(
+            src, q2[..., 0], q2[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
+        )
+        if smile is not None and coeffs[i, 0] > 0:
+            d = _sample(smile.field, qx, qy, rig.stride)
+            sx, sy = qx + d[..., 0], qy + d[..., 1]
+            m = smile.to_smile
+            mx = (m[0, 0] * sx + m[0, 1] * sy + m[0, 2]).astype(np.float32)
+            my = (m[1, 0] * sx + m[1, 1] * sy + m[1, 2]).astype(np.float32)
+            s2 = cv2.resize(np.dstack([mx, my]), (big, big), interpolation=cv2.INTER_LINEAR)
+            simg = cv2.remap(
+                smile.photo,
+                s2[..., 0],
+                s2[..., 1],
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REFLECT101,
+            )
+            wm = float(coeffs[i, 0]) * _sample(smile.mask, qx, qy, rig.stride)
+            wm2 = cv2.resize(wm, (big, big), interpolation=cv2.INTER_LINEAR)[..., None]
+            img = img.astype(np.float32) * (1 - wm2) + simg.astype(np.float32) * wm2
+        small = cv2.resize(img.astype(np.float32), (out, out), interpolation=cv2.INTER_AREA)
+
+        # appearance: furrows, lighting, noise
+        gain = nz.gain * (
+            1 + nz.gain_amp * math.sin(2 * math.pi * nz.gain_freq * t + nz.gain_phase)
+        )
+        tilt_x = nz.tilt[0] + nz.tilt_drift[0] * t
+        tilt_y = nz.tilt[1] + nz.tilt_drift[1] * t
+        light = (gain * (1 + tilt_x * u01 + tilt_y * v01)).astype(np.float32)
+        if shade.any():
+            light *= 1 - _sample(shade, qx, qy, rig.stride)
+        small *= light[..., None]
+        small *= ch_gain
+        if cfg.grayscale:
+            small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        if nz.noise_sigma > 0:
+            small += rng.standard_normal(small.shape, dtype=np.float32) * np.float32(nz.noise_sigma)
+        frames.append(np.clip(small + 0.5, 0, 255).astype(np.uint8))
+
+    a_first = head_motion(spec, 0.0, big) @ a0
+    crop = a_first[:2].copy()
+    crop[:, :] /= ss
+    crop[:, 2] -= (ss - 1) / (2 * ss)
+    lm_out = (rig.landmarks @ crop[:, :2].T + crop[:, 2]).astype(np.float32)
+    return RenderedClip(
+        frames=frames,
+        frame_numbers=numbers,
+        intensity=np.asarray(course, np.float64),
+        au_intensity=au_int,
+        blink=closure,
+        landmarks=lm_out,
+        crop=crop,
+    )

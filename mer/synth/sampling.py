@@ -1,0 +1,528 @@
+"""What each synthetic clip shows and when: emotions, AU sets, time courses, nuisances.
+
+Statistics (CASME II coding sheet, 257 clips of 26 subjects, 200 fps; from the mission
+notes):
+
+- emotions: others 99, disgust 63, happiness 33, repression 27, surprise 25, sadness 8,
+  fear 2 (:data:`CASME2_EMOTION_COUNTS`);
+- onset-to-offset at 200 fps: median 60 frames, 10-90 % 40-95, range 23-145. Modelled as a
+  log-normal with median 60 and ``sigma_log = ln(95/40) / (2 * 1.2816) = 0.3375`` (matches
+  the 10th / 90th percentiles), truncated to 23-145 frames;
+- onset-to-apex median 30 (18-53), apex-to-offset median 30 (15-55): the apex falls at a
+  fraction ``r ~ Beta(6, 6)`` of the duration (simulated 10-90 %: 16-51 frames both sides);
+- AUs per clip: 1 AU 155, 2 AUs 75, 3 AUs 20 (:data:`CASME2_AU_COUNT`);
+- AU frequencies by emotion (:data:`EMOTION_AU_WEIGHTS`): the counts given in the notes,
+  the rest (marked) our assumptions from the EMFACS prototypes (sadness 1+4+15, fear
+  1+2+4+5(+20), others mostly 4).
+
+Time course of one AU (frame numbers n, continuous): raised cosine rise from its onset to
+the apex, ``a = (1 - cos(pi (n - on) / (apex - on))) / 2``, raised cosine fall to its
+offset; 0 outside. All AUs of a clip peak at the clip's apex frame (secondary AUs may start
+up to 25 % of the rise later and end up to 25 % of the fall earlier), so the summed
+intensity peaks exactly at the sheet's ApexFrame.
+
+Amplitudes (ours). The clip's intensity amplitude ``A`` is log-uniform in 0.8-3 % of the
+outer inter-ocular distance (IOD) for micro-expressions and 4-12 % for macro ones; an AU's
+peak displacement is ``A * gain`` with the AU's relative gain of :mod:`mer.synth.aus`
+(1 for brows and lip corners, 0.4 for the lids, 1.5 for the jaw), so a micro AU12 moves the
+lip corners 0.8-2.9 px in a 256 px crop (IOD ~95 px), the order of the apex-onset optical
+flow of CASME II, and a micro AU7 raises the lower lid 0.3-1.1 px.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from mer.datasets.common import CASME2_TO_MEGC3
+
+#: CASME II emotion counts (Estimated Emotion column).
+CASME2_EMOTION_COUNTS: dict[str, int] = {
+    "others": 99, "disgust": 63, "happiness": 33, "repression": 27, "surprise": 25,
+    "sadness": 8, "fear": 2,
+}  # fmt: skip
+#: Clips with 1, 2 and 3 AUs in CASME II.
+CASME2_AU_COUNT: dict[int, int] = {1: 155, 2: 75, 3: 20}
+#: Relative AU frequencies per emotion. Counts from the CASME II sheet where the notes give
+#: them (happiness 12: 28, 6: 8; disgust 4: 59, 7: 30, 10: 17, 9: 13; repression 17: 19,
+#: 15: 11; surprise 2: 20, 1: 18; others 4: 67, 14: 16); the others (AU14 of happiness and
+#: repression, AU25 of surprise, AU7 of others, sadness, fear) are our assumptions.
+EMOTION_AU_WEIGHTS: dict[str, dict[int, float]] = {
+    "happiness": {12: 28, 6: 8, 14: 4, 25: 1},
+    "disgust": {4: 59, 7: 30, 10: 17, 9: 13, 14: 3},
+    "repression": {17: 19, 15: 11, 14: 8, 12: 1},
+    "surprise": {2: 20, 1: 18, 25: 4, 5: 2},
+    "others": {4: 67, 14: 16, 7: 10, 1: 3, 17: 3},
+    "sadness": {1: 4, 4: 3, 15: 2, 17: 2},
+    "fear": {1: 2, 2: 1, 4: 2, 5: 1, 7: 1},
+}
+#: Episode number used in clip names (``EP{nn}_{kk}``), one per emotion.
+EMOTION_EPISODE: dict[str, int] = {
+    "happiness": 1, "disgust": 2, "repression": 3, "surprise": 4, "others": 5, "sadness": 6,
+    "fear": 7,
+}  # fmt: skip
+
+CASME2_FPS = 200.0
+_DUR_MEDIAN, _DUR_SIGMA, _DUR_RANGE = 60.0, math.log(95 / 40) / (2 * 1.2816), (23.0, 145.0)
+MICRO_AMPLITUDE: tuple[float, float] = (0.008, 0.03)
+MACRO_AMPLITUDE: tuple[float, float] = (0.04, 0.12)
+#: Macro expressions (ours): onset-to-offset log-normal, median 1.2 s, truncated 0.5-4 s.
+MACRO_DURATION_S: tuple[float, float, float, float] = (1.2, 0.5, 0.5, 4.0)
+#: Lips counted as parted (AU25 added to a real-smile clip) above this gap, IOD units.
+LIPS_PART_THRESHOLD = 0.01
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Rendering and sampling options of the generator (units in each description).
+
+    Attributes:
+        out_size: side of the written square face crop, pixels.
+        supersample: internal rendering scale before the area downscale (anti-aliasing).
+        margin: crop margin around the canonical template on each side (fraction).
+        max_frames: most frames written per clip; longer clips are written every
+            ``frame_step`` frames (numbering kept, onset / apex / offset on the grid).
+            None or 0 writes every frame.
+        kind: ``"micro"``, ``"macro"`` or ``"mixed"`` (``macro_fraction`` of clips macro).
+        macro_fraction: share of macro clips when ``kind="mixed"``.
+        micro_amplitude, macro_amplitude: log-uniform range of the peak displacement, IOD
+            fraction.
+        smile_fraction: share of happiness clips rendered from the real smiling photo.
+        blink_prob: probability of one blink in a clip.
+        head_motion, lighting, noise, pose_jitter: strength factors of the nuisances (0
+            disables, 1 is the documented default).
+        jpeg_quality: inclusive range of the JPEG quality of the written frames.
+        grayscale: write grey frames (like SAMM) instead of colour (like CASME II).
+        emotion_weights: relative frequencies of the CASME II emotions; None uses the
+            CASME II counts.
+        pad_s: range of the neutral padding before onset and after offset, seconds.
+    """
+
+    out_size: int = 256
+    supersample: int = 2
+    margin: float = 0.1
+    max_frames: int | None = 32
+    kind: Literal["micro", "macro", "mixed"] = "micro"
+    macro_fraction: float = 0.3
+    micro_amplitude: tuple[float, float] = MICRO_AMPLITUDE
+    macro_amplitude: tuple[float, float] = MACRO_AMPLITUDE
+    smile_fraction: float = 0.5
+    blink_prob: float = 0.1
+    head_motion: float = 1.0
+    lighting: float = 1.0
+    noise: float = 1.0
+    pose_jitter: float = 1.0
+    jpeg_quality: tuple[int, int] = (80, 95)
+    grayscale: bool = False
+    emotion_weights: Mapping[str, float] | None = None
+    pad_s: tuple[float, float] = (0.03, 0.15)
+
+
+@dataclass(frozen=True)
+class Nuisance:
+    """Per-clip nuisance parameters (all drawn by :func:`sample_nuisance`).
+
+    Attributes:
+        pose: ``(rotation_deg, log_scale, shift_x, shift_y)`` static crop jitter; shifts as a
+            fraction of the crop side.
+        head_amp: ``(4,)`` RMS of the head micro-motion: rotation (deg), log-scale,
+            translation x, y (fraction of the crop side).
+        head_freq: ``(4, 3)`` Hz of the three sinusoids of each parameter.
+        head_phase: ``(4, 3)`` radians.
+        head_drift: ``(4,)`` linear drift per second, same units as ``head_amp``.
+        gain: global brightness factor of the clip.
+        gain_amp, gain_freq, gain_phase: temporal lighting change ``gain_amp *
+            sin(2 pi gain_freq t + gain_phase)`` (fraction).
+        tilt: ``(2,)`` static left-right and top-bottom brightness gradients (fraction over
+            the crop).
+        tilt_drift: ``(2,)`` change of the gradients per second.
+        channel_gain: ``(3,)`` RGB white-balance factors.
+        noise_sigma: Gaussian sensor noise, 8-bit grey levels.
+        jpeg_quality: JPEG quality of the written frames.
+    """
+
+    pose: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    head_amp: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+    head_freq: tuple[tuple[float, ...], ...] = ((1.0,) * 3,) * 4
+    head_phase: tuple[tuple[float, ...], ...] = ((0.0,) * 3,) * 4
+    head_drift: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+    gain: float = 1.0
+    gain_amp: float = 0.0
+    gain_freq: float = 1.0
+    gain_phase: float = 0.0
+    tilt: tuple[float, float] = (0.0, 0.0)
+    tilt_drift: tuple[float, float] = (0.0, 0.0)
+    channel_gain: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    noise_sigma: float = 0.0
+    jpeg_quality: int = 95
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Everything needed to render and write one clip (deterministic given ``seed``).
+
+    Frame numbers are 1-based recording frame numbers (CASME II style); only
+    ``first, first + frame_step, ..., last`` are written.
+
+    Attributes:
+        identity: London Set id (``"001"``).
+        subject: sheet subject (``"01"``; folder ``sub01``).
+        filename: clip name (``"EP02_01"``).
+        emotion: CASME II emotion label.
+        megc3: MEGC 2019 class or None (dropped class).
+        aus: AUs of the coding sheet, sorted.
+        mode: ``"au"`` (FACS displacement fields) or ``"smile"`` (morph to the smiling photo).
+        kind: ``"micro"`` or ``"macro"``.
+        fps: frame rate, frames/s.
+        frame_step: written-frame stride.
+        first, onset, apex, offset, last: frame numbers.
+        amplitude: intensity amplitude of the primary AU, IOD fraction (its peak
+            displacement is ``amplitude * gain``; smile: the lip-corner displacement).
+        au_order: AUs rendered, primary first (``mode="au"``).
+        au_gain: ``(len(au_order),)`` amplitude factor of each AU (primary 1).
+        au_onset, au_offset: per-AU start and end frame numbers (floats).
+        smile_alpha: morph factor toward the smiling photo at apex (``mode="smile"``).
+        blink: ``(start, close, hold, open, peak)`` frame number and durations in frames,
+            peak closure in [0, 1]; None without a blink.
+        nuisance: the clip's nuisances.
+        seed: seed of the clip's random draws at render time (sensor noise).
+    """
+
+    identity: str
+    emotion: str
+    megc3: str | None
+    aus: tuple[int, ...]
+    mode: Literal["au", "smile"]
+    kind: Literal["micro", "macro"]
+    fps: float
+    frame_step: int
+    first: int
+    onset: int
+    apex: int
+    offset: int
+    last: int
+    amplitude: float
+    au_order: tuple[int, ...] = ()
+    au_gain: tuple[float, ...] = ()
+    au_onset: tuple[float, ...] = ()
+    au_offset: tuple[float, ...] = ()
+    smile_alpha: float = 0.0
+    blink: tuple[float, float, float, float, float] | None = None
+    nuisance: Nuisance = field(default_factory=Nuisance)
+    seed: int = 0
+    subject: str = ""
+    filename: str = ""
+
+    @property
+    def frame_numbers(self) -> list[int]:
+        """Written frame numbers: ``first, first + step, ..., last``."""
+        return list(range(self.first, self.last + 1, self.frame_step))
+
+    @property
+    def au_string(self) -> str:
+        """CASME II ``Action Units`` cell: ``"4+7"``."""
+        return "+".join(str(a) for a in self.aus)
+
+
+# ------------------------------------------------------------------------------------------
+# time courses
+# ------------------------------------------------------------------------------------------
+
+
+def raised_cosine_course(n: np.ndarray, onset: float, apex: float, offset: float) -> np.ndarray:
+    """Intensity in [0, 1] at frame numbers ``n``: raised-cosine rise, peak at apex, fall.
+
+    Args:
+        n: ``(T,)`` frame numbers (float or int).
+        onset, apex, offset: frame numbers with ``onset <= apex <= offset``.
+
+    Returns:
+        ``(T,)`` float64; 0 before onset and after offset, 1 at apex.
+    """
+    n = np.asarray(n, np.float64)
+    out = np.zeros_like(n)
+    rise = (n >= onset) & (n <= apex)
+    if apex > onset:
+        out[rise] = 0.5 * (1 - np.cos(np.pi * (n[rise] - onset) / (apex - onset)))
+    fall = (n > apex) & (n <= offset)
+    if offset > apex:
+        out[fall] = 0.5 * (1 + np.cos(np.pi * (n[fall] - apex) / (offset - apex)))
+    out[n == apex] = 1.0
+    return out
+
+
+def blink_course(n: np.ndarray, blink: tuple[float, float, float, float, float]) -> np.ndarray:
+    """Lid closure in [0, 1] of a blink at frame numbers ``n``.
+
+    Raised-cosine closing over ``close`` frames, ``hold`` frames closed at ``peak``, raised
+    cosine opening over ``open`` frames (blinks close fast and open slowly: ~80 / 30 / 150
+    ms; Stern et al., "Blink rate: a possible measure of fatigue", Hum. Factors 36, 1994).
+
+    Args:
+        n: ``(T,)`` frame numbers.
+        blink: ``(start, close, hold, open, peak)``, frames and closure.
+
+    Returns:
+        ``(T,)`` float64 closure.
+    """
+    start, close, hold, opening, peak = blink
+    n = np.asarray(n, np.float64)
+    out = np.zeros_like(n)
+    t1, t2, t3 = start + close, start + close + hold, start + close + hold + opening
+    m = (n >= start) & (n < t1)
+    out[m] = 0.5 * (1 - np.cos(np.pi * (n[m] - start) / max(close, 1e-9)))
+    out[(n >= t1) & (n <= t2)] = 1.0
+    m = (n > t2) & (n <= t3)
+    out[m] = 0.5 * (1 + np.cos(np.pi * (n[m] - t2) / max(opening, 1e-9)))
+    return peak * out
+
+
+def au_courses(spec: ClipSpec, n: np.ndarray) -> np.ndarray:
+    """Per-AU intensity of a ``mode="au"`` clip, IOD fractions (times the AU's gain = its
+    displacement).
+
+    Args:
+        spec: the clip.
+        n: ``(T,)`` frame numbers.
+
+    Returns:
+        ``(T, len(spec.au_order))`` float64: ``amplitude * gain_i * course_i(n)``.
+    """
+    cols = [
+        spec.amplitude * g * raised_cosine_course(n, on, spec.apex, off)
+        for g, on, off in zip(spec.au_gain, spec.au_onset, spec.au_offset, strict=True)
+    ]
+    return np.stack(cols, axis=1) if cols else np.zeros((len(n), 0))
+
+
+# ------------------------------------------------------------------------------------------
+# sampling
+# ------------------------------------------------------------------------------------------
+
+
+def sample_emotion(rng: np.random.Generator, weights: Mapping[str, float] | None = None) -> str:
+    """Draw a CASME II emotion (default: the CASME II frequencies).
+
+    Raises:
+        ValueError: a weight names an unknown emotion, or all weights are 0.
+    """
+    w = dict(CASME2_EMOTION_COUNTS if weights is None else weights)
+    unknown = set(w) - set(CASME2_EMOTION_COUNTS)
+    if unknown:
+        raise ValueError(f"unknown emotions {sorted(unknown)}; use {list(CASME2_EMOTION_COUNTS)}")
+    names = list(w)
+    p = np.array([max(0.0, float(w[k])) for k in names])
+    if p.sum() <= 0:
+        raise ValueError("emotion weights sum to 0")
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+
+def sample_aus(rng: np.random.Generator, emotion: str) -> tuple[int, ...]:
+    """Draw the AU set of a clip: its size from :data:`CASME2_AU_COUNT`, the AUs without
+    replacement by :data:`EMOTION_AU_WEIGHTS`. The first AU is the primary one (largest
+    amplitude, no timing jitter).
+    """
+    sizes = np.array(list(CASME2_AU_COUNT))
+    ps = np.array(list(CASME2_AU_COUNT.values()), np.float64)
+    k = int(rng.choice(sizes, p=ps / ps.sum()))
+    table = EMOTION_AU_WEIGHTS[emotion]
+    aus = np.array(list(table))
+    w = np.array(list(table.values()), np.float64)
+    k = min(k, len(aus))
+    idx = rng.choice(len(aus), size=k, replace=False, p=w / w.sum())
+    return tuple(int(aus[i]) for i in idx)
+
+
+def sample_duration_s(rng: np.random.Generator, kind: str) -> tuple[float, float]:
+    """Onset-to-apex and apex-to-offset durations in seconds (see the module docstring)."""
+    if kind == "macro":
+        med, sig, lo, hi = MACRO_DURATION_S
+        d = float(np.clip(med * math.exp(sig * rng.standard_normal()), lo, hi))
+        r = float(rng.beta(4, 4))
+    else:
+        d = (
+            float(np.clip(_DUR_MEDIAN * math.exp(_DUR_SIGMA * rng.standard_normal()), *_DUR_RANGE))
+            / CASME2_FPS
+        )
+        r = float(rng.beta(6, 6))
+    return r * d, (1 - r) * d
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+def sample_nuisance(rng: np.random.Generator, cfg: SynthConfig) -> Nuisance:
+    """Draw the nuisances of a clip (strengths scaled by the config factors).
+
+    Defaults at strength 1 (ours; chosen to look like lab recordings of still-sitting
+    participants): pose jitter rotation N(0, 2 deg), scale N(0, 4 %), shift N(0, 2 %);
+    head micro-motion RMS (times U(0.3, 1.5) per clip) 0.1 deg, 0.1 % scale, 0.2 % of the
+    crop side (0.5 px at 256), three sinusoids of 0.1-1.5 Hz each plus a drift of up to that
+    RMS per second; global
+    gain 0.85-1.15, temporal lighting change up to 2 %, gradients up to 8 %, white balance
+    +-4 %; sensor noise 0.5-2.5 grey levels; JPEG quality in ``cfg.jpeg_quality``.
+    """
+    pj, hm, li = cfg.pose_jitter, cfg.head_motion, cfg.lighting
+    pose = (
+        float(np.clip(rng.normal(0, 2.0), -5, 5)) * pj,
+        float(np.clip(rng.normal(0, 0.04), -0.1, 0.1)) * pj,
+        float(np.clip(rng.normal(0, 0.02), -0.05, 0.05)) * pj,
+        float(np.clip(rng.normal(0, 0.02), -0.05, 0.05)) * pj,
+    )
+    base = np.array([0.1, 0.001, 0.002, 0.002]) * hm
+    head_amp = tuple(float(b * rng.uniform(0.3, 1.5)) for b in base)
+    freq = tuple(tuple(float(f) for f in rng.uniform(0.1, 1.5, 3)) for _ in range(4))
+    phase = tuple(tuple(float(p) for p in rng.uniform(0, 2 * np.pi, 3)) for _ in range(4))
+    drift = tuple(float(a * rng.uniform(-1, 1)) for a in head_amp)
+    q0, q1 = cfg.jpeg_quality
+    return Nuisance(
+        pose=pose,
+        head_amp=head_amp,
+        head_freq=freq,
+        head_phase=phase,
+        head_drift=drift,
+        gain=float(1 + li * rng.uniform(-0.15, 0.15)),
+        gain_amp=float(li * rng.uniform(0, 0.02)),
+        gain_freq=float(rng.uniform(0.2, 2.0)),
+        gain_phase=float(rng.uniform(0, 2 * np.pi)),
+        tilt=(float(li * rng.uniform(-0.08, 0.08)), float(li * rng.uniform(-0.05, 0.05))),
+        tilt_drift=(float(li * rng.uniform(-0.03, 0.03)), float(li * rng.uniform(-0.03, 0.03))),
+        channel_gain=tuple(float(1 + li * rng.uniform(-0.04, 0.04)) for _ in range(3)),  # type: ignore[arg-type]
+        noise_sigma=float(cfg.noise * rng.uniform(0.5, 2.5)),
+        jpeg_quality=int(rng.integers(min(q0, q1), max(q0, q1) + 1)),
+    )
+
+
+def _frame_layout(
+    rng: np.random.Generator, fps: float, rise_s: float, fall_s: float, cfg: SynthConfig
+) -> tuple[int, int, int, int, int, int]:
+    """``(step, first, onset, apex, offset, last)`` on the written-frame grid."""
+    pre_s = float(rng.uniform(*cfg.pad_s))
+    post_s = float(rng.uniform(*cfg.pad_s))
+    first = 1 + int(rng.integers(0, max(1, int(fps)) + 1))
+    parts = [pre_s * fps, rise_s * fps, fall_s * fps, post_s * fps]
+    step = 1
+    if cfg.max_frames:
+        step = max(1, math.ceil((sum(parts) + 1) / cfg.max_frames))
+    while True:
+        n = [max(1, round(p / step)) for p in parts]
+        if not cfg.max_frames or sum(n) + 1 <= cfg.max_frames or step > 10_000:
+            break
+        step += 1
+    onset = first + n[0] * step
+    apex = onset + n[1] * step
+    offset = apex + n[2] * step
+    last = offset + n[3] * step
+    return step, first, onset, apex, offset, last
+
+
+def sample_clip_spec(
+    rng: np.random.Generator,
+    identity: str,
+    fps: float,
+    cfg: SynthConfig,
+    smile_corner: float | None = None,
+    smile_lip_gap: float = 0.0,
+    emotion: str | None = None,
+) -> ClipSpec:
+    """Draw one clip.
+
+    Args:
+        rng: the generator's master random stream (consumed in a fixed order).
+        identity: London id.
+        fps: the clip's frame rate.
+        cfg: options.
+        smile_corner: lip-corner displacement of the identity's real smile (IOD units), or
+            None when the identity has no usable smiling photo.
+        smile_lip_gap: inner-lip gap increase of the real smile (IOD units).
+        emotion: force an emotion (else drawn with ``cfg.emotion_weights``).
+
+    Returns:
+        the spec without ``subject`` / ``filename`` (set by the writer).
+    """
+    emo = emotion if emotion is not None else sample_emotion(rng, cfg.emotion_weights)
+    kind: Literal["micro", "macro"] = "micro"
+    if cfg.kind == "macro" or (cfg.kind == "mixed" and rng.random() < cfg.macro_fraction):
+        kind = "macro"
+    amp = _log_uniform(rng, *(cfg.macro_amplitude if kind == "macro" else cfg.micro_amplitude))
+    rise_s, fall_s = sample_duration_s(rng, kind)
+    step, first, onset, apex, offset, last = _frame_layout(rng, fps, rise_s, fall_s, cfg)
+    use_smile = (
+        emo == "happiness"
+        and smile_corner is not None
+        and smile_corner > 1e-3
+        and rng.random() < cfg.smile_fraction
+    )
+    au_order: tuple[int, ...] = ()
+    gains: tuple[float, ...] = ()
+    ons: tuple[float, ...] = ()
+    offs: tuple[float, ...] = ()
+    alpha = 0.0
+    if use_smile and smile_corner is not None:
+        mode: Literal["au", "smile"] = "smile"
+        alpha = min(1.0, amp / smile_corner)
+        amp = alpha * smile_corner
+        aus = (6, 12) + ((25,) if alpha * smile_lip_gap >= LIPS_PART_THRESHOLD else ())
+    else:
+        mode = "au"
+        au_order = sample_aus(rng, emo)
+        aus = tuple(sorted(au_order))
+        g, o, f = [1.0], [float(onset)], [float(offset)]
+        for _ in au_order[1:]:
+            g.append(float(rng.uniform(0.6, 1.0)))
+            o.append(onset + float(rng.uniform(0, 0.25)) * (apex - onset))
+            f.append(offset - float(rng.uniform(0, 0.25)) * (offset - apex))
+        gains, ons, offs = tuple(g), tuple(o), tuple(f)
+    blink = None
+    if rng.random() < cfg.blink_prob:
+        close = 0.08 * fps * float(rng.uniform(0.8, 1.25))
+        hold = 0.03 * fps * float(rng.uniform(0.5, 1.5))
+        opening = 0.15 * fps * float(rng.uniform(0.8, 1.25))
+        start = float(rng.uniform(first - close - hold, last))
+        blink = (start, close, hold, opening, float(rng.uniform(0.6, 1.0)))
+    nuisance = sample_nuisance(rng, cfg)
+    return ClipSpec(
+        identity=identity,
+        emotion=emo,
+        megc3=CASME2_TO_MEGC3[emo],
+        aus=aus,
+        mode=mode,
+        kind=kind,
+        fps=float(fps),
+        frame_step=step,
+        first=first,
+        onset=onset,
+        apex=apex,
+        offset=offset,
+        last=last,
+        amplitude=float(amp),
+        au_order=au_order,
+        au_gain=gains,
+        au_onset=ons,
+        au_offset=offs,
+        smile_alpha=float(alpha),
+        blink=blink,
+        nuisance=nuisance,
+        seed=int(rng.integers(0, 2**31 - 1)),
+    )
+
+
+def assign_names(specs: Sequence[ClipSpec]) -> list[ClipSpec]:
+    """Set ``subject`` (``"01"`` for identity ``"001"``) and ``filename`` (``EP{ee}_{kk}``:
+    episode of the emotion, counter within subject and episode) in order."""
+    from dataclasses import replace
+
+    counters: dict[tuple[str, int], int] = {}
+    out = []
+    for s in specs:
+        subj = f"{int(s.identity):02d}" if s.identity.isdigit() else s.identity
+        ep = EMOTION_EPISODE[s.emotion]
+        k = counters.get((subj, ep), 0) + 1
+        counters[(subj, ep)] = k
+        out.append(replace(s, subject=subj, filename=f"EP{ep:02d}_{k:02d}"))
+    return out

@@ -216,11 +216,13 @@ def train(
     from mer.models.weights import ModelCard, save_checkpoint
     from mer.schemas import AU_NAMES
     from mer.training import (
+        AU_KWARGS,
         DSSI_MEAN,
         DSSI_STD,
         PAIR_MEAN,
         PAIR_STD,
         TrainConfig,
+        emotion_kwargs,
         prepare_dataset,
         train_au,
         train_emotion,
@@ -249,15 +251,14 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     common = {"training_data": data_desc, "version": version, "license": credit}
     save_checkpoint(out / EMOTION_FILE, emo, ModelCard(
-        model_name="sma_stn", model_kwargs={"num_classes": len(classes), "num_segments":
-        cfg.n_segments, "in_chans": 1, "use_stma": cfg.use_stma}, labels=classes,
+        model_name="sma_stn", model_kwargs=emotion_kwargs(cfg, len(classes)), labels=classes,
         label_kind="classes", input_size=[1, MODEL_SIZE, MODEL_SIZE], mean=[DSSI_MEAN],
         std=[DSSI_STD], dssi=cfg.dssi_params,
         metrics={k: metrics[k] for k in ("uf1", "uar") if k in metrics},
         extra={"train_seconds": round(t_emo, 1), "device": _device()}, **common,
     ))  # fmt: skip
     save_checkpoint(out / AU_FILE, au, ModelCard(
-        model_name="au_detector", model_kwargs={"num_aus": len(AU_NAMES), "in_chans": 1},
+        model_name="au_detector", model_kwargs=AU_KWARGS,
         labels=list(AU_NAMES), label_kind="aus", input_size=[1, MODEL_SIZE, MODEL_SIZE],
         mean=[PAIR_MEAN], std=[PAIR_STD],
         metrics={k: metrics[k] for k in ("au_macro_f1",) if k in metrics} | (

@@ -1,0 +1,75 @@
+"""Training/evaluation plumbing: metrics, folds, and the learned-model path end to end.
+
+The tiny models trained here prove the plumbing only (a few steps on a handful of
+synthetic clips); the shipped weights come from `mer train` (see model_store/MODEL_CARD.md).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mer.training import confusion, group_folds, per_au_f1, uf1_uar
+
+
+def test_uf1_uar_on_a_known_confusion() -> None:
+    cm = confusion(np.array([0, 0, 1, 1, 2, 2]), np.array([0, 1, 1, 1, 2, 0]), 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    uf1, uar = uf1_uar(cm)
+    f1 = [2 * 1 / (2 + 1 + 1), 2 * 2 / (4 + 1 + 0), 2 * 1 / (2 + 0 + 1)]
+    assert uf1 == pytest.approx(np.mean(f1)) and uar == pytest.approx((0.5 + 1 + 0.5) / 3)
+
+
+def test_group_folds_never_share_a_subject() -> None:
+    groups = [f"s{i % 7}" for i in range(40)]
+    folds = group_folds(groups, 3)
+    assert len(folds) == 3 and set().union(*folds) == set(groups)
+    assert sum(len(f) for f in folds) == 7  # disjoint
+    assert len(group_folds(groups, None)) == 7  # LOSO
+
+
+def test_per_au_f1() -> None:
+    t = np.zeros((4, 14), np.float32)
+    t[:2, 8] = 1  # AU12 in two samples
+    p = np.zeros_like(t)
+    p[0, 8] = 0.9
+    p[2, 8] = 0.8
+    assert per_au_f1(t, p) == {"AU12": pytest.approx(0.5)}
+
+
+@pytest.fixture(scope="module")
+def tiny_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from typer.testing import CliRunner
+
+    from mer.cli import app
+    from mer.synth.dataset import generate_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    generate_dataset(root / "set", 12, seed=3, identities=["001", "002", "003", "004"],
+                     progress=False, overwrite=True, max_frames=12)  # fmt: skip
+    store = root / "store"
+    res = CliRunner().invoke(app, ["train", str(root / "set"), "--out", str(store),
+                                   "--epochs", "1", "--au-epochs", "1"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    return store
+
+
+def test_trained_checkpoints_drive_the_pipeline(tiny_store: Path, single_face_video: Path) -> None:
+    from mer.inference import AU_FILE, EMOTION_FILE
+    from mer.models.weights import load_checkpoint
+    from mer.pipeline import analyze_video
+    from mer.settings import Settings
+
+    _, meta = load_checkpoint(tiny_store / EMOTION_FILE)
+    assert meta.labels[:3] == ["negative", "positive", "surprise"] and meta.dssi["n_segments"] == 3
+    assert "London Set" in meta.license and "mer train" in meta.training_data
+    r = analyze_video(single_face_video, settings=Settings(model_dir=tiny_store))
+    tasks = {m.task: m for m in r.models}
+    assert tasks["emotion"].method == "learned" and tasks["emotion"].sha256
+    assert tasks["au"].name == "au_detector" and r.au_method.startswith("au_detector")
+    assert r.intervals and all(iv.emotion is not None for iv in r.intervals)
+    p = r.intervals[0].emotion.probabilities
+    assert set(p) >= {"negative", "positive", "surprise"} and sum(p.values()) == pytest.approx(
+        1.0, abs=1e-3
+    )
+    assert (tiny_store / AU_FILE).is_file()

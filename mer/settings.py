@@ -51,6 +51,49 @@ class Settings(BaseSettings):
         0.2, ge=0.0, le=1.0, description="Fraction of frames that must show a face."
     )
 
+    # --- security, quotas, retention (service/, workers/) --------------------------------
+    auth_enabled: bool = Field(
+        True,
+        description="Require an API key on /v1 routes. False only for a trusted local "
+        "machine (the API logs a loud warning).",
+    )
+    api_keys: str = Field(
+        "",
+        description="Comma-separated 'name:sha256hex' entries (the SHA-256 of each key, "
+        "never the key); make one with `python -m service.keys`.",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="File with one 'name:sha256hex' per line (# comments allowed)."
+    )
+    revoked_keys: str = Field(
+        "", description="Comma-separated key names or hashes refused with 403."
+    )
+    rate_limit: str = Field(
+        "600/minute",
+        description="Per-key limit on all /v1 requests (limits syntax, ';'-separated).",
+    )
+    submit_rate_limit: str = Field(
+        "60/minute", description="Per-key limit on POST /v1/analyze (limits syntax)."
+    )
+    max_concurrent_jobs_per_key: int = Field(
+        4, ge=1, description="Queued + running jobs one key may have at once."
+    )
+    tombstone_ttl_s: int = Field(
+        30 * 24 * 3600,
+        ge=0,
+        description="How long an expired job id answers 410 instead of 404 (seconds).",
+    )
+    sweep_interval_s: float = Field(
+        300.0, gt=0, description="Seconds between retention sweeps in the API."
+    )
+    heartbeat_s: float = Field(
+        10.0, gt=0, description="Seconds between a running job's heartbeats (its lease)."
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json", description="API and worker log lines: JSON objects or plain text."
+    )
+    log_level: str = Field("INFO", description="Log level of the API and the workers.")
+
     # --- science ----------------------------------------------------------------------
     landmarker: Literal["mediapipe", "dlib"] = "mediapipe"
     model_dir: Path = Field(REPO_ROOT / "model_store", description="Shipped weights.")

@@ -52,6 +52,79 @@ class NotReadyError(MERError):
     http_status = 503
 
 
+class ServiceError(MERError):
+    """A :class:`MERError` that also sets response headers (``WWW-Authenticate``,
+    ``Retry-After``)."""
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        """``message`` for the body; ``headers`` added to the response."""
+        super().__init__(message)
+        self.headers = headers or {}
+
+
+class MissingApiKeyError(ServiceError):
+    """No API key in ``Authorization: Bearer`` or ``X-API-Key``."""
+
+    code = "missing_api_key"
+    http_status = 401
+
+
+class InvalidApiKeyError(ServiceError):
+    """The API key is not one of the configured keys."""
+
+    code = "invalid_api_key"
+    http_status = 401
+
+
+class RevokedApiKeyError(ServiceError):
+    """The API key is known but revoked."""
+
+    code = "api_key_revoked"
+    http_status = 403
+
+
+class RateLimitedError(ServiceError):
+    """The key sent more requests than its rate limit allows (``Retry-After`` set)."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
+class TooManyJobsError(ServiceError):
+    """The key already has its maximum of queued + running jobs (``Retry-After`` set)."""
+
+    code = "too_many_jobs"
+    http_status = 429
+
+
+class JobExpiredError(MERError):
+    """The job existed but retention removed it with its upload and result."""
+
+    code = "job_expired"
+    http_status = 410
+
+
+class IdempotencyKeyInUseError(ServiceError):
+    """Another request with the same ``Idempotency-Key`` is still uploading."""
+
+    code = "idempotency_key_in_use"
+    http_status = 409
+
+
+class InvalidIdempotencyKeyError(MERError):
+    """The ``Idempotency-Key`` header is empty, too long or not printable ASCII."""
+
+    code = "invalid_idempotency_key"
+    http_status = 422
+
+
+class RateLimiterUnavailableError(MERError):
+    """The rate-limit storage (Redis) cannot be reached."""
+
+    code = "rate_limiter_unavailable"
+    http_status = 503
+
+
 #: ``responses=`` entries documenting error bodies in OpenAPI.
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` mapping each status to the :class:`ErrorInfo` body."""
@@ -59,6 +132,13 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {"model": ErrorInfo, "description": HTTPStatus(status).phrase}
         for status in statuses
     }
+
+
+def _count(request: Request, code: str) -> None:
+    """Count an error response by ``code`` (``mer_errors_total``) if the app has metrics."""
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.errors.labels(code).inc()
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None):
@@ -77,6 +157,7 @@ _HTTP_CODES: dict[int, str] = {
     405: "method_not_allowed",
     406: "not_acceptable",
     409: "conflict",
+    410: "gone",
     413: "file_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
@@ -90,7 +171,8 @@ async def mer_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MERError)
     if exc.http_status >= 500:
         logger.warning("%s %s -> %s: %s", request.method, request.url.path, exc.code, exc.message)
-    return _error(exc.http_status, exc.code, exc.message)
+    _count(request, exc.code)
+    return _error(exc.http_status, exc.code, exc.message, headers=getattr(exc, "headers", None))
 
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -107,6 +189,7 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
         except ValueError:
             default = "error"
         message = str(detail) if detail else default
+    _count(request, code)
     return _error(status, code, message, headers=getattr(exc, "headers", None))
 
 
@@ -117,12 +200,14 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     for err in exc.errors()[:5]:
         loc = ".".join(str(p) for p in err.get("loc", ()))
         parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else err.get("msg", "invalid"))
+    _count(request, "validation_error")
     return _error(422, "validation_error", "; ".join(parts) or "invalid request")
 
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Anything else -> 500 ``internal_error``; the traceback goes to the log only."""
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    _count(request, "internal_error")
     return _error(500, "internal_error", "internal server error")
 
 

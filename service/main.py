@@ -9,19 +9,27 @@ worker -Q mer``) and job records live in Redis.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from mer import __version__
 from mer.settings import Settings, get_settings
+from service.auth import KeyRing
+from service.deps import authenticate
 from service.errors import register_error_handlers
+from service.observability import Metrics, ObservabilityMiddleware
+from service.quotas import RateLimiter
 from service.routes import analyze, health, jobs
 from service.upload import sweep_orphans
 from workers.jobstore import JobStore, make_job_store
+from workers.logs import configure_logging
 from workers.runner import JobRunner, make_runner
 
 logger = logging.getLogger(__name__)
@@ -37,7 +45,35 @@ Facial micro-expression analysis as a REST service.
    `DELETE /v1/jobs/{job_id}` to cancel and delete.
 
 Every error body is `{"code": ..., "message": ...}` with a stable `code`.
+
+Authenticate with `Authorization: Bearer <API key>` or `X-API-Key: <API key>`. Per-key
+rate limits and a concurrent-job quota answer 429 with `Retry-After`. Send an
+`Idempotency-Key` header to make a submission safe to retry.
 """
+
+
+def _warn_about_auth(settings: Settings, ring: KeyRing) -> None:
+    """Log loudly when the API is open to anyone, or closed to everyone."""
+    if not settings.auth_enabled:
+        logger.warning(
+            "!!! AUTHENTICATION IS DISABLED (MER_AUTH_ENABLED=false): anyone who can reach "
+            "this port can submit and read jobs. Use this only on a trusted local machine. !!!"
+        )
+    elif len(ring) == 0:
+        logger.error(
+            "authentication is on but no API keys are configured (MER_API_KEYS / "
+            "MER_API_KEYS_FILE): every /v1 request will be refused with 401"
+        )
+
+
+async def _retention_loop(settings: Settings, store: JobStore) -> None:
+    """Run the retention sweep every ``sweep_interval_s`` seconds, forever."""
+    while True:
+        await asyncio.sleep(settings.sweep_interval_s)
+        try:
+            await run_in_threadpool(sweep_orphans, settings, store)
+        except Exception:  # noqa: BLE001 - try again next time (store down, disk error)
+            logger.warning("retention sweep failed", exc_info=True)
 
 
 def create_app(
@@ -54,12 +90,19 @@ def create_app(
         runner: overrides the runner chosen from ``settings`` (Celery or embedded).
 
     Returns:
-        The application; the store and runner are on ``app.state`` and are started and
-        closed by its lifespan.
+        The application; the store, runner, key ring, rate limiter and metrics are on
+        ``app.state``; the store and runner are started and closed by its lifespan, which
+        also runs the retention sweep every ``sweep_interval_s``.
+
+    Raises:
+        ValueError: malformed API key entries or rate-limit strings (refuse to start).
     """
     settings = settings or get_settings()
+    key_ring = KeyRing(settings)
+    rate_limiter = RateLimiter(settings)
     store = job_store or make_job_store(settings)
     job_runner = runner or make_runner(settings, store)
+    _warn_about_auth(settings, key_ring)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,9 +111,15 @@ def create_app(
             await run_in_threadpool(job_runner.start)
         except Exception:  # noqa: BLE001 - a down store must not stop the API starting
             logger.exception("startup housekeeping failed; continuing")
-        yield
-        job_runner.close()
-        store.close()
+        sweeper = asyncio.create_task(_retention_loop(settings, store))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            job_runner.close()
+            store.close()
 
     app = FastAPI(
         title="MER service",
@@ -81,9 +130,13 @@ def create_app(
     app.state.settings = settings
     app.state.job_store = store
     app.state.runner = job_runner
+    app.state.key_ring = key_ring
+    app.state.rate_limiter = rate_limiter
+    app.state.metrics = Metrics(store)
     register_error_handlers(app)
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
 
-    v1 = APIRouter(prefix="/v1")
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
     v1.include_router(analyze.router)
     v1.include_router(jobs.router)
     app.include_router(v1)
@@ -91,5 +144,23 @@ def create_app(
     return app
 
 
-#: The application served by ``uvicorn service.main:app``.
-app: FastAPI = create_app()
+def build_default_app() -> FastAPI:
+    """The app ``uvicorn service.main:app`` serves: settings and logging from the
+    environment (``MER_*``)."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
+_default_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``service.main.app`` is built on first access (importing the module has no side
+    effects: tests build their own apps with :func:`create_app`)."""
+    global _default_app
+    if name == "app":
+        if _default_app is None:
+            _default_app = build_default_app()
+        return _default_app
+    raise AttributeError(name)

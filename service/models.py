@@ -30,6 +30,9 @@ class JobStatus(BaseModel):
     updated_at: datetime
     result: AnalysisResult | None = Field(None, description="Set when state is succeeded.")
     error: ErrorInfo | None = Field(None, description="Set when state is failed or cancelled.")
+    cancel_requested: bool = Field(
+        False, description="Cancellation was asked for; a running job stops at its next check."
+    )
 
     @classmethod
     def from_record(cls, record: JobRecord, result: AnalysisResult | None) -> JobStatus:
@@ -43,6 +46,7 @@ class JobStatus(BaseModel):
             updated_at=record.updated_at,
             result=result,
             error=record.error,
+            cancel_requested=record.cancel_requested,
         )
 
 
@@ -58,3 +62,4 @@ class Readiness(BaseModel):
     status: Literal["ready"] = "ready"
     job_store: str = Field(description="file | redis")
     runner: str = Field(description="embedded | celery")
+    rate_limiter: str = Field("memory", description="memory | redis")

@@ -253,14 +253,15 @@ def remove_upload_dir(settings: Settings, job_id: str) -> None:
 
 
 def sweep_orphans(settings: Settings, store: JobStore, min_age_s: float = 3600.0) -> int:
-    """Remove upload directories whose job record is gone (deleted or expired).
+    """Retention sweep: delete uploads whose job is gone, and stale store bookkeeping.
 
-    Reading each record also purges expired file-store records. Directories younger than
-    ``min_age_s`` are kept (their upload may still be in flight). Returns how many
-    directories were removed.
+    ``store.purge()`` expires old file-store records (leaving tombstones) and drops old
+    tombstones and idempotency keys. An upload directory is removed when its job expired
+    (at once) or has no record and is older than ``min_age_s`` (a younger one may still
+    be arriving). Results expire with their records. Returns how many directories were
+    removed.
     """
-    for job_id in list(store.iter_ids()):
-        store.get(job_id)  # expires stale file records
+    store.purge()
     root = uploads_root(settings)
     if not root.is_dir():
         return 0
@@ -270,10 +271,12 @@ def sweep_orphans(settings: Settings, store: JobStore, min_age_s: float = 3600.0
         if not entry.is_dir() or not is_valid_job_id(entry.name):
             continue
         with contextlib.suppress(OSError):
-            if now - entry.stat().st_mtime < min_age_s or store.get(entry.name) is not None:
+            if store.get(entry.name) is not None:
+                continue
+            if not store.is_expired(entry.name) and now - entry.stat().st_mtime < min_age_s:
                 continue
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
     if removed:
-        logger.info("removed %d orphan upload director(ies)", removed)
+        logger.info("retention: removed %d upload director(ies)", removed)
     return removed

@@ -8,8 +8,11 @@ silently without them.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -78,10 +81,122 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Settings for one test: data under ``tmp_path``, embedded runner, file store."""
+    """Settings for one test: data under ``tmp_path``, embedded runner, file store,
+    authentication off (the embedded local default; see ``auth_settings``)."""
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path / "data",
         broker_url=None,
         redis_url=None,
+        auth_enabled=False,
     )
+
+
+#: The clear-text API key the tests send (the settings hold only its SHA-256).
+TEST_API_KEY = "mer_test_key_0123456789"
+
+
+@pytest.fixture
+def api_key() -> str:
+    """A valid API key for ``auth_settings`` (owner name ``tester``)."""
+    return TEST_API_KEY
+
+
+@pytest.fixture
+def auth_settings(settings: Settings, api_key: str) -> Settings:
+    """``settings`` with authentication on and one key, ``tester``; generous rate limits
+    so that polling never trips them (the limit tests set their own)."""
+    from service.auth import hash_key
+
+    return settings.model_copy(
+        update={
+            "auth_enabled": True,
+            "api_keys": f"tester:{hash_key(api_key)}",
+            "rate_limit": "100000/minute",
+            "submit_rate_limit": "100000/minute",
+        }
+    )
+
+
+class WorkerProcess:
+    """A real ``celery worker`` subprocess (solo pool) started by :func:`start_worker`."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log_path: Path, queue: str) -> None:
+        self.proc = proc
+        self.log_path = log_path
+        self.queue = queue
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id (its process group id too)."""
+        return self.proc.pid
+
+    def log(self) -> str:
+        """Everything the worker wrote so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL the worker's whole process group (no warm shutdown, nothing acked)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL if it lingers."""
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Factory: ``start_worker(settings, queue, name="w1", env=None)`` starts a real Celery
+    worker process reading the same ``MER_*`` settings as ``settings`` (broker, Redis,
+    data dir, visibility timeout, heartbeat) and waits until it is ready. Every worker
+    started is stopped at teardown."""
+    started: list[WorkerProcess] = []
+
+    def start(
+        settings: Settings, queue: str, name: str = "w1", env: dict[str, str] | None = None
+    ) -> WorkerProcess:
+        log_path = tmp_path / f"worker-{name}.log"
+        full_env = {
+            **os.environ,
+            "MER_BROKER_URL": settings.broker_url or "",
+            "MER_REDIS_URL": settings.effective_redis_url or "",
+            "MER_DATA_DIR": str(settings.data_dir),
+            "MER_VISIBILITY_TIMEOUT_S": str(settings.visibility_timeout_s),
+            "MER_HEARTBEAT_S": str(settings.heartbeat_s),
+            "MER_LOG_FORMAT": "json",
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
+            ),
+            **(env or {}),
+        }
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+            "--pool=solo", "--concurrency=1", "-Q", queue, "--loglevel=INFO",
+            "--hostname", f"{queue}-{name}@%h", "--without-gossip", "--without-mingle",
+            "--without-heartbeat",
+        ]  # fmt: skip
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                cmd, cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        worker = WorkerProcess(proc, log_path, queue)
+        started.append(worker)
+        deadline = time.monotonic() + 90
+        while "ready." not in worker.log():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"celery worker did not start:\n{worker.log()[-4000:]}")
+            time.sleep(0.2)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

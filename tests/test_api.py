@@ -48,9 +48,13 @@ def store(request: pytest.FixtureRequest, settings: Settings) -> JobStore:
 
 
 @pytest.fixture
-def client(settings: Settings, store: JobStore, fake: FakeAnalyzer) -> Iterator[TestClient]:
-    """A TestClient on an app with the embedded runner (started by its lifespan)."""
-    with TestClient(create_app(settings, job_store=store)) as c:
+def client(
+    auth_settings: Settings, store: JobStore, fake: FakeAnalyzer, api_key: str
+) -> Iterator[TestClient]:
+    """A TestClient on an app with the embedded runner (started by its lifespan),
+    authentication on, sending a valid key."""
+    app = create_app(auth_settings, job_store=store)
+    with TestClient(app, headers={"X-API-Key": api_key}) as c:
         yield c
 
 
@@ -82,7 +86,11 @@ def test_health_and_docs(client: TestClient) -> None:
 
 def test_readyz_503_when_broker_unreachable(tmp_path: Path) -> None:
     settings = Settings(
-        _env_file=None, data_dir=tmp_path, broker_url="redis://127.0.0.1:1/0", redis_url=None
+        _env_file=None,
+        data_dir=tmp_path,
+        broker_url="redis://127.0.0.1:1/0",
+        redis_url=None,
+        auth_enabled=False,
     )
     with TestClient(create_app(settings)) as c:
         _error(c.get("/readyz"), 503, "not_ready")
@@ -90,7 +98,13 @@ def test_readyz_503_when_broker_unreachable(tmp_path: Path) -> None:
 
 def test_submit_fails_cleanly_when_broker_unreachable(tmp_path: Path, tiny_video: Path) -> None:
     settings = Settings(
-        _env_file=None, data_dir=tmp_path, broker_url="redis://127.0.0.1:1/0", redis_url=None
+        _env_file=None,
+        data_dir=tmp_path,
+        broker_url="redis://127.0.0.1:1/0",
+        redis_url=None,
+        auth_enabled=False,
+        rate_limit="none",  # no limiter storage involved: the broker is what fails here
+        submit_rate_limit="none",
     )
     store = FileJobStore(tmp_path / "jobs", ttl_s=3600)
     with TestClient(create_app(settings, job_store=store)) as c:
@@ -210,7 +224,9 @@ def test_rejected_uploads_leave_no_files(
 
 
 def test_file_too_large(tmp_path: Path, tiny_video: Path, fake: FakeAnalyzer) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path, max_upload_bytes=1000)
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path, max_upload_bytes=1000, auth_enabled=False
+    )
     with TestClient(create_app(settings)) as c:
         # the declared Content-Length is refused before reading
         _error(upload(c, tiny_video), 413, "file_too_large")

@@ -1,95 +1,55 @@
 """End to end with a REAL Celery worker process, Redis broker and Redis job store.
 
-Needs Redis at ``MER_REDIS_TEST_URL`` (db 15 is flushed) and ``../shared/data``.
+Needs Redis at ``MER_REDIS_TEST_URL`` (db 15 is flushed) and ``../shared/data``. Fault
+injection (SIGKILL mid-job, Redis down) is in ``test_faults.py``.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import WorkerProcess
 from fastapi.testclient import TestClient
 from helpers import check_single_face_result, upload, wait_finished
 
 from mer.settings import Settings
 from service.main import create_app
+from workers.celery_app import ANALYZE_TASK_NAME, create_celery_app
+from workers.jobstore import RedisJobStore
 from workers.runner import CeleryRunner
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [pytest.mark.redis, pytest.mark.media, pytest.mark.slow]
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Warm shutdown (SIGTERM), then SIGKILL the worker's process group if it lingers."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
 @pytest.fixture
-def celery_setup(redis_url: str, tmp_path: Path) -> Iterator[tuple[Settings, str, Path]]:
-    """Start ``celery worker`` on a queue of its own; yield settings, queue and log path."""
-    data_dir = tmp_path / "data"
-    queue = f"mer-test-{uuid.uuid4().hex[:8]}"
-    log_path = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "MER_BROKER_URL": redis_url,
-        "MER_REDIS_URL": redis_url,
-        "MER_DATA_DIR": str(data_dir),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    cmd = [
-        sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-        "--pool=solo", "--concurrency=1", "-Q", queue, "--loglevel=INFO",
-        "--hostname", f"{queue}@%h", "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while "ready." not in log_path.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"celery worker did not start:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.2)
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            data_dir=data_dir,
-            broker_url=redis_url,
-            redis_url=redis_url,
-        )
-        yield settings, queue, log_path
-    finally:
-        _stop(proc)
+def celery_settings(redis_url: str, auth_settings: Settings) -> Settings:
+    """Authenticated settings with the test Redis as broker and job store."""
+    return auth_settings.model_copy(update={"broker_url": redis_url, "redis_url": redis_url})
 
 
 def test_celery_worker_end_to_end(
-    celery_setup: tuple[Settings, str, Path],
+    celery_settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    api_key: str,
     single_face_video: Path,
     no_face_video: Path,
 ) -> None:
-    settings, queue, log_path = celery_setup
+    settings = celery_settings
+    queue = f"mer-test-{uuid.uuid4().hex[:8]}"
+    worker = start_worker(settings, queue)
     app = create_app(settings, runner=CeleryRunner(settings, queue=queue))
-    with TestClient(app) as client:
+    with TestClient(app, headers={"Authorization": f"Bearer {api_key}"}) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 200, ready.text
-        assert ready.json() == {"status": "ready", "job_store": "redis", "runner": "celery"}
+        assert ready.json() == {
+            "status": "ready",
+            "job_store": "redis",
+            "runner": "celery",
+            "rate_limiter": "redis",
+        }
 
         def run(video: Path) -> dict:
             r = upload(client, video)
@@ -105,15 +65,38 @@ def test_celery_worker_end_to_end(
             csv_text = client.get(f"/v1/jobs/{job['job_id']}/result.csv").text
             assert len(csv_text.strip().splitlines()) == 1 + 72
 
-            job = run(no_face_video)
-            assert job["state"] == "failed", job
-            assert job["error"]["code"] == "no_face_detected"
+            # a duplicate delivery of a finished job is a no-op (at-least-once delivery)
+            store = RedisJobStore(settings.redis_url or "", ttl_s=3600)
+            before = store.get(job["job_id"])
+            result_before = store.get_result(job["job_id"])
+            celery = create_celery_app(settings)
+            record = store.get(job["job_id"])
+            celery.send_task(
+                ANALYZE_TASK_NAME, args=[job["job_id"], record.upload_path, "x"], queue=queue
+            )
+            job2 = run(no_face_video)  # queued behind the duplicate: it has been handled
+            assert job2["state"] == "failed", job2
+            assert job2["error"]["code"] == "no_face_detected"
+            assert "duplicate delivery skipped" in worker.log()
+            after = store.get(job["job_id"])
+            assert after == before, "the duplicate delivery changed the record"
+            assert store.get_result(job["job_id"]) == result_before
+            assert after.attempts == 1
+
+            # job outcomes and stage times recorded by the worker show in the API's metrics
+            metrics = client.get("/metrics").text
+            assert 'mer_jobs_finished_total{code="",state="succeeded"} 1.0' in metrics
+            assert 'mer_jobs_finished_total{code="no_face_detected",state="failed"} 1.0' in metrics
+            assert 'mer_job_stage_duration_seconds_count{stage="landmarks"}' in metrics
+            assert "mer_queue_depth 0.0" in metrics
 
             job = run(single_face_video)  # the worker survived the failure
             assert job["state"] == "succeeded", job
 
             assert client.delete(f"/v1/jobs/{job['job_id']}").status_code == 204
             assert client.get(f"/v1/jobs/{job['job_id']}").status_code == 404
+            # every worker log line is JSON with the job id where there is one
+            assert f'"job_id": "{job["job_id"]}"' in worker.log()
         except BaseException:
-            print(f"--- worker log ---\n{log_path.read_text(errors='replace')[-6000:]}")
+            print(f"--- worker log ---\n{worker.log()[-6000:]}")
             raise

@@ -14,9 +14,13 @@ job state lives in the job store (:mod:`workers.jobstore`).
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import setup_logging
 
 from mer.settings import Settings, get_settings
+from workers.logs import configure_logging
 
 #: Registered name of the analysis task (the API sends it by name).
 ANALYZE_TASK_NAME = "mer.analyze_job"
@@ -41,7 +45,14 @@ def create_celery_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            # sweep for messages of dead workers often enough for the visibility timeout
+            "unacked_restore_interval": max(1, min(60, settings.visibility_timeout_s // 5)),
+            "unacked_restore_throttle": 1,
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
+        },
         task_default_queue=DEFAULT_QUEUE,
         task_routes={ANALYZE_TASK_NAME: {"queue": DEFAULT_QUEUE}},
         broker_connection_retry_on_startup=True,
@@ -62,3 +73,11 @@ def create_celery_app(settings: Settings) -> Celery:
 #: The worker's app (``celery -A workers.celery_app``), built from the environment.
 celery_app: Celery = create_celery_app(get_settings())
 app = celery_app
+
+
+@setup_logging.connect
+def _setup_worker_logging(**_: Any) -> None:
+    """Structured logs in the worker (``MER_LOG_FORMAT``, ``MER_LOG_LEVEL``) instead of
+    Celery's own format; every line of a job carries its ``job_id``."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from celery import Celery
+from kombu.exceptions import ChannelError
 
 from mer.schemas import ErrorInfo
 from mer.settings import Settings
@@ -44,6 +45,10 @@ class JobRunner(ABC):
     @abstractmethod
     def check(self) -> None:
         """Raise :class:`QueueUnavailableError` if new jobs could not run now."""
+
+    def queue_depth(self) -> int:
+        """Jobs handed over but not yet started (0 when unknown)."""
+        return 0
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Called once when the API starts (no-op by default)."""
@@ -75,7 +80,10 @@ class EmbeddedRunner(JobRunner):
         from workers.tasks import run_job
 
         try:
-            run_job(job_id, path, filename, store=self.store, settings=self.settings)
+            # one process owns the store: a "running" record is a leftover of a dead one
+            run_job(
+                job_id, path, filename, store=self.store, settings=self.settings, ignore_lease=True
+            )
         except Exception:  # noqa: BLE001 - keep the pool alive whatever happens
             logger.exception("job %s: the runner could not record the outcome", job_id)
 
@@ -93,6 +101,11 @@ class EmbeddedRunner(JobRunner):
         """See :meth:`JobRunner.check`."""
         if self._closed:
             raise QueueUnavailableError("the embedded runner is shut down")
+
+    def queue_depth(self) -> int:
+        """Jobs waiting for a free thread of the pool."""
+        queue = getattr(self._executor, "_work_queue", None)
+        return int(queue.qsize()) if queue is not None else 0
 
     def start(self) -> None:
         """Requeue jobs left ``queued`` or ``running`` by a previous process."""
@@ -161,6 +174,16 @@ class CeleryRunner(JobRunner):
             raise QueueUnavailableError(
                 f"the broker is unreachable ({exc.__class__.__name__})"
             ) from exc
+
+    def queue_depth(self) -> int:
+        """Messages waiting in the broker queue (all priority levels)."""
+        with self.app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
+            try:
+                _, count, _ = conn.default_channel.queue_declare(self.queue, passive=True)
+            except ChannelError:  # Redis drops empty lists: no queue means no messages
+                return 0
+        return int(count)
 
     def close(self) -> None:
         """Close the producer pool."""

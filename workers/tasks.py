@@ -7,11 +7,22 @@
 :class:`~mer.errors.MERError` code, or ``internal_error`` with a short message; the
 traceback goes to the log only) or ``cancelled`` (the owner asked; the pipeline polls
 ``should_cancel``).
+
+**At-least-once delivery, exactly-once outcome.** Celery redelivers a job whose worker
+died (``acks_late`` + ``reject_on_worker_lost``; with Redis, after the visibility
+timeout). Each start of a job is an *attempt*: the ``attempts`` counter, incremented with a
+compare-and-set, is the attempt's lease token, and every later write of that attempt
+(progress, heartbeat, outcome) is conditional on it. A delivery that finds the job
+finished is a no-op; one that finds it ``running`` with a fresh heartbeat (another live
+worker has it) is deferred (:class:`JobBusyError`, retried later), so a job never runs
+twice at once and never gets two outcomes.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -19,18 +30,24 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+from celery import Task
+
 from mer.errors import JobCancelledError, MERError
 from mer.schemas import AnalysisResult, ErrorInfo
 from mer.settings import Settings, get_settings
 from workers.celery_app import ANALYZE_TASK_NAME, celery_app
+from workers.errors import StoreUnavailableError
 from workers.jobstore import (
     ACTIVE_STATES,
     TERMINAL_STATES,
     JobProgress,
+    JobRecord,
     JobState,
     JobStore,
     make_job_store,
+    utcnow,
 )
+from workers.logs import bind
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +57,22 @@ MAX_ATTEMPTS = 3
 PROGRESS_INTERVAL_S = 0.5
 #: Minimum seconds between two reads of the cancel flag.
 CANCEL_POLL_INTERVAL_S = 0.25
+#: A running attempt whose heartbeat is older than this many heartbeat periods is dead.
+LEASE_PERIODS = 3.0
+
+
+class JobBusyError(Exception):
+    """Another live attempt runs this job; try again in ``retry_in_s`` seconds."""
+
+    def __init__(self, job_id: str, retry_in_s: float) -> None:
+        """Job ``job_id`` is leased for about ``retry_in_s`` more seconds."""
+        super().__init__(f"job {job_id} is running elsewhere; retry in {retry_in_s:.1f} s")
+        self.retry_in_s = retry_in_s
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process (who runs an attempt)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Analyzer(Protocol):
@@ -72,11 +105,18 @@ class ProgressWriter:
     Store errors are logged, never raised into the pipeline.
     """
 
-    def __init__(self, store: JobStore, job_id: str, interval_s: float = PROGRESS_INTERVAL_S):
-        """Report for ``job_id`` into ``store``."""
+    def __init__(
+        self,
+        store: JobStore,
+        job_id: str,
+        interval_s: float = PROGRESS_INTERVAL_S,
+        attempt: int | None = None,
+    ):
+        """Report for ``job_id`` (attempt ``attempt``, if given) into ``store``."""
         self.store = store
         self.job_id = job_id
         self.interval_s = interval_s
+        self.expect = {"attempts": attempt} if attempt is not None else None
         self._stage: str | None = None
         self._last = 0.0
         self._lock = threading.Lock()
@@ -93,7 +133,9 @@ class ProgressWriter:
             self.store.update(
                 self.job_id,
                 only_if_state={JobState.RUNNING},
+                expect=self.expect,
                 progress=JobProgress(stage=str(stage), percent=pct),
+                heartbeat_at=utcnow(),
             )
         except Exception:  # noqa: BLE001 - progress is best effort
             logger.warning("job %s: could not record progress", self.job_id, exc_info=True)
@@ -133,19 +175,67 @@ class CancelFlag:
         return self._cancelled
 
 
-def _finish(store: JobStore, job_id: str, state: JobState, error: ErrorInfo | None) -> None:
+class Heartbeat:
+    """Background thread that renews a running attempt's lease every ``interval_s``."""
+
+    def __init__(self, store: JobStore, job_id: str, attempt: int, interval_s: float) -> None:
+        """Renew ``job_id``'s ``heartbeat_at`` while attempt ``attempt`` owns it."""
+        self.store, self.job_id, self.attempt = store, job_id, attempt
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def _run(self) -> None:
+        with bind(job_id=self.job_id):
+            while not self._stop.wait(self.interval_s):
+                try:
+                    self.store.update(
+                        self.job_id,
+                        only_if_state={JobState.RUNNING},
+                        expect={"attempts": self.attempt},
+                        heartbeat_at=utcnow(),
+                    )
+                except Exception:  # noqa: BLE001 - the next beat tries again
+                    logger.warning("could not renew the job's heartbeat", exc_info=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _finish(
+    store: JobStore,
+    job_id: str,
+    attempt: int,
+    state: JobState,
+    error: ErrorInfo | None,
+) -> bool:
+    """Record attempt ``attempt``'s final ``state``; ``False`` if it no longer owns the job."""
     stage = {JobState.FAILED: "failed", JobState.CANCELLED: "cancelled"}.get(state, "done")
     record = store.get(job_id)
     percent = record.progress.percent if record is not None else 0.0
-    store.update(
+    done = store.update(
         job_id,
         only_if_state={JobState.RUNNING},
+        expect={"attempts": attempt},
         state=state,
         error=error,
         progress=JobProgress(
             stage=stage, percent=100.0 if state == JobState.SUCCEEDED else percent
         ),
     )
+    if done:
+        store.record_outcome(state.value, error.code if error else None)
+    return done
+
+
+def _heartbeat_age_s(record_heartbeat: object, updated: object) -> float:
+    stamp = record_heartbeat or updated
+    return (utcnow() - stamp).total_seconds()  # type: ignore[operator]
 
 
 def run_job(
@@ -156,6 +246,7 @@ def run_job(
     store: JobStore,
     settings: Settings,
     analyzer: Analyzer | None = None,
+    ignore_lease: bool = False,
 ) -> JobState | None:
     """Run one job to its end and record the outcome in ``store``.
 
@@ -167,98 +258,143 @@ def run_job(
         path: the stored upload (a server path, never the client's name).
         filename: the client's sanitised file name (reported in the result).
         store: the job store.
-        settings: passed to the pipeline.
+        settings: passed to the pipeline; ``heartbeat_s`` sets the lease.
         analyzer: the analysis function; :func:`load_analyzer` when omitted.
+        ignore_lease: take over a ``running`` job even if its heartbeat is fresh (the
+            embedded runner after a restart: its previous process is gone).
 
     Returns:
         The final state, or ``None`` when the job was skipped.
+
+    Raises:
+        JobBusyError: another live attempt holds the job (Celery retries later).
+        StoreUnavailableError: the store is unreachable before the job could start.
     """
     record = store.get(job_id)
     if record is None:
         logger.info("job %s: no record (deleted or expired); skipped", job_id)
         return None
+    with bind(job_id=job_id, request_id=record.request_id):
+        return _run_job(record, path, filename, store, settings, analyzer, ignore_lease)
+
+
+def _run_job(
+    record: JobRecord,
+    path: str,
+    filename: str,
+    store: JobStore,
+    settings: Settings,
+    analyzer: Analyzer | None,
+    ignore_lease: bool,
+) -> JobState | None:
+    job_id = record.id
     if record.state in TERMINAL_STATES:
-        logger.info("job %s: already %s; skipped", job_id, record.state.value)
+        logger.info("job %s: already %s; duplicate delivery skipped", job_id, record.state.value)
         return None
     if record.cancel_requested:
-        store.update(
+        if store.update(
             job_id,
             only_if_state=ACTIVE_STATES,
             state=JobState.CANCELLED,
             error=ErrorInfo(code="job_cancelled", message="the job was cancelled"),
             progress=JobProgress(stage="cancelled", percent=record.progress.percent),
-        )
+        ):
+            store.record_outcome(JobState.CANCELLED.value, "job_cancelled")
         return JobState.CANCELLED
+    lease_s = LEASE_PERIODS * settings.heartbeat_s
+    if record.state == JobState.RUNNING and not ignore_lease:
+        age = _heartbeat_age_s(record.heartbeat_at, record.updated_at)
+        if age < lease_s:
+            raise JobBusyError(job_id, max(0.5, lease_s - age))
+        logger.warning(
+            "job %s: attempt %d (%s) stopped renewing its lease %.1f s ago; taking over",
+            job_id, record.attempts, record.worker, age,
+        )  # fmt: skip
     if record.attempts >= MAX_ATTEMPTS:
-        store.update(
+        error = ErrorInfo(
+            code="worker_lost",
+            message=f"the worker stopped unexpectedly {record.attempts} times "
+            "while analysing this video",
+        )
+        if store.update(
             job_id,
             only_if_state=ACTIVE_STATES,
+            expect={"attempts": record.attempts},
             state=JobState.FAILED,
-            error=ErrorInfo(
-                code="worker_lost",
-                message=f"the worker stopped unexpectedly {record.attempts} times "
-                "while analysing this video",
-            ),
+            error=error,
             progress=JobProgress(stage="failed", percent=record.progress.percent),
-        )
+        ):
+            store.record_outcome(JobState.FAILED.value, error.code)
         return JobState.FAILED
+    attempt = record.attempts + 1
     started = store.update(
         job_id,
         only_if_state=ACTIVE_STATES,
+        expect={"attempts": record.attempts},
         state=JobState.RUNNING,
-        attempts=record.attempts + 1,
+        attempts=attempt,
+        worker=worker_id(),
+        heartbeat_at=utcnow(),
         progress=JobProgress(stage="starting", percent=0.0),
     )
     if not started:
+        logger.info("job %s: taken by another attempt meanwhile; skipped", job_id)
         return None
 
-    logger.info("job %s: started (attempt %d)", job_id, record.attempts + 1)
+    logger.info("job %s: started (attempt %d)", job_id, attempt)
     t0 = time.monotonic()
     should_cancel = CancelFlag(store, job_id)
     try:
-        analyze = analyzer or load_analyzer()
-        result = analyze(
-            Path(path),
-            settings=settings,
-            filename=filename,
-            progress=ProgressWriter(store, job_id),
-            should_cancel=should_cancel,
-        )
+        with Heartbeat(store, job_id, attempt, settings.heartbeat_s):
+            analyze = analyzer or load_analyzer()
+            result = analyze(
+                Path(path),
+                settings=settings,
+                filename=filename,
+                progress=ProgressWriter(store, job_id, attempt=attempt),
+                should_cancel=should_cancel,
+            )
         if should_cancel():
             raise JobCancelledError("the job was cancelled")
         store.set_result(job_id, result.model_dump_json())
         done = store.update(
             job_id,
             only_if_state={JobState.RUNNING},
+            expect={"attempts": attempt},
             state=JobState.SUCCEEDED,
             error=None,
             progress=JobProgress(stage="done", percent=100.0),
         )
-        if not done:  # cancelled or deleted meanwhile: drop the orphan result
-            store.delete_result(job_id)
+        if not done:
+            current = store.get(job_id)
+            if current is None or current.state != JobState.SUCCEEDED:
+                store.delete_result(job_id)  # cancelled or deleted meanwhile: drop it
+            logger.info(
+                "job %s: attempt %d no longer owns the job; outcome dropped", job_id, attempt
+            )
             return None
+        store.record_outcome(JobState.SUCCEEDED.value, None, result.timings_ms)
         logger.info("job %s: succeeded in %.1f s", job_id, time.monotonic() - t0)
         return JobState.SUCCEEDED
     except JobCancelledError as exc:
         logger.info("job %s: cancelled", job_id)
-        _finish(store, job_id, JobState.CANCELLED, ErrorInfo(code=exc.code, message=exc.message))
+        error = ErrorInfo(code=exc.code, message=exc.message)
+        _finish(store, job_id, attempt, JobState.CANCELLED, error)
         return JobState.CANCELLED
     except MERError as exc:
         if should_cancel():  # e.g. the upload was deleted under a cancelled job
-            _finish(
-                store,
-                job_id,
-                JobState.CANCELLED,
-                ErrorInfo(code="job_cancelled", message="the job was cancelled"),
-            )
+            error = ErrorInfo(code="job_cancelled", message="the job was cancelled")
+            _finish(store, job_id, attempt, JobState.CANCELLED, error)
             return JobState.CANCELLED
         logger.info("job %s: failed with %s: %s", job_id, exc.code, exc.message)
-        _finish(store, job_id, JobState.FAILED, ErrorInfo(code=exc.code, message=exc.message))
+        error = ErrorInfo(code=exc.code, message=exc.message)
+        _finish(store, job_id, attempt, JobState.FAILED, error)
         return JobState.FAILED
     except Exception as exc:
         logger.exception("job %s: internal error", job_id)
         message = f"the analysis failed unexpectedly ({exc.__class__.__name__})"
-        _finish(store, job_id, JobState.FAILED, ErrorInfo(code="internal_error", message=message))
+        error = ErrorInfo(code="internal_error", message=message)
+        _finish(store, job_id, attempt, JobState.FAILED, error)
         return JobState.FAILED
 
 
@@ -268,12 +404,27 @@ def _worker_store() -> JobStore:
     return make_job_store(get_settings())
 
 
-@celery_app.task(name=ANALYZE_TASK_NAME, acks_late=True, reject_on_worker_lost=True)
-def analyze_job(job_id: str, path: str, filename: str) -> str | None:
+#: Seconds before a job whose store was unreachable is tried again.
+STORE_RETRY_S = 5.0
+
+
+@celery_app.task(
+    name=ANALYZE_TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None
+)
+def analyze_job(self: Task, job_id: str, path: str, filename: str) -> str | None:
     """Celery task: analyse the stored upload at ``path`` for job ``job_id``.
 
     Receives only JSON-serialisable arguments (a server path, never the upload). Returns
-    the final state's name (ignored: no result backend).
+    the final state's name (ignored: no result backend). A job held by another live
+    worker, or whose store is unreachable, is re-published with a delay (``retry``), so
+    the message is never dropped.
     """
-    state = run_job(job_id, path, filename, store=_worker_store(), settings=get_settings())
+    try:
+        state = run_job(job_id, path, filename, store=_worker_store(), settings=get_settings())
+    except JobBusyError as exc:
+        logger.info("job %s: %s", job_id, exc)
+        raise self.retry(countdown=exc.retry_in_s) from None
+    except StoreUnavailableError as exc:
+        logger.warning("job %s: %s; retrying in %.0f s", job_id, exc.message, STORE_RETRY_S)
+        raise self.retry(countdown=STORE_RETRY_S) from None
     return None if state is None else state.value

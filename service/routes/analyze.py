@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import re
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from mer.video import probe_video
-from service.deps import JobStoreDep, RunnerDep, SettingsDep
-from service.errors import error_responses
+from service.deps import JobStoreDep, PrincipalDep, RateLimiterDep, RunnerDep, SettingsDep
+from service.errors import (
+    IdempotencyKeyInUseError,
+    InvalidIdempotencyKeyError,
+    TooManyJobsError,
+    error_responses,
+)
 from service.models import JobAccepted
+from service.quotas import TOO_MANY_JOBS_RETRY_S
 from service.upload import receive_upload, remove_upload_dir, upload_dir_for
-from workers.jobstore import JobRecord, JobState, new_job_id
+from workers.jobstore import JobRecord, JobStore, new_job_id
+from workers.logs import request_id_var
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +50,39 @@ _UPLOAD_OPENAPI: dict[str, Any] = {
 }
 
 
+_IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def _replay(
+    store: JobStore, scope: str, job_id: str, settings: Any
+) -> tuple[JobRecord | None, str | None]:
+    """Claim the idempotency ``scope`` for ``job_id``.
+
+    Returns ``(record, None)`` for a replay of a stored job, ``(None, None)`` when this
+    request now owns the key. Raises :class:`IdempotencyKeyInUseError` while the first
+    request with the key is still uploading.
+    """
+    for _ in range(2):
+        bound = store.claim_idempotency(scope, job_id, settings.job_ttl_s)
+        if bound is None:
+            return None, None
+        record = store.get(bound)
+        if record is not None:
+            return record, bound
+        if upload_dir_for(settings, bound).exists() and not store.is_expired(bound):
+            raise IdempotencyKeyInUseError(
+                "a request with this Idempotency-Key is still being received; retry later",
+                headers={"Retry-After": "2"},
+            )
+        store.release_idempotency(scope, bound)  # its job was deleted or expired: rebind
+    raise IdempotencyKeyInUseError("the Idempotency-Key is contended; retry later")
+
+
 @router.post(
     "/analyze",
     status_code=202,
     response_model=JobAccepted,
-    responses=error_responses(413, 415, 422, 503),
+    responses=error_responses(401, 403, 409, 413, 415, 422, 429, 503),
     openapi_extra=_UPLOAD_OPENAPI,
     summary="Upload a video for analysis",
 )
@@ -56,31 +92,87 @@ async def analyze(
     settings: SettingsDep,
     store: JobStoreDep,
     runner: RunnerDep,
+    principal: PrincipalDep,
+    limiter: RateLimiterDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            description="Optional client token (1-255 printable ASCII). Repeating a request "
+            "with the same key (same API key) returns the first job instead of a new one; "
+            "kept as long as the job.",
+        ),
+    ] = None,
 ) -> JobAccepted:
     """Stream the ``file`` field to disk, check it is a decodable video within the limits,
     and queue an analysis job.
 
     Rejected synchronously with ``{code, message}``: ``file_too_large`` (413),
     ``empty_upload``, ``invalid_video``, ``truncated_video``, ``no_video_stream``, limits
-    (422), ``unsupported_codec`` (415). Poll ``status_url`` for the outcome.
+    (422), ``unsupported_codec`` (415), ``rate_limited`` / ``too_many_jobs`` (429).
+    Poll ``status_url`` for the outcome.
     """
+    limiter.check_submit(principal.name)
     job_id = new_job_id()
+    scope: str | None = None
+    if idempotency_key is not None:
+        if not _IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
+            raise InvalidIdempotencyKeyError(
+                "Idempotency-Key must be 1-255 printable ASCII characters without spaces"
+            )
+        scope = f"{principal.name}\x00{idempotency_key}"
+        record, bound = await run_in_threadpool(_replay, store, scope, job_id, settings)
+        if record is not None and bound is not None:
+            logger.info("job %s: replayed for its Idempotency-Key", bound)
+            status_url = str(request.app.url_path_for("get_job", job_id=bound))
+            response.headers["Location"] = status_url
+            response.headers["Idempotent-Replayed"] = "true"
+            return JobAccepted(job_id=bound, status_url=status_url, state=record.state)
+
+    owner = principal.name
     upload_dir = upload_dir_for(settings, job_id)
+    reserved = False
     try:
+        reserved = await run_in_threadpool(
+            store.reserve_slot, owner, job_id, settings.max_concurrent_jobs_per_key
+        )
+        if not reserved:
+            raise TooManyJobsError(
+                f"this API key already has {settings.max_concurrent_jobs_per_key} queued or "
+                "running jobs; wait for one to finish",
+                headers={"Retry-After": str(TOO_MANY_JOBS_RETRY_S)},
+            )
         upload = await receive_upload(request, upload_dir, max_bytes=settings.max_upload_bytes)
         await run_in_threadpool(probe_video, upload.path, settings)
-        record = JobRecord(id=job_id, filename=upload.filename, upload_path=str(upload.path))
+        record = JobRecord(
+            id=job_id,
+            filename=upload.filename,
+            upload_path=str(upload.path),
+            owner=owner if principal.authenticated else None,
+            request_id=request_id_var.get(),
+        )
         await run_in_threadpool(store.create, record)
+        try:
+            await run_in_threadpool(runner.submit, job_id, str(upload.path), upload.filename)
+        except BaseException:
+            await run_in_threadpool(store.delete, job_id)
+            raise
     except BaseException:
         remove_upload_dir(settings, job_id)
+        try:
+            if reserved:
+                await run_in_threadpool(store.release_slot, owner, job_id)
+            if scope is not None:
+                await run_in_threadpool(store.release_idempotency, scope, job_id)
+        except Exception:  # noqa: BLE001 - the store may be the reason we are here
+            logger.warning("job %s: could not release its slot or key", job_id, exc_info=True)
         raise
-    try:
-        await run_in_threadpool(runner.submit, job_id, str(upload.path), upload.filename)
-    except BaseException:
-        await run_in_threadpool(store.delete, job_id)
-        remove_upload_dir(settings, job_id)
-        raise
-    logger.info("job %s: accepted %r (%d bytes)", job_id, upload.filename, upload.size)
-    status_url = request.app.url_path_for("get_job", job_id=job_id)
-    response.headers["Location"] = str(status_url)
-    return JobAccepted(job_id=job_id, status_url=str(status_url), state=JobState.QUEUED)
+    logger.info(
+        "job %s: accepted %r (%d bytes)",
+        job_id,
+        upload.filename,
+        upload.size,
+        extra={"job_id": job_id, "owner": owner},
+    )
+    status_url = str(request.app.url_path_for("get_job", job_id=job_id))
+    response.headers["Location"] = status_url
+    return JobAccepted(job_id=job_id, status_url=status_url, state=record.state)

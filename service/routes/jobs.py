@@ -1,4 +1,8 @@
-"""``/v1/jobs/{job_id}``: status and result, per-frame CSV, cancel + delete."""
+"""``/v1/jobs/{job_id}``: status and result, per-frame CSV, cancel, delete.
+
+A job is visible only to the API key that submitted it: any other key gets the same 404
+as for an unknown id. An id removed by retention answers 410 ``job_expired``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,14 @@ from fastapi import APIRouter, Response
 
 from mer.export import result_to_csv
 from mer.schemas import AnalysisResult
-from service.deps import JobStoreDep, SettingsDep
-from service.errors import JobNotFinishedError, JobNotFoundError, error_responses
+from service.auth import Principal
+from service.deps import JobStoreDep, PrincipalDep, SettingsDep
+from service.errors import (
+    JobExpiredError,
+    JobNotFinishedError,
+    JobNotFoundError,
+    error_responses,
+)
 from service.models import JobStatus
 from service.upload import remove_upload_dir
 from workers.jobstore import ACTIVE_STATES, JobRecord, JobState, JobStore
@@ -15,10 +25,17 @@ from workers.jobstore import ACTIVE_STATES, JobRecord, JobState, JobStore
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-def _record_or_404(store: JobStore, job_id: str) -> JobRecord:
+def _record_or_404(store: JobStore, job_id: str, principal: Principal) -> JobRecord:
+    """The caller's job record; 404 ``job_not_found`` / 410 ``job_expired`` otherwise."""
     record = store.get(job_id)
+    if record is not None and principal.authenticated and record.owner != principal.name:
+        record = None  # someone else's job: indistinguishable from an unknown id
     if record is None:
         shown = job_id if len(job_id) <= 64 else job_id[:64] + "..."
+        if store.is_expired(job_id):
+            raise JobExpiredError(
+                f"job {shown!r} has expired: its upload and result were deleted by retention"
+            )
         raise JobNotFoundError(f"no job with id {shown!r}")
     return record
 
@@ -27,14 +44,14 @@ def _record_or_404(store: JobStore, job_id: str) -> JobRecord:
     "/{job_id}",
     name="get_job",
     response_model=JobStatus,
-    responses=error_responses(404, 503),
+    responses=error_responses(401, 403, 404, 410, 429, 503),
     summary="Job state, progress and result",
 )
-def get_job(job_id: str, store: JobStoreDep) -> JobStatus:
+def get_job(job_id: str, store: JobStoreDep, principal: PrincipalDep) -> JobStatus:
     """Return the job's state and progress; ``result`` once it succeeded, ``error``
     (``{code, message}``) once it failed or was cancelled. Unknown ids: 404
-    ``job_not_found``."""
-    record = _record_or_404(store, job_id)
+    ``job_not_found``; expired: 410 ``job_expired``."""
+    record = _record_or_404(store, job_id, principal)
     result = None
     if record.state == JobState.SUCCEEDED:
         raw = store.get_result(job_id)
@@ -53,13 +70,13 @@ def get_job(job_id: str, store: JobStoreDep) -> JobStatus:
             "description": "One row per frame: frame, timestamp, success, confidence, "
             "apex_score, AU01 ... (OpenFace / py-feat column names).",
         },
-        **error_responses(404, 409),
+        **error_responses(401, 403, 404, 409, 410, 429, 503),
     },
     summary="Per-frame results as CSV",
 )
-def get_job_csv(job_id: str, store: JobStoreDep) -> Response:
+def get_job_csv(job_id: str, store: JobStoreDep, principal: PrincipalDep) -> Response:
     """The per-frame table of a succeeded job as CSV; 409 ``job_not_finished`` otherwise."""
-    record = _record_or_404(store, job_id)
+    record = _record_or_404(store, job_id, principal)
     if record.state != JobState.SUCCEEDED:
         raise JobNotFinishedError(
             f"job {job_id} is {record.state.value}; its CSV exists once it has succeeded"
@@ -80,18 +97,42 @@ def get_job_csv(job_id: str, store: JobStoreDep) -> Response:
     name="delete_job",
     status_code=204,
     response_class=Response,
-    responses=error_responses(404, 503),
+    responses=error_responses(401, 403, 404, 410, 429, 503),
     summary="Cancel and delete a job",
 )
-def delete_job(job_id: str, store: JobStoreDep, settings: SettingsDep) -> Response:
+def delete_job(
+    job_id: str, store: JobStoreDep, settings: SettingsDep, principal: PrincipalDep
+) -> Response:
     """Cancel the job if it is queued or running, delete its upload, result and record.
 
     Answers 204 with no body; afterwards ``GET`` answers 404. A running analysis stops at
     its next cancellation check.
     """
-    record = _record_or_404(store, job_id)
+    record = _record_or_404(store, job_id, principal)
     if record.state in ACTIVE_STATES:
         store.request_cancel(job_id)
     remove_upload_dir(settings, job_id)
     store.delete(job_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    name="cancel_job",
+    status_code=202,
+    response_model=JobStatus,
+    responses=error_responses(401, 403, 404, 410, 429, 503),
+    summary="Cancel a job (keep its record)",
+)
+def cancel_job(job_id: str, store: JobStoreDep, principal: PrincipalDep) -> JobStatus:
+    """Ask a queued or running job to stop; the record stays (``DELETE`` removes it).
+
+    A queued job is ``cancelled`` at once; a running one gets ``cancel_requested`` and
+    becomes ``cancelled`` (error ``job_cancelled``) at its next cancellation check,
+    within about a second. A finished job is left unchanged. Answers the job's status.
+    """
+    _record_or_404(store, job_id, principal)
+    record = store.request_cancel(job_id)
+    if record is None:
+        raise JobNotFoundError(f"no job with id {job_id!r}")
+    return JobStatus.from_record(record, None)

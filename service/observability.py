@@ -48,6 +48,18 @@ def request_id_from(value: str | None) -> str:
     return uuid.uuid4().hex
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (``/v1/jobs/{job_id}``), or ``unmatched``.
+
+    Low-cardinality label for metrics and logs (never the raw path)."""
+    context = (scope.get("fastapi") or {}).get("effective_route_context")
+    path = getattr(context, "path", None)  # FastAPI >= 0.16x: full path of included routes
+    if not path:
+        route = scope.get("route")
+        path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
 class _JobStatsCollector(Collector):
     """Exposes the job store's outcome counters and stage-time histograms."""
 
@@ -164,8 +176,7 @@ class ObservabilityMiddleware:
                 await send({"type": "http.response.body", "body": body.encode()})
         finally:
             elapsed = time.perf_counter() - t0
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             method = scope.get("method", "")
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(elapsed)

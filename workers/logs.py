@@ -33,6 +33,26 @@ _STANDARD_ATTRS = frozenset(
 _HANDLER_MARK = "_mer_handler"
 
 
+def _install_record_factory() -> None:
+    """Stamp every new :class:`logging.LogRecord` with the current request and job ids
+    (at creation, so handlers that format later, e.g. in tests, still see them)."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_mer_ids", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.request_id = request_id_var.get()
+        record.job_id = job_id_var.get()
+        return record
+
+    factory._mer_ids = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+_install_record_factory()
+
+
 class ContextFilter(logging.Filter):
     """Copy the current request and job ids onto every record (``None`` when unset)."""
 

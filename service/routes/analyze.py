@@ -21,7 +21,7 @@ from service.models import JobAccepted
 from service.quotas import TOO_MANY_JOBS_RETRY_S
 from service.upload import receive_upload, remove_upload_dir, upload_dir_for
 from workers.jobstore import JobRecord, JobStore, new_job_id
-from workers.logs import request_id_var
+from workers.logs import bind, request_id_var
 
 logger = logging.getLogger(__name__)
 
@@ -166,13 +166,14 @@ async def analyze(
         except Exception:  # noqa: BLE001 - the store may be the reason we are here
             logger.warning("job %s: could not release its slot or key", job_id, exc_info=True)
         raise
-    logger.info(
-        "job %s: accepted %r (%d bytes)",
-        job_id,
-        upload.filename,
-        upload.size,
-        extra={"job_id": job_id, "owner": owner},
-    )
+    with bind(job_id=job_id):
+        logger.info(
+            "job %s: accepted %r (%d bytes)",
+            job_id,
+            upload.filename,
+            upload.size,
+            extra={"owner": owner, "bytes": upload.size},
+        )
     status_url = str(request.app.url_path_for("get_job", job_id=job_id))
     response.headers["Location"] = status_url
     return JobAccepted(job_id=job_id, status_url=status_url, state=record.state)

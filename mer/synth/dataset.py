@@ -28,10 +28,10 @@ import logging
 import os
 import shutil
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,15 @@ class SynthSummary:
     n_frames: int
     seconds: float
     sheet: Path
-    specs: list[ClipSpec]
+    specs: list[ClipSpec] = field(repr=False)
+
+    def __str__(self) -> str:
+        kinds = Counter(s.emotion for s in self.specs)
+        return (
+            f"{self.n_clips} clips, {self.n_frames} frames, "
+            f"{len({s.subject for s in self.specs})} subjects in {self.seconds:.1f} s -> "
+            f"{self.out_dir} (emotions: {dict(kinds.most_common())})"
+        )
 
 
 def clip_dir(root: Path, spec: ClipSpec) -> Path:

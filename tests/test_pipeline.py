@@ -11,6 +11,7 @@ from mer.cli import app
 from mer.errors import NoFaceDetectedError
 from mer.pipeline import analyze_video
 from mer.schemas import AU_NAMES, CSV_COLUMNS, AnalysisResult
+from mer.settings import Settings
 
 #: single_face.mp4: neutral until ~frame 18, smiling ~20-68, neutral again at 71 (checked
 #: by eye on a contact sheet of the frames)
@@ -18,8 +19,12 @@ SMILE = range(20, 69)
 
 
 @pytest.fixture(scope="module")
-def smile_result(single_face_video: Path) -> AnalysisResult:
-    return analyze_video(single_face_video)
+def smile_result(
+    single_face_video: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AnalysisResult:
+    # the training-free path (no checkpoints in model_dir): FACS rules, no emotion
+    empty = tmp_path_factory.mktemp("no_models")
+    return analyze_video(single_face_video, settings=Settings(model_dir=empty))
 
 
 def test_apex_inside_the_smile(smile_result: AnalysisResult) -> None:
@@ -46,6 +51,7 @@ def test_result_contract(smile_result: AnalysisResult) -> None:
     assert again.video.frame_count == 72 and again.video.codec == "h264"
     assert again.emotion is None and again.emotion_reason
     assert {m.task for m in again.models} >= {"landmarks", "apex", "au"}
+    assert again.au_method == "facs-rules-v1"
     assert {"landmarks", "motion", "total"} <= set(again.timings_ms)
 
 

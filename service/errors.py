@@ -52,6 +52,20 @@ class NotReadyError(MERError):
     http_status = 503
 
 
+class NotAVideoError(MERError):
+    """The upload is a still image (PNG, JPEG, ...), not a video."""
+
+    code = "not_a_video"
+    http_status = 415
+
+
+class TooFewFramesError(MERError):
+    """The video decodes to fewer frames than motion analysis needs (2)."""
+
+    code = "too_few_frames"
+    http_status = 422
+
+
 class ServiceError(MERError):
     """A :class:`MERError` that also sets response headers (``WWW-Authenticate``,
     ``Retry-After``)."""

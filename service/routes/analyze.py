@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from mer.video import probe_video
 from service.deps import JobStoreDep, PrincipalDep, RateLimiterDep, RunnerDep, SettingsDep
 from service.errors import (
     IdempotencyKeyInUseError,
@@ -18,6 +17,7 @@ from service.errors import (
     error_responses,
 )
 from service.models import JobAccepted
+from service.probe import inspect_upload
 from service.quotas import TOO_MANY_JOBS_RETRY_S
 from service.upload import receive_upload, remove_upload_dir, upload_dir_for
 from workers.jobstore import JobRecord, JobStore, new_job_id
@@ -142,7 +142,7 @@ async def analyze(
                 headers={"Retry-After": str(TOO_MANY_JOBS_RETRY_S)},
             )
         upload = await receive_upload(request, upload_dir, max_bytes=settings.max_upload_bytes)
-        await run_in_threadpool(probe_video, upload.path, settings)
+        await run_in_threadpool(inspect_upload, upload.path, settings)
         record = JobRecord(
             id=job_id,
             filename=upload.filename,

@@ -97,3 +97,10 @@ class JobCancelledError(MERError):
 
     code = "job_cancelled"
     http_status = 409
+
+
+class InferenceUnavailableError(MERError):
+    """The inference service (TorchServe) did not answer, or not usably, after retries."""
+
+    code = "inference_unavailable"
+    http_status = 503

@@ -98,7 +98,31 @@ class Settings(BaseSettings):
     landmarker: Literal["mediapipe", "dlib"] = "mediapipe"
     model_dir: Path = Field(REPO_ROOT / "model_store", description="Shipped weights.")
     inference_backend: Literal["inprocess", "torchserve"] = "inprocess"
-    torchserve_url: str = "http://127.0.0.1:8080"
+    torchserve_url: str = Field(
+        "http://127.0.0.1:8080",
+        description="TorchServe inference API (MER_INFERENCE_BACKEND=torchserve).",
+    )
+    torchserve_management_url: str | None = Field(
+        None,
+        description="TorchServe management API (readiness, model cards); default: "
+        "torchserve_url with its port + 1 (8081).",
+    )
+    torchserve_timeout_s: float = Field(
+        30.0, gt=0, description="Seconds one TorchServe request may take (read timeout)."
+    )
+    torchserve_retries: int = Field(
+        3, ge=0, description="Retries of a failed TorchServe request (connection, 5xx)."
+    )
+    torchserve_backoff_s: float = Field(
+        0.5, ge=0, description="First retry delay (seconds); doubles with every retry."
+    )
+    torchserve_concurrency: int = Field(
+        32, ge=1, description="Requests in flight per worker (TorchServe batches them)."
+    )
+    inference_device: str = Field(
+        "cpu",
+        description="Device of the in-process backend: cpu, cuda or cuda:N (CUDA worker).",
+    )
     torch_threads: int = Field(0, ge=0, description="torch.set_num_threads; 0 = default.")
 
     @property

@@ -13,8 +13,10 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from mer.errors import MERError
+from mer.serving import model_store_app
 
 app = typer.Typer(help="Facial micro-expression analysis.", no_args_is_help=True)
+app.add_typer(model_store_app, name="model-store")
 err = Console(stderr=True)
 
 

@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Protocol
 
@@ -37,6 +37,7 @@ from mer.schemas import AnalysisResult, ErrorInfo
 from mer.settings import Settings, get_settings
 from workers.celery_app import ANALYZE_TASK_NAME, celery_app
 from workers.errors import StoreUnavailableError
+from workers.inference import get_backend
 from workers.jobstore import (
     ACTIVE_STATES,
     TERMINAL_STATES,
@@ -346,7 +347,7 @@ def _run_job(
     should_cancel = CancelFlag(store, job_id)
     try:
         with Heartbeat(store, job_id, attempt, settings.heartbeat_s):
-            analyze = analyzer or load_analyzer()
+            analyze = analyzer or partial(load_analyzer(), backend=get_backend(settings))
             result = analyze(
                 Path(path),
                 settings=settings,

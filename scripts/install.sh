@@ -11,6 +11,8 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[dev]"
+# serve: torchserve + torch-model-archiver 0.12 (pure Python, Java 17 at run time; they
+# do not pull torch), so the TorchServe integration test runs in CI
+.venv/bin/python -m pip install -q -e ".[dev,serve]"
 .venv/bin/python -m pip install -q --no-deps "mediapipe==0.10.21"
 .venv/bin/python -c "import mediapipe, torch, av, cv2; print('installed: torch', torch.__version__, '| mediapipe', mediapipe.__version__, '| av', av.__version__, '| opencv', cv2.__version__)"

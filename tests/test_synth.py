@@ -25,10 +25,12 @@ from mer.synth.sampling import (
     CASME2_EMOTION_COUNTS,
     assign_names,
     blink_course,
+    movement_course,
     raised_cosine_course,
     sample_aus,
     sample_clip_spec,
     sample_duration_s,
+    sample_nonemotional_spec,
 )
 
 IDS = ["001", "002", "003"]
@@ -69,6 +71,48 @@ def test_time_courses() -> None:
     assert b.max() == pytest.approx(0.8) and b[0] == 0 and b[-1] == 0
 
 
+def meta_mode(meta: dict, s) -> str:
+    return meta[(s.subject, s.clip)]["mode"]
+
+
+def test_nonemotional_sampling_fraction_and_labels() -> None:
+    """A share ``nonemotional_fraction`` of the clips is non-emotional (speech, blink,
+    head); the emotional clips keep their distribution; spans and apex on the grid."""
+    rng = np.random.default_rng(1)
+    cfg = SynthConfig(nonemotional_fraction=0.3)
+    specs = [sample_clip_spec(rng, "001", fps, cfg) for fps in (25, 60, 200) * 500]
+    none = [s for s in specs if s.emotion == "none"]
+    assert abs(len(none) / len(specs) - 0.3) < 0.04
+    modes = Counter(s.mode for s in none)
+    assert set(modes) == {"speech", "blink", "head"} and min(modes.values()) > 0.2 * len(none)
+    emo = [s for s in specs if s.emotion != "none"]
+    assert {s.mode for s in emo} <= {"au", "smile"}
+    counts = Counter(s.emotion for s in emo)
+    assert abs(counts["others"] / len(emo) - 99 / 257) < 0.05  # CASME II share kept
+    for s in none:
+        assert s.megc3 is None and s.first < s.onset < s.apex < s.offset < s.last
+        assert len(s.frame_numbers) <= cfg.max_frames
+        n = np.asarray(s.frame_numbers, np.float64)
+        c = movement_course(s, n)
+        assert c[s.frame_numbers.index(s.apex)] == 1.0 and c.max() == 1.0
+        if s.mode == "speech":
+            assert {25, 26} <= set(s.aus) and 12 not in s.aus and len(s.syllables) >= 2
+            assert s.au_string == "+".join(str(a) for a in sorted(s.aus))
+        else:
+            assert s.aus == () and s.au_string == ""
+        if s.mode == "blink":
+            assert 1 <= len(s.blinks) <= 2 and all(b[4] == 1.0 for b in s.blinks)
+        if s.mode == "head":
+            assert abs(s.head_move[0]) >= 2.0
+    # no non-emotional clips when the fraction is 0, and the stream is then unchanged
+    r0 = np.random.default_rng(3)
+    plain = [sample_clip_spec(r0, "001", 100, SynthConfig(nonemotional_fraction=0.0))
+             for _ in range(50)]  # fmt: skip
+    assert all(s.emotion != "none" for s in plain)
+    named = assign_names(none[:3])
+    assert all(x.filename.startswith("EP08_") for x in named)
+
+
 def test_sampling_matches_casme2_statistics() -> None:
     rng = np.random.default_rng(0)
     d = np.array([sum(sample_duration_s(rng, "micro")) for _ in range(4000)]) * 200
@@ -77,7 +121,7 @@ def test_sampling_matches_casme2_statistics() -> None:
     assert d.min() >= 23 - 1e-9 and d.max() <= 145 + 1e-9
     sizes = Counter(len(sample_aus(rng, "disgust")) for _ in range(3000))
     assert 0.55 < sizes[1] / 3000 < 0.69 and sizes[3] > 0
-    cfg = SynthConfig()
+    cfg = SynthConfig(nonemotional_fraction=0.0)
     specs = [sample_clip_spec(rng, "001", 200, cfg) for _ in range(800)]
     emo = Counter(s.emotion for s in specs)
     assert emo["others"] > emo["disgust"] > emo["happiness"] > emo["fear"]
@@ -207,7 +251,10 @@ def test_generate_writes_casme2_layout_and_is_deterministic(faces: dict, tmp_pat
         assert s.frame_numbers[s.onset_index] == s.onset
         assert s.frame_numbers[s.offset_index] == s.offset
         assert list(s.frame_numbers) == sorted(s.frame_numbers)
-        assert s.aus and s.emotion in CASME2_EMOTION_COUNTS
+        if s.emotion == "none":
+            assert s.megc3 is None and meta_mode(meta, s) in ("speech", "blink", "head")
+        else:
+            assert s.aus and s.emotion in CASME2_EMOTION_COUNTS
         img = cv2.imread(str(s.frame_paths[0]))
         assert img is not None and img.shape == (96, 96, 3)
         # the per-frame ground truth peaks at the sheet's ApexFrame
@@ -232,3 +279,73 @@ def test_generate_writes_casme2_layout_and_is_deterministic(faces: dict, tmp_pat
     assert [x.seed for x in s3.specs] != [x.seed for x in s1.specs]
     with pytest.raises(FileExistsError):
         generate_dataset(root, 2, seed=7, **kw)
+
+
+def _frame_change(frames: list, region: np.ndarray) -> np.ndarray:
+    f = np.stack(frames).astype(np.float64)
+    return np.array([np.abs(x - f[0]).mean(-1)[region].mean() for x in f])
+
+
+def test_nonemotional_speech_oscillates_and_blink_is_local(rig: FaceRig) -> None:
+    """Speech: the mouth opens and closes repeatedly (several maxima of the mouth-region
+    frame difference); blink: change around the eyes only; neither has an AU for blink."""
+    cfg = SynthConfig(out_size=128, max_frames=32, **QUIET)
+    spec = sample_nonemotional_spec(np.random.default_rng(11), "001", 100, cfg, mode="speech")
+    assert spec.emotion == "none" and len(spec.syllables) >= 3
+    r = render_clip(spec, rig, cfg)
+    iod = interocular(r.landmarks)
+    mouth = _region_mask(r.landmarks, [61, 291, 0, 17, 13, 14, 152], 128, 0.15 * iod)
+    eyes = _region_mask(r.landmarks, [159, 145, 386, 374], 128, 0.12 * iod)
+    # frame-to-frame difference in the mouth region: one peak per opening and closing
+    f = np.stack(r.frames).astype(np.float64)
+    step = np.array([np.abs(f[i + 1] - f[i]).mean(-1)[mouth].mean() for i in range(len(f) - 1)])
+    change = _frame_change(r.frames, mouth)
+    maxima = [
+        i
+        for i in range(1, len(change) - 1)
+        if change[i] > max(change[i - 1], 1.0) and change[i] >= change[i + 1]
+    ]
+    assert len(maxima) >= 2, np.round(change, 2)
+    assert step.max() > 1.0
+    ia = r.frame_numbers.index(spec.apex)
+    assert int(np.argmax(r.intensity)) == ia and r.intensity[ia] == 1.0
+    assert change[ia] > 3 * _frame_change(r.frames, eyes)[ia]
+    assert r.au_intensity[ia, AU_NAMES.index("AU26")] > 0.04  # macro: speech is visible
+
+    spec = sample_nonemotional_spec(np.random.default_rng(12), "001", 100, cfg, mode="blink")
+    assert spec.aus == () and spec.blinks
+    r = render_clip(spec, rig, cfg)
+    ia = r.frame_numbers.index(spec.apex)
+    assert r.blink[ia] == 1.0 and not r.au_intensity.any()
+    d = np.abs(r.frames[ia].astype(float) - r.frames[0]).mean(-1)
+    assert d[eyes].mean() > 8 * d[~eyes].mean() and d[mouth].mean() < 0.5
+
+    spec = sample_nonemotional_spec(np.random.default_rng(13), "001", 100, cfg, mode="head")
+    r = render_clip(spec, rig, cfg)
+    ia = r.frame_numbers.index(spec.apex)
+    d = np.abs(r.frames[ia].astype(float) - r.frames[0]).mean(-1)
+    assert d.mean() > 3.0 and not r.au_intensity.any() and not r.blink.any()
+
+
+def test_generate_nonemotional_clips_load_as_none(faces: dict, tmp_path: Path) -> None:
+    s = generate_dataset(
+        tmp_path / "n", 4, seed=2, identities=IDS, fps_choices=(25,), workers=1,
+        progress=False, landmark_cache=faces["cache"], out_size=64, max_frames=8,
+        nonemotional_fraction=1.0,
+    )  # fmt: skip
+    assert s.n_clips == 4 and all(x.emotion == "none" for x in s.specs)
+    root = tmp_path / "n"
+    sheet = list(csv.DictReader((root / "CASME2-coding.csv").open()))
+    assert {r["Estimated Emotion"] for r in sheet} == {"none"}
+    meta = {
+        (f"sub{m['Subject']}", m["Filename"]): m
+        for m in csv.DictReader((root / "synth_meta.csv").open())
+    }
+    samples = load_casme2(root)
+    assert len(samples) == 4
+    for x in samples:
+        m = meta[(x.subject, x.clip)]
+        assert x.emotion == "none" and x.megc3 is None and m["megc3"] == ""
+        assert m["mode"] in ("speech", "blink", "head") and x.clip.startswith("EP08_")
+        assert (25 in x.aus and 26 in x.aus) if m["mode"] == "speech" else x.aus == ()
+        assert x.frame_numbers[x.apex_index] == x.apex and x.apex_annotated

@@ -21,6 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kind", choices=("micro", "macro", "mixed"), default="micro")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--grayscale", action="store_true")
+    ap.add_argument(
+        "--nonemotional-fraction",
+        type=float,
+        default=0.2,
+        help="share of non-emotional clips (speech, blink, head movement; emotion 'none')",
+    )
     ap.add_argument("--london-root", default=None)
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
@@ -39,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         max_frames=a.max_frames,
         kind=a.kind,
         grayscale=a.grayscale,
+        nonemotional_fraction=a.nonemotional_fraction,
     )
     print(f"{s.n_clips} clips, {s.n_frames} frames in {s.seconds:.1f} s -> {s.sheet}")
     return 0

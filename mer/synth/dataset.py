@@ -6,9 +6,13 @@ Output (``ROOT`` = ``out_dir``)::
                                         more than ``max_frames`` frames are written every
                                         ``frame_step`` frames (onset/apex/offset included)
     ROOT/CASME2-coding.csv              Subject, Filename, OnsetFrame, ApexFrame, OffsetFrame,
-                                        Action Units, Estimated Emotion (CASME II columns)
-    ROOT/synth_meta.csv                 per clip: fps, frame_step, identity, mode, kind,
-                                        MEGC class, amplitude, AU peaks, blink, noise, JPEG
+                                        Action Units, Estimated Emotion (CASME II columns);
+                                        non-emotional clips (``nonemotional_fraction``,
+                                        folders ``EP08_*``): emotion ``none``, AU cell
+                                        ``25+26+...`` (speech) or empty (blink, head)
+    ROOT/synth_meta.csv                 per clip: fps, frame_step, identity, mode (au,
+                                        smile, speech, blink, head), kind, MEGC class,
+                                        amplitude, AU peaks, blinks, noise, JPEG
     ROOT/synth_frames.csv               per written frame: expression course, blink closure
                                         and the displacement of each AU (IOD fraction)
     ROOT/london_landmarks.npz           landmark cache of the London photos
@@ -69,7 +73,7 @@ class ClipRecord:
     Attributes:
         spec: the clip's specification.
         frame_numbers: ``(T,)`` written frame numbers.
-        intensity: ``(T,)`` expression course in [0, 1].
+        intensity: ``(T,)`` expression (or non-emotional movement) course in [0, 1].
         au_intensity: ``(T, len(AU_NAMES))`` AU displacements, IOD fraction.
         blink: ``(T,)`` lid closure.
     """
@@ -222,7 +226,7 @@ def write_sheets(root: Path, records: Sequence[ClipRecord]) -> Path:
                     f"{s.amplitude:.5f}",
                     au_peak,
                     f"{s.smile_alpha:.4f}",
-                    int(s.blink is not None),
+                    len(s.blinks),
                     f"{s.nuisance.noise_sigma:.3f}",
                     s.nuisance.jpeg_quality,
                     s.seed,
@@ -324,6 +328,7 @@ def generate_dataset(
     overwrite: bool = False,
     chunk_size: int = 4,
     on_clip: Callable[[ClipRecord], None] | None = None,
+    nonemotional_fraction: float | None = None,
     **options: Any,
 ) -> SynthSummary:
     """Render ``n_clips`` synthetic micro-expression clips into ``out_dir`` (CASME II layout).
@@ -343,6 +348,8 @@ def generate_dataset(
         overwrite: replace a data set already in ``out_dir``.
         chunk_size: clips per worker task (clips of one identity share a task).
         on_clip: called in the main process with each finished clip's record.
+        nonemotional_fraction: share of non-emotional clips (emotion ``"none"``: speech,
+            blink or head movement); None keeps the config's (default 0.2).
 
     Returns:
         a :class:`SynthSummary`.
@@ -353,7 +360,11 @@ def generate_dataset(
         ValueError: bad arguments.
     """
     t0 = time.perf_counter()
+    if nonemotional_fraction is not None:
+        options["nonemotional_fraction"] = float(nonemotional_fraction)
     cfg = replace(config or SynthConfig(), **options)
+    if not 0.0 <= cfg.nonemotional_fraction <= 1.0:
+        raise ValueError(f"nonemotional_fraction {cfg.nonemotional_fraction} not in [0, 1]")
     root = Path(out_dir)
     _prepare_out_dir(root, overwrite)
     cache = Path(landmark_cache) if landmark_cache is not None else root / CACHE_NAME

@@ -48,7 +48,14 @@ from mer.synth.aus import (
     interocular,
 )
 from mer.synth.faces import LondonFace, SmileGeometry, read_rgb
-from mer.synth.sampling import ClipSpec, SynthConfig, au_courses, blink_course, raised_cosine_course
+from mer.synth.sampling import (
+    ClipSpec,
+    SynthConfig,
+    au_courses,
+    closure_course,
+    movement_course,
+    raised_cosine_course,
+)
 
 #: Column index of each AU name in :attr:`RenderedClip.au_intensity`.
 AU_COLUMN: dict[int, int] = {int(n[2:]): i for i, n in enumerate(AU_NAMES)}
@@ -159,7 +166,9 @@ class RenderedClip:
     Attributes:
         frames: ``T`` arrays ``(S, S, 3)`` uint8 RGB (``(S, S)`` when grey), not yet JPEG.
         frame_numbers: ``(T,)`` recording frame numbers.
-        intensity: ``(T,)`` float64 course of the expression in [0, 1] (1 at the apex).
+        intensity: ``(T,)`` float64 course of the expression in [0, 1] (1 at the apex);
+            non-emotional clips: the course of their movement (syllables, lid closure,
+            head movement).
         au_intensity: ``(T, len(AU_NAMES))`` float64 displacement of each AU, IOD fraction.
         blink: ``(T,)`` float64 lid closure in [0, 1].
         landmarks: ``(468, 2)`` float32 neutral landmarks in output pixels at the first
@@ -210,8 +219,14 @@ def crop_matrix(
 
 
 def head_motion(spec: ClipSpec, t: float, side: int) -> np.ndarray:
-    """3x3 head micro-motion similarity at ``t`` seconds (identity at t=0), crop pixels."""
+    """3x3 head motion similarity at ``t`` seconds, crop pixels: the micro-motion nuisance
+    (identity at t=0) plus the head movement of a ``mode="head"`` clip (raised cosine from
+    onset to offset, ``spec.head_move`` at the apex)."""
     nz = spec.nuisance
+    move = 0.0
+    if any(spec.head_move):
+        n = spec.first + t * spec.fps
+        move = float(raised_cosine_course(np.array([n]), spec.onset, spec.apex, spec.offset)[0])
     vals = []
     for k in range(4):
         a = nz.head_amp[k] / math.sqrt(1.5)
@@ -219,7 +234,7 @@ def head_motion(spec: ClipSpec, t: float, side: int) -> np.ndarray:
             a * (math.sin(2 * math.pi * f * t + ph) - math.sin(ph))
             for f, ph in zip(nz.head_freq[k], nz.head_phase[k], strict=True)
         )
-        vals.append(v + nz.head_drift[k] * t)
+        vals.append(v + nz.head_drift[k] * t + move * spec.head_move[k])
     c = (side - 1) / 2
     return _sim3(vals[0], vals[1], vals[2] * side, vals[3] * side, c, c)
 
@@ -276,13 +291,16 @@ def render_clip(spec: ClipSpec, rig: FaceRig, cfg: SynthConfig) -> RenderedClip:
                 au_int[:, AU_COLUMN[au]] = coeffs[:, 0] * amount
     else:
         coeffs = au_courses(spec, n_arr)
-        course = coeffs[:, 0] / spec.amplitude if coeffs.shape[1] else np.zeros(len(n_arr))
+        if spec.mode in ("speech", "blink", "head"):
+            course = movement_course(spec, n_arr)
+        else:
+            course = coeffs[:, 0] / spec.amplitude if coeffs.shape[1] else np.zeros(len(n_arr))
         for k, au in enumerate(spec.au_order):
             fields.append(rig.au(au))
             if au in AU_COLUMN:
                 au_int[:, AU_COLUMN[au]] = coeffs[:, k] * ACTION_UNITS[au].gain
-    closure = blink_course(n_arr, spec.blink) if spec.blink else np.zeros(len(n_arr))
-    blink_assets = rig.blink if spec.blink else None
+    closure = closure_course(spec, n_arr)
+    blink_assets = rig.blink if spec.blinks else None
 
     # static geometry --------------------------------------------------------------------
     a0 = crop_matrix(rig.landmarks, big, cfg.margin, nz.pose)

@@ -27,6 +27,31 @@ peak displacement is ``A * gain`` with the AU's relative gain of :mod:`mer.synth
 (1 for brows and lip corners, 0.4 for the lids, 1.5 for the jaw), so a micro AU12 moves the
 lip corners 0.8-2.9 px in a 256 px crop (IOD ~95 px), the order of the apex-onset optical
 flow of CASME II, and a micro AU7 raises the lower lid 0.3-1.1 px.
+
+Non-emotional clips (ours). A share ``nonemotional_fraction`` of all clips (default 0.2;
+the emotional clips keep the distribution above) shows a movement that is no emotion, with
+the emotion label ``none`` (no MEGC class), so that an emotion model learns to reject talking,
+blinks and head motion (the real test clips are talking heads). Three kinds
+(:data:`NONEMOTIONAL_MODES`, weights speech 0.4, blink 0.3, head 0.3):
+
+- ``speech``: the mouth opens and closes like syllables. AU26 (jaw drop, primary) and AU25
+  (lips part, 0.5-1 of the jaw amplitude) plus one or two of AU10 / AU17 / AU14 at 0.15-0.35
+  (small lip shaping; never AU12, which would read as a smile). All AUs follow one course,
+  the upper envelope (max) of raised-cosine bumps ``(1 + cos(pi (n - c_k) / w)) / 2`` for
+  ``|n - c_k| < w``: syllable rate 3-6 Hz, centres ``c_k`` every ``1 / rate`` s (+-15 %
+  jitter), half-width ``w = 0.6 / rate`` s (the course drops to ~7 % between syllables),
+  duration 0.6-2.5 s (at most ``max_frames // 3`` syllables so that every syllable gets about
+  three written frames), syllable peaks 0.45-0.95 except the apex syllable (1). Speech is
+  plainly visible, so the amplitude is drawn in the *macro* range (``macro_amplitude``,
+  jaw 6-18 % IOD at gain 1.5, about 0.5-1.5 cm mouth opening);
+- ``blink``: one or two full blinks (closure 1, second one 0.15-0.6 s after the first), no
+  AU; the apex is the middle of the first blink's closed phase;
+- ``head``: a head movement in the image plane: rotation 2-8 deg, scale 0-5 %, translation
+  0-5 % of the crop side on each axis (random signs), raised-cosine there and back over
+  0.4-1.5 s (apex at a Beta(4, 4) fraction), no AU.
+
+Onset / offset of a non-emotional clip span the movement, the apex is its peak frame, the AU
+cell lists the AUs used (``"10+25+26"``) or is empty.
 """
 
 from __future__ import annotations
@@ -63,8 +88,16 @@ EMOTION_AU_WEIGHTS: dict[str, dict[int, float]] = {
 #: Episode number used in clip names (``EP{nn}_{kk}``), one per emotion.
 EMOTION_EPISODE: dict[str, int] = {
     "happiness": 1, "disgust": 2, "repression": 3, "surprise": 4, "others": 5, "sadness": 6,
-    "fear": 7,
+    "fear": 7, "none": 8,
 }  # fmt: skip
+#: Emotion label of the non-emotional clips (no MEGC class).
+NONEMOTIONAL = "none"
+#: Kinds of non-emotional clips and their default relative frequencies.
+NONEMOTIONAL_MODES: dict[str, float] = {"speech": 0.4, "blink": 0.3, "head": 0.3}
+#: Speech: syllable rate (Hz), duration (s), minor lip AUs.
+SPEECH_RATE_HZ: tuple[float, float] = (3.0, 6.0)
+SPEECH_DURATION_S: tuple[float, float] = (0.6, 2.5)
+SPEECH_MINOR_AUS: tuple[int, ...] = (10, 17, 14)
 
 CASME2_FPS = 200.0
 _DUR_MEDIAN, _DUR_SIGMA, _DUR_RANGE = 60.0, math.log(95 / 40) / (2 * 1.2816), (23.0, 145.0)
@@ -100,6 +133,10 @@ class SynthConfig:
         emotion_weights: relative frequencies of the CASME II emotions; None uses the
             CASME II counts.
         pad_s: range of the neutral padding before onset and after offset, seconds.
+        nonemotional_fraction: share of all clips that are non-emotional (emotion
+            ``"none"``: speech, blink or head movement; see the module notes).
+        nonemotional_modes: relative frequencies of the non-emotional kinds; None uses
+            :data:`NONEMOTIONAL_MODES`.
     """
 
     out_size: int = 256
@@ -120,6 +157,8 @@ class SynthConfig:
     grayscale: bool = False
     emotion_weights: Mapping[str, float] | None = None
     pad_s: tuple[float, float] = (0.03, 0.15)
+    nonemotional_fraction: float = 0.2
+    nonemotional_modes: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -172,22 +211,31 @@ class ClipSpec:
         identity: London Set id (``"001"``).
         subject: sheet subject (``"01"``; folder ``sub01``).
         filename: clip name (``"EP02_01"``).
-        emotion: CASME II emotion label.
-        megc3: MEGC 2019 class or None (dropped class).
+        emotion: CASME II emotion label, or ``"none"`` for a non-emotional clip.
+        megc3: MEGC 2019 class or None (dropped class, non-emotional).
         aus: AUs of the coding sheet, sorted.
-        mode: ``"au"`` (FACS displacement fields) or ``"smile"`` (morph to the smiling photo).
-        kind: ``"micro"`` or ``"macro"``.
+        mode: ``"au"`` (FACS displacement fields), ``"smile"`` (morph to the smiling photo),
+            or a non-emotional kind: ``"speech"`` (AU fields along a syllable course),
+            ``"blink"`` (blinks only), ``"head"`` (head movement only).
+        kind: ``"micro"`` or ``"macro"`` (non-emotional clips: ``"macro"``).
         fps: frame rate, frames/s.
         frame_step: written-frame stride.
         first, onset, apex, offset, last: frame numbers.
         amplitude: intensity amplitude of the primary AU, IOD fraction (its peak
-            displacement is ``amplitude * gain``; smile: the lip-corner displacement).
+            displacement is ``amplitude * gain``; smile: the lip-corner displacement; blink:
+            the peak lid closure; head: the peak translation, fraction of the crop side).
         au_order: AUs rendered, primary first (``mode="au"``).
         au_gain: ``(len(au_order),)`` amplitude factor of each AU (primary 1).
         au_onset, au_offset: per-AU start and end frame numbers (floats).
         smile_alpha: morph factor toward the smiling photo at apex (``mode="smile"``).
         blink: ``(start, close, hold, open, peak)`` frame number and durations in frames,
             peak closure in [0, 1]; None without a blink.
+        extra_blinks: further blinks, same format (``mode="blink"``).
+        syllables: ``(centre, half_width, peak)`` frame numbers, frames and peak of each
+            syllable bump (``mode="speech"``).
+        head_move: ``(rotation_deg, log_scale, shift_x, shift_y)`` peak head movement at the
+            apex (shifts as a fraction of the crop side), raised-cosine course from onset to
+            offset (``mode="head"``).
         nuisance: the clip's nuisances.
         seed: seed of the clip's random draws at render time (sensor noise).
     """
@@ -196,7 +244,7 @@ class ClipSpec:
     emotion: str
     megc3: str | None
     aus: tuple[int, ...]
-    mode: Literal["au", "smile"]
+    mode: Literal["au", "smile", "speech", "blink", "head"]
     kind: Literal["micro", "macro"]
     fps: float
     frame_step: int
@@ -212,6 +260,9 @@ class ClipSpec:
     au_offset: tuple[float, ...] = ()
     smile_alpha: float = 0.0
     blink: tuple[float, float, float, float, float] | None = None
+    extra_blinks: tuple[tuple[float, float, float, float, float], ...] = ()
+    syllables: tuple[tuple[float, float, float], ...] = ()
+    head_move: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     nuisance: Nuisance = field(default_factory=Nuisance)
     seed: int = 0
     subject: str = ""
@@ -221,6 +272,11 @@ class ClipSpec:
     def frame_numbers(self) -> list[int]:
         """Written frame numbers: ``first, first + step, ..., last``."""
         return list(range(self.first, self.last + 1, self.frame_step))
+
+    @property
+    def blinks(self) -> tuple[tuple[float, float, float, float, float], ...]:
+        """All blinks of the clip (``blink`` first)."""
+        return ((self.blink,) if self.blink is not None else ()) + self.extra_blinks
 
     @property
     def au_string(self) -> str:
@@ -281,6 +337,45 @@ def blink_course(n: np.ndarray, blink: tuple[float, float, float, float, float])
     return peak * out
 
 
+def speech_course(n: np.ndarray, syllables: Sequence[tuple[float, float, float]]) -> np.ndarray:
+    """Mouth opening of a speech clip: upper envelope of raised-cosine syllable bumps.
+
+    Args:
+        n: ``(T,)`` frame numbers.
+        syllables: ``(centre, half_width, peak)`` per syllable (frames, frames, [0, 1]).
+
+    Returns:
+        ``(T,)`` float64 in [0, 1]; ``peak`` at each centre.
+    """
+    n = np.asarray(n, np.float64)
+    out = np.zeros_like(n)
+    for c, w, peak in syllables:
+        m = np.abs(n - c) < w
+        bump = np.zeros_like(n)
+        bump[m] = 0.5 * (1 + np.cos(np.pi * (n[m] - c) / w))
+        bump[n == c] = 1.0
+        out = np.maximum(out, peak * bump)
+    return out
+
+
+def closure_course(spec: ClipSpec, n: np.ndarray) -> np.ndarray:
+    """Lid closure of all blinks of a clip (upper envelope), ``(T,)`` float64."""
+    out = np.zeros(len(n))
+    for b in spec.blinks:
+        out = np.maximum(out, blink_course(n, b))
+    return out
+
+
+def movement_course(spec: ClipSpec, n: np.ndarray) -> np.ndarray:
+    """Course of the clip's movement in [0, 1] (1 at the apex): the syllable course
+    (speech), the lid closure (blink) or the raised cosine onset-apex-offset (others)."""
+    if spec.mode == "speech":
+        return speech_course(n, spec.syllables)
+    if spec.mode == "blink":
+        return closure_course(spec, n)
+    return raised_cosine_course(n, spec.onset, spec.apex, spec.offset)
+
+
 def au_courses(spec: ClipSpec, n: np.ndarray) -> np.ndarray:
     """Per-AU intensity of a ``mode="au"`` clip, IOD fractions (times the AU's gain = its
     displacement).
@@ -292,6 +387,10 @@ def au_courses(spec: ClipSpec, n: np.ndarray) -> np.ndarray:
     Returns:
         ``(T, len(spec.au_order))`` float64: ``amplitude * gain_i * course_i(n)``.
     """
+    if spec.mode == "speech":
+        c = speech_course(n, spec.syllables)
+        cols = [spec.amplitude * g * c for g in spec.au_gain]
+        return np.stack(cols, axis=1) if cols else np.zeros((len(n), 0))
     cols = [
         spec.amplitude * g * raised_cosine_course(n, on, spec.apex, off)
         for g, on, off in zip(spec.au_gain, spec.au_onset, spec.au_offset, strict=True)
@@ -440,11 +539,21 @@ def sample_clip_spec(
         smile_corner: lip-corner displacement of the identity's real smile (IOD units), or
             None when the identity has no usable smiling photo.
         smile_lip_gap: inner-lip gap increase of the real smile (IOD units).
-        emotion: force an emotion (else drawn with ``cfg.emotion_weights``).
+        emotion: force an emotion (else drawn with ``cfg.emotion_weights``); ``"none"``
+            forces a non-emotional clip. Without it a share ``cfg.nonemotional_fraction``
+            of the clips is non-emotional (:func:`sample_nonemotional_spec`).
 
     Returns:
         the spec without ``subject`` / ``filename`` (set by the writer).
     """
+    if (
+        emotion is None
+        and cfg.nonemotional_fraction > 0
+        and rng.random() < cfg.nonemotional_fraction
+    ):
+        emotion = NONEMOTIONAL
+    if emotion == NONEMOTIONAL:
+        return sample_nonemotional_spec(rng, identity, fps, cfg)
     emo = emotion if emotion is not None else sample_emotion(rng, cfg.emotion_weights)
     kind: Literal["micro", "macro"] = "micro"
     if cfg.kind == "macro" or (cfg.kind == "mixed" and rng.random() < cfg.macro_fraction):
@@ -478,13 +587,7 @@ def sample_clip_spec(
             o.append(onset + float(rng.uniform(0, 0.25)) * (apex - onset))
             f.append(offset - float(rng.uniform(0, 0.25)) * (offset - apex))
         gains, ons, offs = tuple(g), tuple(o), tuple(f)
-    blink = None
-    if rng.random() < cfg.blink_prob:
-        close = 0.08 * fps * float(rng.uniform(0.8, 1.25))
-        hold = 0.03 * fps * float(rng.uniform(0.5, 1.5))
-        opening = 0.15 * fps * float(rng.uniform(0.8, 1.25))
-        start = float(rng.uniform(first - close - hold, last))
-        blink = (start, close, hold, opening, float(rng.uniform(0.6, 1.0)))
+    blink = _sample_blink(rng, fps, first, last, cfg)
     nuisance = sample_nuisance(rng, cfg)
     return ClipSpec(
         identity=identity,
@@ -507,6 +610,156 @@ def sample_clip_spec(
         au_offset=offs,
         smile_alpha=float(alpha),
         blink=blink,
+        nuisance=nuisance,
+        seed=int(rng.integers(0, 2**31 - 1)),
+    )
+
+
+def _sample_blink(
+    rng: np.random.Generator, fps: float, first: int, last: int, cfg: SynthConfig
+) -> tuple[float, float, float, float, float] | None:
+    """A random background blink (probability ``cfg.blink_prob``) anywhere in the clip."""
+    if rng.random() >= cfg.blink_prob:
+        return None
+    close = 0.08 * fps * float(rng.uniform(0.8, 1.25))
+    hold = 0.03 * fps * float(rng.uniform(0.5, 1.5))
+    opening = 0.15 * fps * float(rng.uniform(0.8, 1.25))
+    start = float(rng.uniform(first - close - hold, last))
+    return (start, close, hold, opening, float(rng.uniform(0.6, 1.0)))
+
+
+def _choose(rng: np.random.Generator, weights: Mapping[str, float]) -> str:
+    names = list(weights)
+    p = np.array([max(0.0, float(weights[k])) for k in names])
+    if p.sum() <= 0:
+        raise ValueError("weights sum to 0")
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+
+def sample_nonemotional_spec(
+    rng: np.random.Generator,
+    identity: str,
+    fps: float,
+    cfg: SynthConfig,
+    mode: str | None = None,
+) -> ClipSpec:
+    """Draw one non-emotional clip (emotion ``"none"``): speech, blink or head movement.
+
+    See the module notes for the parameters. Onset / offset span the movement, the apex is
+    its peak, on the written-frame grid.
+
+    Args:
+        rng: the master random stream.
+        identity: London id.
+        fps: frame rate.
+        cfg: options (``nonemotional_modes`` picks the kind).
+        mode: force ``"speech"``, ``"blink"`` or ``"head"``.
+
+    Raises:
+        ValueError: unknown mode.
+    """
+    weights = dict(NONEMOTIONAL_MODES if cfg.nonemotional_modes is None else cfg.nonemotional_modes)
+    unknown = set(weights) - set(NONEMOTIONAL_MODES)
+    if unknown:
+        raise ValueError(f"unknown non-emotional modes {sorted(unknown)}")
+    kind_ = mode if mode is not None else _choose(rng, weights)
+    if kind_ not in NONEMOTIONAL_MODES:
+        raise ValueError(f"unknown non-emotional mode {kind_!r}; use {list(NONEMOTIONAL_MODES)}")
+    au_order: tuple[int, ...] = ()
+    gains: tuple[float, ...] = ()
+    syllables: tuple[tuple[float, float, float], ...] = ()
+    head_move = (0.0, 0.0, 0.0, 0.0)
+    blink = None
+    extra: tuple[tuple[float, float, float, float, float], ...] = ()
+    if kind_ == "speech":
+        amp = _log_uniform(rng, *cfg.macro_amplitude)
+        rate = float(rng.uniform(*SPEECH_RATE_HZ))
+        dur = float(rng.uniform(*SPEECH_DURATION_S))
+        w = 0.6 / rate
+        n_syl = max(2, round((dur - 2 * w) * rate) + 1)
+        if cfg.max_frames:
+            n_syl = max(2, min(n_syl, cfg.max_frames // 3))
+        gaps = (1.0 + rng.uniform(-0.15, 0.15, n_syl - 1)) / rate
+        centres_s = w + np.concatenate([[0.0], np.cumsum(gaps)])
+        dur = float(centres_s[-1] + w)
+        k_apex = int(rng.integers(n_syl))
+        peaks = rng.uniform(0.45, 0.95, n_syl)
+        peaks[k_apex] = 1.0
+        step, first, onset, apex, offset, last = _frame_layout(
+            rng, fps, float(centres_s[k_apex]), dur - float(centres_s[k_apex]), cfg
+        )
+        # syllable centres on the written-frame grid (the apex syllable at the apex frame)
+        grid = apex + np.round((centres_s - centres_s[k_apex]) * fps / step) * step
+        w_f = float(max(w * fps, 1.5 * step))
+        by_frame: dict[float, float] = {}
+        for c, pk in zip(grid, peaks, strict=True):
+            by_frame[float(c)] = max(by_frame.get(float(c), 0.0), float(pk))
+        syllables = tuple((c, w_f, pk) for c, pk in sorted(by_frame.items()))
+        minors = tuple(int(a) for a in rng.permutation(SPEECH_MINOR_AUS)[: int(rng.integers(1, 3))])
+        au_order = (26, 25, *minors)
+        gains = (
+            1.0,
+            float(rng.uniform(0.5, 1.0)),
+            *(float(rng.uniform(0.15, 0.35)) for _ in minors),
+        )
+        blink = _sample_blink(rng, fps, first, last, cfg)
+    elif kind_ == "blink":
+        amp = 1.0
+        close = 0.08 * fps * float(rng.uniform(0.8, 1.25))
+        hold = 0.03 * fps * float(rng.uniform(0.5, 1.5))
+        opening = 0.15 * fps * float(rng.uniform(0.8, 1.25))
+        two = rng.random() < 0.5
+        gap = float(rng.uniform(0.15, 0.6)) * fps
+        c2, h2, o2 = close * rng.uniform(0.9, 1.1), hold, opening * rng.uniform(0.9, 1.1)
+        end = close + hold + opening + ((gap + c2 + h2 + o2) if two else 0.0)
+        to_peak = close + hold / 2
+        step, first, onset, apex, offset, last = _frame_layout(
+            rng, fps, to_peak / fps, (end - to_peak) / fps, cfg
+        )
+        start = apex - to_peak
+        blink = (float(start), close, hold, opening, 1.0)
+        if two:
+            s2 = start + close + hold + opening + gap
+            extra = ((float(s2), float(c2), float(h2), float(o2), 1.0),)
+    else:
+        sign = rng.choice([-1.0, 1.0], 4)
+        head_move = (
+            float(sign[0] * rng.uniform(2.0, 8.0)),
+            float(sign[1] * rng.uniform(0.0, 0.05)),
+            float(sign[2] * rng.uniform(0.0, 0.05)),
+            float(sign[3] * rng.uniform(0.0, 0.05)),
+        )
+        amp = float(math.hypot(head_move[2], head_move[3]))
+        dur = float(rng.uniform(0.4, 1.5))
+        r = float(rng.beta(4, 4))
+        step, first, onset, apex, offset, last = _frame_layout(
+            rng, fps, r * dur, (1 - r) * dur, cfg
+        )
+        blink = _sample_blink(rng, fps, first, last, cfg)
+    nuisance = sample_nuisance(rng, cfg)
+    return ClipSpec(
+        identity=identity,
+        emotion=NONEMOTIONAL,
+        megc3=None,
+        aus=tuple(sorted(au_order)),
+        mode=kind_,  # type: ignore[arg-type]
+        kind="macro",
+        fps=float(fps),
+        frame_step=step,
+        first=first,
+        onset=onset,
+        apex=apex,
+        offset=offset,
+        last=last,
+        amplitude=float(amp),
+        au_order=au_order,
+        au_gain=gains,
+        au_onset=tuple(float(onset) for _ in au_order),
+        au_offset=tuple(float(offset) for _ in au_order),
+        blink=blink,
+        extra_blinks=extra,
+        syllables=syllables,
+        head_move=head_move,
         nuisance=nuisance,
         seed=int(rng.integers(0, 2**31 - 1)),
     )

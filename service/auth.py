@@ -96,7 +96,8 @@ class KeyRing:
             ValueError: a malformed entry (the API refuses to start).
         """
         self._inline = parse_key_entries(settings.api_keys, "MER_API_KEYS")
-        self._file = Path(settings.api_keys_file) if settings.api_keys_file else None
+        raw_file = str(settings.api_keys_file or "").strip()
+        self._file = Path(raw_file) if raw_file not in ("", ".") else None  # "" reads as "."
         self._revoked = {r.strip().lower() for r in settings.revoked_keys.split(",") if r.strip()}
         self._recheck_s = recheck_s
         self._lock = threading.Lock()

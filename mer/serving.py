@@ -191,13 +191,16 @@ def configure_threads(requested: int = 0, workers: int = 1) -> int:
     """Set ``torch.set_num_threads`` for one serving process and return the count.
 
     Args:
-        requested: threads wanted; 0 = the CPU count shared by ``workers`` processes
-            (at least 1), so that several TorchServe workers do not oversubscribe cores.
-        workers: model workers sharing this machine's cores.
+        requested: threads wanted; 0 = the machine's cores shared by every worker of every
+            served model (``workers * len(SERVED)``), at least 1, so that TorchServe's
+            worker processes do not oversubscribe the cores (OpenMP threads that outnumber
+            the cores make a forward pass many times slower under load).
+        workers: workers per model (``minWorkers``).
     """
     import torch
 
-    n = requested if requested > 0 else max(1, (os.cpu_count() or 1) // max(1, workers))
+    share = max(1, workers) * len(SERVED)
+    n = requested if requested > 0 else max(1, (os.cpu_count() or 1) // share)
     torch.set_num_threads(n)
     with contextlib.suppress(RuntimeError):  # already set (or parallel work started)
         torch.set_num_interop_threads(1)
@@ -308,6 +311,52 @@ class ServedModel:
             "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
             "card": self.loaded.meta.to_dict(),
         }
+
+
+def write_random_checkpoints(out_dir: Path, version: str = "0.0.0-random", seed: int = 0) -> Path:
+    """Checkpoints of the shipped architectures with **random weights** and the cards
+    ``mer train`` writes, in ``out_dir`` (created). For speed benchmarks and plumbing
+    tests of the serving path only: their predictions mean nothing.
+
+    Returns:
+        ``out_dir``, holding :data:`~mer.inference.EMOTION_FILE` and
+        :data:`~mer.inference.AU_FILE`.
+    """
+    import torch
+
+    from mer.inference import MODEL_SIZE
+    from mer.models import create_model
+    from mer.models.weights import ModelCard, save_checkpoint
+    from mer.schemas import AU_NAMES, EMOTION_CLASSES_MEGC
+    from mer.training import (
+        AU_KWARGS,
+        DSSI_MEAN,
+        DSSI_STD,
+        PAIR_MEAN,
+        PAIR_STD,
+        TrainConfig,
+        emotion_kwargs,
+    )
+
+    torch.manual_seed(seed)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = TrainConfig()
+    classes = list(EMOTION_CLASSES_MEGC)
+    kw = emotion_kwargs(cfg, len(classes))
+    size = [1, MODEL_SIZE, MODEL_SIZE]
+    note = "random weights (benchmarks and tests of the serving path only)"
+    save_checkpoint(out_dir / EMOTION_FILE, create_model("sma_stn", **kw), ModelCard(
+        model_name="sma_stn", model_kwargs=kw, labels=classes, label_kind="classes",
+        input_size=size, mean=[DSSI_MEAN], std=[DSSI_STD], dssi=cfg.dssi_params,
+        version=version, training_data=note,
+    ))  # fmt: skip
+    save_checkpoint(out_dir / AU_FILE, create_model("au_detector", **AU_KWARGS), ModelCard(
+        model_name="au_detector", model_kwargs=AU_KWARGS, labels=list(AU_NAMES),
+        label_kind="aus", input_size=size, mean=[PAIR_MEAN], std=[PAIR_STD],
+        version=version, training_data=note,
+    ))  # fmt: skip
+    return out_dir
 
 
 # --- archives -------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from mer.serving import (
     java_available,
     start_torchserve,
     torchserve_available,
+    write_random_checkpoints,
 )
 from mer.settings import Settings
 from workers.inference import (
@@ -65,44 +66,9 @@ def _need_archiver() -> None:
         _missing("torchserve / torch-model-archiver are not installed (pip install -e '.[serve]')")
 
 
-def make_random_store(path: Path, version: str = "0.0.1") -> Path:
-    """Checkpoints of the shipped architectures with random weights (plumbing tests only),
-    with the cards `mer train` writes."""
-    import torch
-
-    from mer.models import create_model
-    from mer.models.weights import ModelCard, save_checkpoint
-    from mer.schemas import AU_NAMES
-    from mer.training import (
-        AU_KWARGS,
-        DSSI_MEAN,
-        DSSI_STD,
-        PAIR_MEAN,
-        PAIR_STD,
-        TrainConfig,
-        emotion_kwargs,
-    )
-
-    torch.manual_seed(0)
-    path.mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig()
-    kw = emotion_kwargs(cfg, 3)
-    save_checkpoint(path / EMOTION_FILE, create_model("sma_stn", **kw), ModelCard(
-        model_name="sma_stn", model_kwargs=kw, labels=["negative", "positive", "surprise"],
-        label_kind="classes", input_size=[1, M, M], mean=[DSSI_MEAN], std=[DSSI_STD],
-        dssi=cfg.dssi_params, version=version,
-    ))  # fmt: skip
-    save_checkpoint(path / AU_FILE, create_model("au_detector", **AU_KWARGS), ModelCard(
-        model_name="au_detector", model_kwargs=AU_KWARGS, labels=list(AU_NAMES),
-        label_kind="aus", input_size=[1, M, M], mean=[PAIR_MEAN], std=[PAIR_STD],
-        version=version,
-    ))  # fmt: skip
-    return path
-
-
 @pytest.fixture(scope="module")
 def random_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_random_store(tmp_path_factory.mktemp("random_store"))
+    return write_random_checkpoints(tmp_path_factory.mktemp("random_store"), version="0.0.1")
 
 
 def _inputs(n_pairs: int, n_clips: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

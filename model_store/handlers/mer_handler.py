@@ -8,7 +8,7 @@ must be importable by TorchServe's Python (``pip install -e ".[serve]"``).
 Model config (``model-config.yaml`` in the archive) keys read here::
 
     handler:
-      torch_threads: 2      # torch.set_num_threads per worker; 0 = cores / minWorkers
+      torch_threads: 2      # torch.set_num_threads per worker; 0 = cores / all workers
 
 ``MER_TS_TORCH_THREADS`` in TorchServe's environment overrides ``torch_threads``.
 """

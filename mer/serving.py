@@ -377,7 +377,8 @@ def build_archives(
     model_dir: Path,
     out_dir: Path,
     names: Iterable[str] | None = None,
-    config_dir: Path = CONFIG_DIR,
+    config_dir: Path | None = None,
+    handlers_dir: Path | None = None,
 ) -> list[Path]:
     """Build one TorchServe archive (``{name}.mar``) per checkpoint found in ``model_dir``.
 
@@ -389,7 +390,10 @@ def build_archives(
         model_dir: where ``sma_stn.pt`` / ``au_detector.pt`` are.
         out_dir: where the ``.mar`` files go (created).
         names: models to build (:data:`SERVED` keys); default all whose checkpoint exists.
-        config_dir: the model configs.
+        config_dir: the model configs; default ``model_dir/config`` when it exists (a
+            copied ``model_store/``, as in the images), else :data:`CONFIG_DIR`.
+        handlers_dir: the handlers; default ``model_dir/handlers`` when it exists, else
+            :data:`HANDLERS_DIR`.
 
     Returns:
         The archives written, in :data:`SERVED` order.
@@ -401,6 +405,12 @@ def build_archives(
     """
     config_cls, generate = _archiver()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if handlers_dir is None:
+        local = model_dir / "handlers"
+        handlers_dir = local if (local / HANDLER_BASE).is_file() else HANDLERS_DIR
+    if config_dir is None:
+        local = model_dir / "config"
+        config_dir = local if local.is_dir() else CONFIG_DIR
     wanted = list(names) if names is not None else None
     built: list[Path] = []
     for spec in SERVED.values():
@@ -415,10 +425,10 @@ def build_archives(
         out_dir.mkdir(parents=True, exist_ok=True)
         cfg = config_cls(
             model_name=spec.name,
-            handler=str(HANDLERS_DIR / spec.handler),
+            handler=str(Path(handlers_dir) / spec.handler),
             version=str(meta.version),
             serialized_file=str(ckpt),
-            extra_files=str(HANDLERS_DIR / HANDLER_BASE),
+            extra_files=str(Path(handlers_dir) / HANDLER_BASE),
             export_path=str(out_dir),
             config_file=str(Path(config_dir) / f"{spec.name}.yaml"),
             force=True,
@@ -629,13 +639,18 @@ def model_ready(management_url: str, name: str, timeout_s: float = 2.0) -> bool:
 
 
 def start_torchserve(
-    config: ServeConfig, workdir: Path, env: dict[str, str] | None = None
+    config: ServeConfig,
+    workdir: Path,
+    env: dict[str, str] | None = None,
+    console: bool = False,
 ) -> TorchServeProcess:
     """Start ``torchserve --foreground`` with ``config`` in a new process group.
 
     Logs, metrics, the pid file (``TMPDIR``) and TorchServe's temp files (``TEMP``) go
     under ``workdir``, so several instances can run side by side and nothing is written
-    to the checkout. Returns at once; call :meth:`TorchServeProcess.wait_ready`.
+    to the checkout. TorchServe's console output goes to ``workdir/console.log``, or to
+    this process's stdout with ``console=True``. Returns at once; call
+    :meth:`TorchServeProcess.wait_ready`.
 
     Raises:
         RuntimeError: Java or the torchserve package is missing.
@@ -671,8 +686,8 @@ def start_torchserve(
     full_env.pop("TS_CONFIG_FILE", None)
     with open(workdir / "console.log", "ab") as out:
         proc = subprocess.Popen(
-            cmd, cwd=workdir, env=full_env, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            cmd, cwd=workdir, env=full_env, stdout=None if console else out,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     return TorchServeProcess(proc, config, workdir)
 
@@ -716,7 +731,8 @@ def serve_cmd(
     ] = 8080,  # fmt: skip
     build: Annotated[bool, typer.Option(help="Build the archives first.")] = True,
 ) -> None:
-    """Build the archives and run TorchServe in the foreground until Ctrl-C."""
+    """Build the archives and run TorchServe in the foreground until Ctrl-C or SIGTERM
+    (then TorchServe and its workers are stopped); exits with TorchServe's status."""
     try:
         archives = build_archives(model_dir, store) if build else sorted(store.glob("*.mar"))
     except (ModelUnavailableError, RuntimeError) as exc:
@@ -727,17 +743,21 @@ def serve_cmd(
         metrics_port=port + 2, models={a.stem: a.name for a in archives},
     )  # fmt: skip
     try:
-        ts = start_torchserve(cfg, workdir)
+        ts = start_torchserve(cfg, workdir, console=True)
     except RuntimeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # docker stop: clean shutdown
     typer.echo(f"TorchServe: inference {cfg.inference_url}, management {cfg.management_url}; "
                f"logs in {ts.workdir}")  # fmt: skip
+    code = 0
     try:
         ts.wait_ready([a.stem for a in archives], timeout_s=180)
         typer.echo("ready: " + ", ".join(a.stem for a in archives))
-        ts.proc.wait()
+        code = ts.proc.wait()
     except KeyboardInterrupt:
         pass
     finally:
         ts.stop()
+    if code:
+        raise typer.Exit(code=code)

@@ -153,8 +153,9 @@ class FakeAnalyzer:
         filename: str | None = None,
         progress: Callable[[str, float], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
+        backend: Any = None,
     ) -> AnalysisResult:
-        self.calls.append({"path": path, "filename": filename})
+        self.calls.append({"path": path, "filename": filename, "backend": backend})
         assert isinstance(path, Path) and path.is_file()
         if progress:
             progress("decode", 10.0)

@@ -226,3 +226,92 @@ def test_make_job_store_choice(tmp_path: Path) -> None:
     assert isinstance(make_job_store(s), RedisJobStore)
     s = Settings(_env_file=None, data_dir=tmp_path, broker_url="amqp://localhost//")
     assert isinstance(make_job_store(s), FileJobStore)
+
+
+# -- compare-and-set, tombstones, idempotency keys, slots, statistics ----------------------
+
+
+def test_expect_is_a_compare_and_set(store: JobStore) -> None:
+    rec = _record()
+    store.create(rec)
+    assert store.update(rec.id, expect={"attempts": 0}, attempts=1, worker="h:1")
+    assert not store.update(rec.id, expect={"attempts": 0}, attempts=1, worker="h:2")
+    got = store.get(rec.id)
+    assert got.attempts == 1 and got.worker == "h:1"
+    assert store.update(
+        rec.id, only_if_state={JobState.QUEUED}, expect={"attempts": 1, "worker": "h:1"}, attempts=2
+    )
+    with pytest.raises(ValueError):
+        store.update(rec.id, expect={"nope": 1}, attempts=3)
+
+
+def test_tombstone_tells_expired_from_deleted(store: JobStore) -> None:
+    kept, deleted = _record(), _record()
+    store.create(kept)
+    store.create(deleted)
+    assert not store.is_expired(kept.id)
+    store.delete(deleted.id)
+    assert not store.is_expired(deleted.id)  # deleted by its owner: plain 404
+    assert not store.is_expired(new_job_id()) and not store.is_expired("../x")
+
+
+def test_expiry_leaves_a_tombstone_file_store(tmp_path: Path) -> None:
+    store = FileJobStore(tmp_path / "jobs", ttl_s=60, tombstone_ttl_s=3600)
+    old = _record(created_at=utcnow() - timedelta(seconds=120))
+    store.create(old)
+    assert store.get(old.id) is None
+    assert store.is_expired(old.id)
+    gone = FileJobStore(tmp_path / "jobs", ttl_s=60, tombstone_ttl_s=0)
+    assert not gone.is_expired(old.id)
+    assert gone.purge() >= 1 and not (tmp_path / "jobs" / f"{old.id}.expired").exists()
+
+
+@pytest.mark.redis
+def test_expiry_leaves_a_tombstone_redis(redis_url: str) -> None:
+    import time
+
+    store = RedisJobStore(redis_url, ttl_s=1, tombstone_ttl_s=60)
+    rec = _record()
+    store.create(rec)
+    time.sleep(2.1)
+    assert store.get(rec.id) is None and store.is_expired(rec.id)
+
+
+def test_idempotency_keys(store: JobStore) -> None:
+    a, b = new_job_id(), new_job_id()
+    assert store.claim_idempotency("alice\x00k1", a, 60) is None
+    assert store.claim_idempotency("alice\x00k1", b, 60) == a
+    assert store.claim_idempotency("bob\x00k1", b, 60) is None
+    store.release_idempotency("alice\x00k1", b)  # not bound to b: kept
+    assert store.claim_idempotency("alice\x00k1", b, 60) == a
+    store.release_idempotency("alice\x00k1", a)
+    assert store.claim_idempotency("alice\x00k1", b, 60) is None
+
+
+def test_slots_count_only_active_jobs(store: JobStore) -> None:
+    recs = [_record() for _ in range(3)]
+    for r in recs:
+        store.create(r)
+    assert store.reserve_slot("alice", recs[0].id, limit=2)
+    assert store.reserve_slot("alice", recs[1].id, limit=2)
+    assert not store.reserve_slot("alice", recs[2].id, limit=2)
+    assert store.active_slots("alice") == 2
+    assert store.reserve_slot("bob", recs[2].id, limit=2)
+    store.update(recs[0].id, state=JobState.SUCCEEDED)  # a finished job frees its slot
+    assert store.reserve_slot("alice", recs[2].id, limit=2)
+    pending = new_job_id()  # an upload still arriving (no record yet) holds its slot...
+    store.release_slot("alice", recs[2].id)
+    assert store.reserve_slot("alice", pending, limit=2)
+    assert store.active_slots("alice") == 2
+    assert store.active_slots("alice", grace_s=0) == 1  # ...until its grace period ends
+
+
+def test_outcome_statistics(store: JobStore) -> None:
+    store.record_outcome("succeeded", None, {"landmarks": 1500.0, "total": 2000.0})
+    store.record_outcome("succeeded", None, {"landmarks": 20.0})
+    store.record_outcome("failed", "no_face_detected")
+    stats = store.read_stats()
+    assert stats.outcomes[("succeeded", "")] == 2
+    assert stats.outcomes[("failed", "no_face_detected")] == 1
+    assert sum(stats.stage_buckets["landmarks"]) == 2
+    assert stats.stage_sum_s["landmarks"] == pytest.approx(1.52)

@@ -365,3 +365,63 @@ def test_every_error_is_code_and_message(settings: Settings) -> None:
         assert "secret" not in body["message"]
         _error(c.get("/no/such/route"), 404, "not_found")
         _error(c.put("/v1/analyze"), 405, "method_not_allowed")
+
+
+# -- run_job: leases and store failures ----------------------------------------------------
+
+
+def test_run_job_lease_defers_a_live_attempt_and_takes_over_a_dead_one(
+    settings: Settings, tiny_video: Path
+) -> None:
+    from datetime import timedelta
+
+    from workers.jobstore import JobRecord, JobState, new_job_id, utcnow
+
+    store = FileJobStore(Path(settings.data_dir) / "jobs", ttl_s=3600)
+    s = settings.model_copy(update={"heartbeat_s": 1.0})
+    job_id = new_job_id()
+    store.create(JobRecord(id=job_id, filename="t.mp4", upload_path=str(tiny_video)))
+    store.update(job_id, state=JobState.RUNNING, attempts=1, heartbeat_at=utcnow(), worker="h:1")
+    analyzer = FakeAnalyzer()
+    with pytest.raises(tasks.JobBusyError) as busy:
+        tasks.run_job(job_id, str(tiny_video), "t.mp4", store=store, settings=s, analyzer=analyzer)
+    assert 0 < busy.value.retry_in_s <= 3.0 and not analyzer.calls
+    # the other attempt stops renewing its lease: after 3 heartbeats it is taken over
+    store.update(job_id, heartbeat_at=utcnow() - timedelta(seconds=5))
+    state = tasks.run_job(
+        job_id, str(tiny_video), "t.mp4", store=store, settings=s, analyzer=analyzer
+    )
+    assert state == JobState.SUCCEEDED
+    record = store.get(job_id)
+    assert record.attempts == 2 and record.state == JobState.SUCCEEDED
+    # the dead attempt, were it to finish late, cannot overwrite the outcome
+    assert not store.update(
+        job_id, only_if_state={JobState.RUNNING}, expect={"attempts": 1}, state=JobState.FAILED
+    )
+    # and a redelivery of the finished job is a no-op
+    assert tasks.run_job(job_id, str(tiny_video), "t.mp4", store=store, settings=s) is None
+    assert store.get(job_id) == record
+
+
+def test_store_failure_mid_job_is_not_a_job_failure(settings: Settings, tiny_video: Path) -> None:
+    from workers.errors import StoreUnavailableError
+    from workers.jobstore import JobRecord, JobState, new_job_id
+
+    class FlakyStore(FileJobStore):
+        def set_result(self, job_id: str, result_json: str) -> None:
+            raise StoreUnavailableError("disk gone")
+
+    store = FlakyStore(Path(settings.data_dir) / "jobs", ttl_s=3600)
+    job_id = new_job_id()
+    store.create(JobRecord(id=job_id, filename="t.mp4", upload_path=str(tiny_video)))
+    with pytest.raises(StoreUnavailableError):
+        tasks.run_job(
+            job_id,
+            str(tiny_video),
+            "t.mp4",
+            store=store,
+            settings=settings,
+            analyzer=FakeAnalyzer(),
+        )
+    record = store.get(job_id)
+    assert record.state == JobState.RUNNING and record.error is None  # retried, not failed

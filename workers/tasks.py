@@ -377,6 +377,10 @@ def _run_job(
         store.record_outcome(JobState.SUCCEEDED.value, None, result.timings_ms)
         logger.info("job %s: succeeded in %.1f s", job_id, time.monotonic() - t0)
         return JobState.SUCCEEDED
+    except StoreUnavailableError:
+        # not the video's fault: leave the attempt to be retried (Celery) or requeued
+        logger.warning("job %s: the job store failed mid-job; the attempt is abandoned", job_id)
+        raise
     except JobCancelledError as exc:
         logger.info("job %s: cancelled", job_id)
         error = ErrorInfo(code=exc.code, message=exc.message)

@@ -417,8 +417,9 @@ def get_backend(settings: Settings) -> InferenceBackend | None:
     Returns:
         A :class:`TorchServeBackend` that passed :meth:`~TorchServeBackend.ensure_ready`
         (``inference_backend="torchserve"``); else the in-process backend over
-        ``settings.model_dir`` on ``settings.inference_device``, or None when no
-        checkpoint is installed.
+        ``settings.model_dir`` on ``settings.inference_device`` (with
+        ``torch.set_num_threads(settings.torch_threads)`` when that is set), or None when
+        no checkpoint is installed.
 
     Raises:
         InferenceUnavailableError: TorchServe is not ready after the retries, or CUDA was
@@ -443,6 +444,10 @@ def get_backend(settings: Settings) -> InferenceBackend | None:
                 _backends[key] = backend
         backend.ensure_ready()
         return backend
+    if settings.torch_threads:  # MER_TORCH_THREADS: fewer OpenMP threads than busy cores
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
     device = settings.inference_device.strip().lower() or "cpu"
     if device == "cpu":
         return load_inprocess_backend(settings.model_dir)

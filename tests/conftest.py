@@ -200,3 +200,25 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture(scope="session")
+def trained_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model store written by ``mer train`` (12 synthetic clips, 1 epoch).
+
+    Proves the plumbing only; its predictions mean nothing (the shipped weights are
+    trained by the documented command, see model_store/MODEL_CARD.md).
+    """
+    from typer.testing import CliRunner
+
+    from mer.cli import app
+    from mer.synth.dataset import generate_dataset
+
+    root = tmp_path_factory.mktemp("tiny_synth")
+    generate_dataset(root / "set", 12, seed=3, identities=["001", "002", "003", "004"],
+                     progress=False, overwrite=True, max_frames=12)  # fmt: skip
+    store = root / "store"
+    res = CliRunner().invoke(app, ["train", str(root / "set"), "--out", str(store),
+                                   "--epochs", "1", "--au-epochs", "1"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    return store

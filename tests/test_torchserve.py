@@ -284,24 +284,6 @@ def test_build_archives(random_store: Path, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def trained_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny model store written by `mer train` (a few synthetic clips, 1 epoch)."""
-    from typer.testing import CliRunner
-
-    from mer.cli import app
-    from mer.synth.dataset import generate_dataset
-
-    root = tmp_path_factory.mktemp("ts_synth")
-    generate_dataset(root / "set", 8, seed=5, identities=["001", "002", "003", "004"],
-                     progress=False, overwrite=True, max_frames=12)  # fmt: skip
-    store = root / "store"
-    res = CliRunner().invoke(app, ["train", str(root / "set"), "--out", str(store),
-                                   "--epochs", "1", "--au-epochs", "1"])  # fmt: skip
-    assert res.exit_code == 0, res.output
-    return store
-
-
-@pytest.fixture(scope="module")
 def torchserve(
     trained_store: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TorchServeProcess]:

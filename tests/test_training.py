@@ -37,33 +37,18 @@ def test_per_au_f1() -> None:
     assert per_au_f1(t, p) == {"AU12": pytest.approx(0.5)}
 
 
-@pytest.fixture(scope="module")
-def tiny_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from typer.testing import CliRunner
-
-    from mer.cli import app
-    from mer.synth.dataset import generate_dataset
-
-    root = tmp_path_factory.mktemp("synth")
-    generate_dataset(root / "set", 12, seed=3, identities=["001", "002", "003", "004"],
-                     progress=False, overwrite=True, max_frames=12)  # fmt: skip
-    store = root / "store"
-    res = CliRunner().invoke(app, ["train", str(root / "set"), "--out", str(store),
-                                   "--epochs", "1", "--au-epochs", "1"])  # fmt: skip
-    assert res.exit_code == 0, res.output
-    return store
-
-
-def test_trained_checkpoints_drive_the_pipeline(tiny_store: Path, single_face_video: Path) -> None:
+def test_trained_checkpoints_drive_the_pipeline(
+    trained_store: Path, single_face_video: Path
+) -> None:
     from mer.inference import AU_FILE, EMOTION_FILE
     from mer.models.weights import load_checkpoint
     from mer.pipeline import analyze_video
     from mer.settings import Settings
 
-    _, meta = load_checkpoint(tiny_store / EMOTION_FILE)
+    _, meta = load_checkpoint(trained_store / EMOTION_FILE)
     assert meta.labels[:3] == ["negative", "positive", "surprise"] and meta.dssi["n_segments"] == 3
     assert "London Set" in meta.license and "mer train" in meta.training_data
-    r = analyze_video(single_face_video, settings=Settings(model_dir=tiny_store))
+    r = analyze_video(single_face_video, settings=Settings(model_dir=trained_store))
     tasks = {m.task: m for m in r.models}
     assert tasks["emotion"].method == "learned" and tasks["emotion"].sha256
     assert tasks["au"].name == "au_detector" and r.au_method.startswith("au_detector")
@@ -72,4 +57,4 @@ def test_trained_checkpoints_drive_the_pipeline(tiny_store: Path, single_face_vi
     assert set(p) >= {"negative", "positive", "surprise"} and sum(p.values()) == pytest.approx(
         1.0, abs=1e-3
     )
-    assert (tiny_store / AU_FILE).is_file()
+    assert (trained_store / AU_FILE).is_file()

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     submit_rate_limit: str = Field(
         "60/minute", description="Per-key limit on POST /v1/analyze (limits syntax)."
     )
+    upload_timeout_s: float = Field(
+        600.0, gt=0, description="Seconds within which a whole upload must arrive (408)."
+    )
     max_concurrent_jobs_per_key: int = Field(
         4, ge=1, description="Queued + running jobs one key may have at once."
     )

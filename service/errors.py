@@ -52,6 +52,13 @@ class NotReadyError(MERError):
     http_status = 503
 
 
+class UploadTimeoutError(MERError):
+    """The request body did not arrive within ``upload_timeout_s``."""
+
+    code = "upload_timeout"
+    http_status = 408
+
+
 class NotAVideoError(MERError):
     """The upload is a still image (PNG, JPEG, ...), not a video."""
 

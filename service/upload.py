@@ -23,7 +23,7 @@ from starlette.requests import Request
 
 from mer.errors import EmptyUploadError, VideoLimitError
 from mer.settings import Settings
-from service.errors import RequestBodyError
+from service.errors import RequestBodyError, UploadTimeoutError
 from workers.jobstore import JobStore, is_valid_job_id
 
 try:  # python-multipart >= 0.0.13
@@ -188,7 +188,12 @@ class _FilePartSink:
 
 
 async def receive_upload(
-    request: Request, dest_dir: Path, *, max_bytes: int, field: str = "file"
+    request: Request,
+    dest_dir: Path,
+    *,
+    max_bytes: int,
+    field: str = "file",
+    timeout_s: float | None = None,
 ) -> StoredUpload:
     """Stream the multipart form field ``field`` of ``request`` into ``dest_dir``.
 
@@ -197,6 +202,8 @@ async def receive_upload(
         dest_dir: created if needed; receives ``input<suffix>``.
         max_bytes: largest accepted file (bytes).
         field: the form field holding the file.
+        timeout_s: the whole body must arrive within this many seconds (slow clients
+            would otherwise hold a connection and a job slot forever).
 
     Returns:
         The :class:`StoredUpload`.
@@ -205,6 +212,7 @@ async def receive_upload(
         RequestBodyError: not multipart, malformed, or no ``field`` part (422).
         VideoLimitError: ``file_too_large`` (413), checked while receiving.
         EmptyUploadError: the file part is empty (422 ``empty_upload``).
+        UploadTimeoutError: the body did not arrive within ``timeout_s`` (408).
     """
     content_type = request.headers.get("content-type", "")
     ctype, params = parse_options_header(content_type)
@@ -221,15 +229,21 @@ async def receive_upload(
     sink = _FilePartSink(dest_dir, field, max_bytes)
     parser = multipart.MultipartParser(params[b"boundary"], sink.callbacks())
     try:
-        async for chunk in request.stream():
-            try:
-                parser.write(chunk)
-            except (VideoLimitError, OSError):
-                raise
-            except Exception as exc:  # python-multipart parse errors
-                raise RequestBodyError(f"malformed multipart body ({exc})") from exc
-            if sink.pending and sink.fh is not None:
-                await anyio.to_thread.run_sync(sink.fh.write, sink.take_pending())
+        try:
+            with anyio.fail_after(timeout_s):
+                async for chunk in request.stream():
+                    try:
+                        parser.write(chunk)
+                    except (VideoLimitError, OSError):
+                        raise
+                    except Exception as exc:  # python-multipart parse errors
+                        raise RequestBodyError(f"malformed multipart body ({exc})") from exc
+                    if sink.pending and sink.fh is not None:
+                        await anyio.to_thread.run_sync(sink.fh.write, sink.take_pending())
+        except TimeoutError as exc:
+            raise UploadTimeoutError(
+                f"the upload did not arrive within {timeout_s:.0f} s ({sink.size} bytes received)"
+            ) from exc
         try:
             parser.finalize()
         except Exception as exc:

@@ -454,3 +454,52 @@ def test_metrics_endpoint(
     assert 'mer_jobs_finished_total{code="no_face_detected",state="failed"} 1.0' in text
     assert 'mer_job_stage_duration_seconds_bucket{le="+Inf",stage="total"} 1.0' in text
     assert "mer_queue_depth 0.0" in text
+
+
+def test_slow_upload_times_out_with_408(
+    auth_settings: Settings, api_key: str, fake: FakeAnalyzer
+) -> None:
+    """A client trickling its body is cut off after ``upload_timeout_s`` (raw ASGI calls:
+    the test client would buffer the whole body before the app sees it)."""
+    import anyio
+
+    s = auth_settings.model_copy(update={"upload_timeout_s": 0.5})
+    app = create_app(s)
+    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n'
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        if not sent:
+            sent.append({})
+            return {"type": "http.request", "body": head, "more_body": True}
+        await anyio.sleep(0.1)  # a slow client: 2 s for 20 chunks
+        sent.append({})
+        return {"type": "http.request", "body": b"x" * 100, "more_body": len(sent) < 20}
+
+    messages: list[dict] = []
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/analyze", "raw_path": b"/v1/analyze", "root_path": "",
+        "query_string": b"", "server": ("testserver", 80), "client": ("127.0.0.1", 1),
+        "headers": [
+            (b"content-type", b"multipart/form-data; boundary=b"),
+            (b"authorization", f"Bearer {api_key}".encode()),
+        ],
+    }  # fmt: skip
+    started = time.monotonic()
+    anyio.run(app, scope, receive, send)
+    assert time.monotonic() - started < 1.5
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    body = json.loads(
+        b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    )
+    assert start["status"] == 408 and body["code"] == "upload_timeout", body
+    store = app.state.job_store
+    assert list(store.iter_ids()) == []
+    assert store.active_slots("tester") == 0  # the slot was given back
+    uploads = Path(s.data_dir) / "uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())

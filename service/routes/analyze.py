@@ -82,7 +82,7 @@ def _replay(
     "/analyze",
     status_code=202,
     response_model=JobAccepted,
-    responses=error_responses(401, 403, 409, 413, 415, 422, 429, 503),
+    responses=error_responses(401, 403, 408, 409, 413, 415, 422, 429, 503),
     openapi_extra=_UPLOAD_OPENAPI,
     summary="Upload a video for analysis",
 )
@@ -108,7 +108,8 @@ async def analyze(
 
     Rejected synchronously with ``{code, message}``: ``file_too_large`` (413),
     ``empty_upload``, ``invalid_video``, ``truncated_video``, ``no_video_stream``, limits
-    (422), ``unsupported_codec`` (415), ``rate_limited`` / ``too_many_jobs`` (429).
+    (422), ``unsupported_codec`` / ``not_a_video`` (415), ``upload_timeout`` (408),
+    ``rate_limited`` / ``too_many_jobs`` (429).
     Poll ``status_url`` for the outcome.
     """
     limiter.check_submit(principal.name)
@@ -141,7 +142,12 @@ async def analyze(
                 "running jobs; wait for one to finish",
                 headers={"Retry-After": str(TOO_MANY_JOBS_RETRY_S)},
             )
-        upload = await receive_upload(request, upload_dir, max_bytes=settings.max_upload_bytes)
+        upload = await receive_upload(
+            request,
+            upload_dir,
+            max_bytes=settings.max_upload_bytes,
+            timeout_s=settings.upload_timeout_s,
+        )
         await run_in_threadpool(inspect_upload, upload.path, settings)
         record = JobRecord(
             id=job_id,

@@ -161,7 +161,9 @@ def probe_video(path: str | os.PathLike[str], settings: Settings | None = None) 
         if not container.streams.video:
             raise NoVideoStreamError("the file holds no video stream")
         stream = container.streams.video[0]
-        codec = stream.codec_context.name if stream.codec_context else "unknown"
+        if stream.codec_context is None:  # FFmpeg has no decoder for this stream
+            raise UnsupportedCodecError("the video stream's codec cannot be decoded here")
+        codec = stream.codec_context.name
         width, height = int(stream.width or 0), int(stream.height or 0)
         if width <= 0 or height <= 0:
             raise InvalidVideoError("the video stream declares no frame size")
@@ -270,6 +272,8 @@ def iter_frames(
         if not container.streams.video:
             raise NoVideoStreamError("the file holds no video stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None:
+            raise UnsupportedCodecError("the video stream's codec cannot be decoded here")
         if stream_threads:
             stream.thread_type = "AUTO"
         rotation = _rotation_of(stream)

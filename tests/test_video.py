@@ -105,3 +105,15 @@ def test_display_rotation_is_applied(tmp_path: Path, source_frames: list[np.ndar
     assert np.abs(first - ccw).mean() < 0.3 * np.abs(first - cw).mean()
     r = analyze_video(path)
     assert sum(f.face for f in r.frames) >= 36 and r.video.rotation_deg == 90
+
+
+def test_undecodable_codec_is_unsupported_not_a_crash(
+    tmp_path: Path, source_frames: list[np.ndarray]
+) -> None:
+    from tests.test_bad_inputs import gen_unknown_codec
+
+    path = gen_unknown_codec(tmp_path, source_frames)
+    _expect(path, "unsupported_codec")
+    with pytest.raises(MERError) as info:
+        list(iter_frames(path))
+    assert info.value.code == "unsupported_codec"

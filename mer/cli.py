@@ -267,4 +267,34 @@ def train(
             {"apex_mae_rel": apex["mae_rel"]} if apex else {}),
         extra={"train_seconds": round(t_au, 1), "device": _device()}, **common,
     ))  # fmt: skip
+    _write_model_card(out, report, data_desc, credit, classes, cfg, t_emo, t_au, version)
     err.print(f"wrote {out / EMOTION_FILE} and {out / AU_FILE} in {t_emo + t_au:.0f} s")
+
+
+def _write_model_card(
+    out: Path, report: Path | None, data_desc: str, credit: str, classes: list[str], cfg,
+    t_emo: float, t_au: float, version: str,
+) -> None:  # fmt: skip
+    """``MODEL_CARD.md`` beside the checkpoints: data, command, metrics, licence."""
+    from mer.inference import AU_FILE, EMOTION_FILE
+    from mer.models.weights import sha256_file
+
+    lines = [
+        f"# Model card — shipped weights v{version}", "",
+        f"- `{EMOTION_FILE}`: SMA-STN, classes {', '.join(classes)}; DSSI "
+        f"{cfg.n_segments} segments x {cfg.frames_per_segment} frames + global "
+        f"{cfg.global_frames}; sha256 `{sha256_file(out / EMOTION_FILE)}`",
+        f"- `{AU_FILE}`: AU detector (frame + local neutral reference); sha256 "
+        f"`{sha256_file(out / AU_FILE)}`",
+        f"- Training data: {data_desc}",
+        f"- Training time: {t_emo:.0f} s (SMA-STN) + {t_au:.0f} s (AU detector) on "
+        f"{_device()}",
+        f"- Licence and credit: {credit}",
+        "- Limits: synthetic training data only (2-D warps of real faces); no licensed "
+        "micro-expression data set was seen. Treat predictions on real video accordingly.",
+    ]  # fmt: skip
+    if report is not None:
+        lines += ["", "## Evaluation (subject-grouped CV, pooled over folds)", "",
+                  (report.parent / "report.md").read_text() if (report.parent / "report.md")
+                  .is_file() else json.dumps(json.loads(report.read_text())["main"])]  # fmt: skip
+    (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")

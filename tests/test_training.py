@@ -58,3 +58,5 @@ def test_trained_checkpoints_drive_the_pipeline(
         1.0, abs=1e-3
     )
     assert (trained_store / AU_FILE).is_file()
+    card = (trained_store / "MODEL_CARD.md").read_text()
+    assert "London Set" in card and "sha256" in card

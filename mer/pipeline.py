@@ -78,6 +78,11 @@ class AnalysisConfig:
     lags_s: tuple[float, ...] = (0.2, 0.5, 1.2, 2.5)
     fuse_low: float = 0.02  #: landmark displacement (fraction of IOD) below which flow rules
     fuse_high: float = 0.05  #: ... and above which landmarks rule
+    #: movement strength (fraction of IOD) up to which the learned AU detector scores alone
+    #: (its synthetic training movements are mostly below ~3 %) and from which the FACS
+    #: rules do; linear blend in between
+    au_blend_low: float = 0.03
+    au_blend_high: float = 0.06
     align_sigma_s: float = 0.1
     flow_preset: str = "ultrafast"
     max_faces: int = 3
@@ -413,8 +418,11 @@ def analyze_frames(
         ModelInfo(name=lm.name, version=lm.version, task="landmarks", method="external"),
         ModelInfo(name=SPOTTING_METHOD, version="1", task="apex", method="rules"),
     ]
+    au = au_rules.au_scores(disp[rows, best], np.asarray(gap))
+    au_method = au_rules.METHOD_NAME
+    models.append(ModelInfo(name=au_method, version="1", task="au", method="rules"))
     if backend is not None and (au_model is not None or not hasattr(backend, "au")):
-        au = np.zeros((n, len(AU_NAMES)), np.float32)
+        learned = np.zeros((n, len(AU_NAMES)), np.float32)
         face_idx = np.flatnonzero(valid_a)
         pairs = np.stack(
             [np.stack([crops_m[i], crops_m[refs[i]]])[:, None] for i in face_idx]
@@ -423,14 +431,17 @@ def analyze_frames(
         labels = list(au_model.meta.labels) if au_model is not None else list(AU_NAMES)
         for j, name in enumerate(AU_NAMES):
             if name in labels:
-                au[face_idx, j] = probs[:, labels.index(name)]
-        au_method = au_model.info.name + "-" + au_model.info.version if au_model else backend.name
+                learned[face_idx, j] = probs[:, labels.index(name)]
+        # the learned detector knows the subtle range it was trained on; large movements
+        # (open-mouth smiles, speech) are scored by the FACS rules, blended in between
+        w = np.clip(
+            (strength - cfg.au_blend_low) / (cfg.au_blend_high - cfg.au_blend_low), 0.0, 1.0
+        )[:, None]
+        au = ((1.0 - w) * learned + w * au).astype(np.float32)
+        name = au_model.info.name + "-" + au_model.info.version if au_model else backend.name
+        au_method = f"{name}+{au_rules.METHOD_NAME} (blended by movement size)"
         if au_model is not None:
             models.append(au_model.info)
-    else:
-        au = au_rules.au_scores(disp[rows, best], np.asarray(gap))
-        au_method = au_rules.METHOD_NAME
-        models.append(ModelInfo(name=au_method, version="1", task="au", method="rules"))
     t1 = timer.add("au", t1)
 
     report("emotion", 96.0)

@@ -398,9 +398,13 @@ def test_worker_runs_a_real_clip_with_the_torchserve_backend(
     remote = job["result"]
     in_process = Settings(_env_file=None, model_dir=trained_store)  # type: ignore[call-arg]
     local = analyze_video(single_face_video, settings=in_process)
-    models = {m["task"]: m for m in remote["models"]}
-    assert models["au"]["name"] == "au_detector" and models["au"]["method"] == "learned"
-    assert models["au"]["sha256"] == next(m.sha256 for m in local.models if m.task == "au")
+    # AU scores: the learned detector blended with the FACS rules (both listed)
+    models = {(m["task"], m["method"]): m for m in remote["models"]}
+    assert models[("au", "learned")]["name"] == "au_detector"
+    assert ("au", "rules") in models
+    assert models[("au", "learned")]["sha256"] == next(
+        m.sha256 for m in local.models if m.task == "au" and m.method == "learned"
+    )
     assert remote["au_method"] == local.au_method
     au_remote = np.array([[f["au"][k] for k in sorted(f["au"])] for f in remote["frames"]])
     au_local = np.array([[f.au[k] for k in sorted(f.au)] for f in local.frames])

@@ -1,0 +1,57 @@
+"""The shipped weights in model_store/ on real face video (not a tiny test model).
+
+single_face.mp4 (a smile): its interval is `positive` and AU12 is among the top AUs at
+the apex. GRID talking heads and the Carphone clip (talking): no interval gets an emotion
+other than `none` with high confidence.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from mer.inference import AU_FILE, EMOTION_FILE
+from mer.models.weights import load_checkpoint, sha256_file
+from mer.pipeline import analyze_video
+from mer.schemas import AnalysisResult
+from mer.settings import REPO_ROOT
+
+STORE = REPO_ROOT / "model_store"
+
+
+def test_shipped_checkpoints_carry_their_metadata() -> None:
+    for name in (EMOTION_FILE, AU_FILE):
+        assert (STORE / name).is_file(), f"model_store/{name} is missing"
+        assert (STORE / name).stat().st_size < 10_000_000
+    _, emo = load_checkpoint(STORE / EMOTION_FILE)
+    assert emo.labels == ["negative", "positive", "surprise", "none"]
+    assert emo.metrics["uf1"] > 0.5 and "London Set" in emo.license
+    _, au = load_checkpoint(STORE / AU_FILE)
+    assert "AU12" in au.labels and au.label_kind == "aus"
+    assert (STORE / "MODEL_CARD.md").is_file()
+
+
+@pytest.fixture(scope="module")
+def smile(single_face_video: Path) -> AnalysisResult:
+    return analyze_video(single_face_video)
+
+
+def test_smile_is_positive_with_au12(smile: AnalysisResult) -> None:
+    strongest = max(smile.intervals, key=lambda iv: iv.score)
+    assert strongest.emotion is not None and strongest.emotion.label == "positive"
+    assert smile.emotion is not None and smile.emotion.label == "positive"
+    assert "AU12" in strongest.top_aus
+    learned = {m.task: m for m in smile.models if m.method == "learned"}
+    assert learned["emotion"].sha256 == sha256_file(STORE / EMOTION_FILE)
+    assert learned["au"].sha256 == sha256_file(STORE / AU_FILE)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["grid_bbaf2n.mpg", "grid_lbax4n.mpg", "grid_pwij3p.mpg", "grid_sbwe5n.mpg",
+     "carphone_pristine.mp4"],
+)  # fmt: skip
+def test_talking_is_not_reported_as_an_emotion(shared_data: Path, name: str) -> None:
+    r = analyze_video(shared_data / "videos" / name)
+    for iv in r.intervals:
+        assert iv.emotion is not None
+        assert iv.emotion.label == "none" or iv.emotion.score < 0.8, (name, iv)

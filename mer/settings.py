@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis for job records and rate limits; defaults to broker_url."
     )
+    celery_queue: str = Field(
+        "mer",
+        description="Celery queue the API publishes jobs to and workers consume by default; "
+        "give worker pools (e.g. GPU hosts with in-process CUDA inference, CPU hosts with "
+        "the TorchServe backend) their own queue and point each API at one.",
+    )
     visibility_timeout_s: int = Field(
         7200, description="Redis visibility timeout; must exceed the longest job."
     )

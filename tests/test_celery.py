@@ -100,3 +100,14 @@ def test_celery_worker_end_to_end(
         except BaseException:
             print(f"--- worker log ---\n{worker.log()[-6000:]}")
             raise
+
+
+def test_queue_is_configurable_for_worker_pools() -> None:
+    from workers.celery_app import ANALYZE_TASK_NAME, create_celery_app
+    from workers.runner import CeleryRunner
+
+    s = Settings(_env_file=None, broker_url="redis://127.0.0.1:6379/15", celery_queue="gpu-pool")  # type: ignore[call-arg]
+    app = create_celery_app(s)
+    assert app.conf.task_default_queue == "gpu-pool"
+    assert app.conf.task_routes[ANALYZE_TASK_NAME] == {"queue": "gpu-pool"}
+    assert CeleryRunner(s, app=app).queue == "gpu-pool"

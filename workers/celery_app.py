@@ -24,7 +24,7 @@ from workers.logs import configure_logging
 
 #: Registered name of the analysis task (the API sends it by name).
 ANALYZE_TASK_NAME = "mer.analyze_job"
-#: Queue the API publishes to and the workers consume (``-Q mer``).
+#: Default queue the API publishes to and the workers consume (``MER_CELERY_QUEUE``).
 DEFAULT_QUEUE = "mer"
 
 
@@ -53,8 +53,8 @@ def create_celery_app(settings: Settings) -> Celery:
             "socket_timeout": 10,
             "socket_connect_timeout": 5,
         },
-        task_default_queue=DEFAULT_QUEUE,
-        task_routes={ANALYZE_TASK_NAME: {"queue": DEFAULT_QUEUE}},
+        task_default_queue=settings.celery_queue,
+        task_routes={ANALYZE_TASK_NAME: {"queue": settings.celery_queue}},
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=5,
         task_publish_retry=True,

@@ -21,7 +21,7 @@ from kombu.exceptions import ChannelError
 
 from mer.schemas import ErrorInfo
 from mer.settings import Settings
-from workers.celery_app import ANALYZE_TASK_NAME, DEFAULT_QUEUE, create_celery_app
+from workers.celery_app import ANALYZE_TASK_NAME, create_celery_app
 from workers.errors import QueueUnavailableError
 from workers.jobstore import ACTIVE_STATES, JobProgress, JobState, JobStore
 
@@ -147,13 +147,16 @@ class CeleryRunner(JobRunner):
 
     kind = "celery"
 
-    def __init__(self, settings: Settings, app: Celery | None = None, queue: str = DEFAULT_QUEUE):
-        """Publish with ``app`` (built from ``settings`` when omitted) to ``queue``."""
+    def __init__(
+        self, settings: Settings, app: Celery | None = None, queue: str | None = None
+    ) -> None:
+        """Publish with ``app`` (built from ``settings`` when omitted) to ``queue``
+        (default ``settings.celery_queue``)."""
         if not settings.broker_url:
             raise ValueError("CeleryRunner needs settings.broker_url")
         self.settings = settings
         self.app = app or create_celery_app(settings)
-        self.queue = queue
+        self.queue = queue or settings.celery_queue
 
     def submit(self, job_id: str, path: str, filename: str) -> None:
         """See :meth:`JobRunner.submit`."""

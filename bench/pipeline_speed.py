@@ -37,11 +37,15 @@ def main() -> None:
         e2e_fps.append(len(r.frames) / (time.perf_counter() - t0))
         stage_ms.append({k: v / len(r.frames) for k, v in r.timings_ms.items()})
     v = r.video
-    print(f"clip: {args.video.name} {v.width}x{v.height} {v.fps:.2f} fps, {v.frame_count} frames;"
-          f" {os.cpu_count()} CPU cores; median of {args.repeat} runs")
+    print(
+        f"clip: {args.video.name} {v.width}x{v.height} {v.fps:.2f} fps, {v.frame_count} frames;"
+        f" {os.cpu_count()} CPU cores; median of {args.repeat} runs"
+    )
     print(f"decode only (PyAV -> RGB): {statistics.median(decode_fps):8.1f} frames/s")
-    print(f"end to end (analyze_video): {statistics.median(e2e_fps):8.1f} frames/s  "
-          f"(ratio to decode-only {statistics.median(e2e_fps) / statistics.median(decode_fps):.3f})")
+    e2e, dec = statistics.median(e2e_fps), statistics.median(decode_fps)
+    print(
+        f"end to end (analyze_video): {e2e:8.1f} frames/s  (ratio to decode-only {e2e / dec:.3f})"
+    )
     print("ms per frame by stage (summed stage time / frames; decode overlaps in a thread):")
     for k in stage_ms[0]:
         print(f"  {k:<12} {statistics.median(s[k] for s in stage_ms):7.2f}")

@@ -5,7 +5,7 @@ checkpoint card carries the normalisation ``(x - mean) / std`` applied to them, 
 backend or the handler, by :func:`normalise` here (no copies elsewhere).
 
 - Emotion: ``(B, S + 1, 1, M, M)`` uint8 DSSI (local segment dynamic images, then the
-  global one) from :func:`encode_dssi`; ``M`` = :data:`MODEL_SIZE`.
+  global one) from :func:`dssi_u8_from_crops`; ``M`` = :data:`MODEL_SIZE`.
 - AUs: ``(B, 2, 1, M, M)`` uint8 (aligned frame, its local neutral reference).
 """
 
@@ -21,7 +21,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from mer.dssi import dssi, dssi_indices, dynamic_image
+from mer.dssi import dssi_indices, dynamic_image
 from mer.schemas import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -37,21 +37,6 @@ def model_crop(crop: np.ndarray) -> np.ndarray:
     if crop.shape[0] == MODEL_SIZE:
         return crop
     return cv2.resize(crop, (MODEL_SIZE, MODEL_SIZE), interpolation=cv2.INTER_AREA)
-
-
-def encode_dssi(
-    frames: np.ndarray, n_segments: int = 3, frames_per_segment: int = 5, global_frames: int = 9
-) -> np.ndarray:
-    """DSSI of an onset-to-offset run of crops, encoded as uint8.
-
-    Args:
-        frames: ``(T, M, M)`` uint8 model crops, T >= 2.
-
-    Returns:
-        ``(n_segments + 1, 1, M, M)`` uint8: ``clip(128 + DSSI_GAIN * d, 0, 255)``.
-    """
-    d = dssi(frames.astype(np.float32), n_segments, frames_per_segment, global_frames)
-    return np.clip(np.round(128.0 + DSSI_GAIN * d), 0, 255).astype(np.uint8)[:, None]
 
 
 def dssi_needed(onset: int, offset: int, params: Mapping[str, int]) -> list[int]:

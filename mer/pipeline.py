@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 
 from mer import au_rules
-from mer.errors import JobCancelledError, MERError, NoFaceDetectedError
-from mer.face.align import fit_to_template, landmarks_to_crop, load_template, warp_to_crop
-from mer.face.landmarks import Face, Landmarker, create_landmarker
+from mer.errors import JobCancelledError, NoFaceDetectedError
+from mer.face.align import fit_to_template, gaussian_average, landmarks_to_crop, warp_to_crop
+from mer.face.landmarks import Face, Landmarker, create_landmarker, iou
 from mer.inference import (
     InferenceBackend,
     dssi_u8_from_crops,
@@ -63,13 +63,6 @@ SPOTTING_METHOD = "two-sided-flow-spotting-v1"
 NON_EMOTIONAL = "none"  #: the emotion model's class for speech, blinks and head motion
 
 
-def _interval_dssi(
-    crops: dict[int, np.ndarray], onset: int, offset: int, params: dict
-) -> np.ndarray:
-    """uint8 DSSI ``(S+1, 1, M, M)`` of an interval (see :func:`dssi_u8_from_crops`)."""
-    return dssi_u8_from_crops(crops, onset, offset, params)
-
-
 @dataclass(frozen=True)
 class AnalysisConfig:
     """Pipeline parameters. Times are seconds; sizes are pixels of the aligned crop."""
@@ -104,11 +97,9 @@ class MainFaceTracker:
         """Pick the main face of one frame, or None."""
         if not faces:
             return None
-        from mer.face.landmarks import _iou
-
         if self._box is not None:
-            best = max(faces, key=lambda f: _iou(f.bbox, self._box))
-            if _iou(best.bbox, self._box) >= self.min_iou:
+            best = max(faces, key=lambda f: iou(f.bbox, self._box))
+            if iou(best.bbox, self._box) >= self.min_iou:
                 self._box = best.bbox
                 return best
         best = max(faces, key=lambda f: f.area * f.confidence)
@@ -322,8 +313,7 @@ def analyze_frames(
             return
         lo = bisect.bisect_left(vts, ts[idx] - lag_s)
         hi = bisect.bisect_right(vts, ts[idx] + lag_s)
-        w = np.exp(-0.5 * ((np.array(vts[lo:hi]) - ts[idx]) / cfg.align_sigma_s) ** 2)
-        p = (w[:, None] * np.array(vparams[lo:hi])).sum(0) / w.sum()
+        p = gaussian_average(vparams[lo:hi], vts[lo:hi], ts[idx], cfg.align_sigma_s)
         smoothed.append(p)
         centroids[idx] = landmarks_to_crop(centroids[idx], p)
         crop = warp_to_crop(gray, p, S)
@@ -450,7 +440,10 @@ def analyze_frames(
     emotion_reason: str | None = None
     if backend is not None and emo_model is not None and spotted:
         dssi_u8 = np.stack(
-            [_interval_dssi(crops_m, iv.onset, iv.offset, emo_model.meta.dssi) for iv in spotted]
+            [
+                dssi_u8_from_crops(crops_m, iv.onset, iv.offset, emo_model.meta.dssi)
+                for iv in spotted
+            ]
         )
         probs = backend.predict_emotion(dssi_u8)
         labels = list(emo_model.meta.labels)
@@ -547,4 +540,4 @@ def analyze_frames(
     )
 
 
-__all__ = ["AnalysisConfig", "MainFaceTracker", "analyze_video", "MERError", "load_template"]
+__all__ = ["AnalysisConfig", "MainFaceTracker", "analyze_frames", "analyze_video"]

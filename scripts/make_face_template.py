@@ -45,4 +45,5 @@ def main(data_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared/data")
+    default = Path(__file__).resolve().parents[2] / "shared/data"
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else default)

@@ -123,11 +123,21 @@ def smooth_params(
     for i in range(len(t)):
         lo = np.searchsorted(tv, t[i] - 3 * sigma_s)
         hi = np.searchsorted(tv, t[i] + 3 * sigma_s, side="right")
-        if hi <= lo:
-            continue
-        w = np.exp(-0.5 * ((tv[lo:hi] - t[i]) / sigma_s) ** 2)
-        out[i] = (w[:, None] * pv[lo:hi]).sum(0) / w.sum()
+        if hi > lo:
+            out[i] = gaussian_average(pv[lo:hi], tv[lo:hi], t[i], sigma_s)
     return out
+
+
+def gaussian_average(
+    params: np.ndarray, timestamps_s: np.ndarray, at_s: float, sigma_s: float
+) -> np.ndarray:
+    """Gaussian-weighted mean of ``(N, 4)`` parameters at times ``(N,)`` around ``at_s``.
+
+    The kernel of :func:`smooth_params`, also used frame by frame by the streaming
+    pipeline. Returns ``(4,)`` float64.
+    """
+    w = np.exp(-0.5 * ((np.asarray(timestamps_s, np.float64) - at_s) / sigma_s) ** 2)
+    return (w[:, None] * np.asarray(params, np.float64)).sum(0) / w.sum()
 
 
 def warp_to_crop(image: np.ndarray, params: np.ndarray, crop_size: int) -> np.ndarray:

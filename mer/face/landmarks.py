@@ -70,7 +70,8 @@ class Landmarker(Protocol):
         ...
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two ``(x0, y0, x1, y1)`` boxes (pixels)."""
     x0, y0 = max(a[0], b[0]), max(a[1], b[1])
     x1, y1 = min(a[2], b[2]), min(a[3], b[3])
     inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
@@ -184,7 +185,7 @@ class MediaPipeLandmarker:
             )
             conf = 0.0
             for dbox, score in self._scores:
-                if _iou(box, dbox) > 0.2:
+                if iou(box, dbox) > 0.2:
                     conf = max(conf, score)
             if conf == 0.0:
                 # tracked by the mesh but the detector missed it: the mesh's own tracking

@@ -154,12 +154,12 @@ def evaluate(
     cfg = TrainConfig(emotion_epochs=epochs, au_epochs=au_epochs, seed=seed)
     classes = _classes(samples)
     k = folds or None
-    cache = out / "cache" / f"prep_s{cfg.n_segments}"
-    clips = prepare_dataset(samples, cfg.dssi_params, cache=cache)
+    clips = prepare_dataset(samples, cfg.dssi_params, cache=_prep_cache(out, cfg))
     main = cross_validate(clips, classes, cfg, k, log_fn=err.print)
     report = Report(dataset=f"{dataset} ({data_dir})", main=main, device=_device())
     if ablations:
         variants = {
+            "no flow channels (DSSI only)": replace(cfg, flow=False),
             "no STMA": replace(cfg, use_stma=False),
             "no DE-Loss": replace(cfg, lambda_de=0.0),
             "segments=2": replace(cfg, n_segments=2),
@@ -168,16 +168,21 @@ def evaluate(
         for name, vcfg in variants.items():
             err.print(f"ablation: {name}")
             vclips = clips
-            if vcfg.n_segments != cfg.n_segments:
-                vclips = prepare_dataset(
-                    samples, vcfg.dssi_params, cache=out / "cache" / f"prep_s{vcfg.n_segments}"
-                )
+            if vcfg.dssi_params != cfg.dssi_params:
+                vclips = prepare_dataset(samples, vcfg.dssi_params, cache=_prep_cache(out, vcfg))
             report.ablations[name] = cross_validate(vclips, classes, vcfg, k, train_aus=False)
-        report.ablations["full (reference)"] = {"uf1": main["uf1"], "uar": main["uar"]}
+        report.ablations["full (reference)"] = {
+            k: main[k] for k in ("uf1", "uar", "emotional") if k in main
+        }
     if apex_clips:
         report.apex = apex_mae(samples, n=apex_clips, seed=seed)
     report.write(out)
     err.print((out / "report.md").read_text())
+
+
+def _prep_cache(out: Path, cfg) -> Path:
+    """Prepared-inputs cache of one DSSI configuration under ``out/cache``."""
+    return out / "cache" / f"prep_s{cfg.n_segments}_flow{int(cfg.flow)}"
 
 
 def _classes(samples) -> list[str]:
@@ -254,8 +259,9 @@ def train(
     common = {"training_data": data_desc, "version": version, "license": credit}
     save_checkpoint(out / EMOTION_FILE, emo, ModelCard(
         model_name="sma_stn", model_kwargs=emotion_kwargs(cfg, len(classes)), labels=classes,
-        label_kind="classes", input_size=[1, MODEL_SIZE, MODEL_SIZE], mean=[DSSI_MEAN],
-        std=[DSSI_STD], dssi=cfg.dssi_params,
+        label_kind="classes", input_size=[cfg.emotion_in_chans, MODEL_SIZE, MODEL_SIZE],
+        mean=[DSSI_MEAN] * cfg.emotion_in_chans, std=[DSSI_STD] * cfg.emotion_in_chans,
+        dssi=cfg.dssi_params,
         metrics={k: metrics[k] for k in ("uf1", "uar") if k in metrics},
         extra={"train_seconds": round(t_emo, 1), "device": _device()}, **common,
     ))  # fmt: skip

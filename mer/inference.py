@@ -4,8 +4,10 @@ Payloads are uint8 arrays (compact, and what a TorchServe handler receives); eac
 checkpoint card carries the normalisation ``(x - mean) / std`` applied to them, in the
 backend or the handler, by :func:`normalise` here (no copies elsewhere).
 
-- Emotion: ``(B, S + 1, 1, M, M)`` uint8 DSSI (local segment dynamic images, then the
-  global one) from :func:`dssi_u8_from_crops`; ``M`` = :data:`MODEL_SIZE`.
+- Emotion: ``(B, S + 1, C, M, M)`` uint8 DSSI (local segment dynamic images, then the
+  global one) from :func:`dssi_u8_from_crops`; ``M`` = :data:`MODEL_SIZE`; ``C`` = 1 (the
+  dynamic image) or 3 (dynamic image + the optical flow ``u, v`` of the same span, when the
+  checkpoint's ``dssi["flow"]`` is true).
 - AUs: ``(B, 2, 1, M, M)`` uint8 (aligned frame, its local neutral reference).
 """
 
@@ -28,6 +30,9 @@ log = logging.getLogger(__name__)
 
 MODEL_SIZE = 64  #: side (pixels) of the grey face crops the learned models see
 DSSI_GAIN = 1.0  #: uint8 encoding of a dynamic image: 128 + gain * d, clipped
+#: uint8 encoding of optical flow: 128 + gain * flow (model-crop pixels), clipped (+-2 px)
+FLOW_GAIN = 64.0
+FLOW_PRESET = "medium"  #: OpenCV DIS preset of the flow channels
 EMOTION_FILE = "sma_stn.pt"
 AU_FILE = "au_detector.pt"
 
@@ -39,13 +44,13 @@ def model_crop(crop: np.ndarray) -> np.ndarray:
     return cv2.resize(crop, (MODEL_SIZE, MODEL_SIZE), interpolation=cv2.INTER_AREA)
 
 
-def dssi_needed(onset: int, offset: int, params: Mapping[str, int]) -> list[int]:
+def dssi_needed(onset: int, offset: int, params: Mapping[str, int | bool]) -> list[int]:
     """Frame indices :func:`dssi_u8_from_crops` reads for an onset-to-offset span."""
     segs, glob = dssi_indices(onset, max(offset, onset + 1), *_dssi_args(params))
     return sorted({int(i) for i in np.concatenate([*segs, glob])})
 
 
-def _dssi_args(params: Mapping[str, int]) -> tuple[int, int, int]:
+def _dssi_args(params: Mapping[str, int | bool]) -> tuple[int, int, int]:
     return (
         int(params.get("n_segments", 3)),
         int(params.get("frames_per_segment", 5)),
@@ -54,9 +59,9 @@ def _dssi_args(params: Mapping[str, int]) -> tuple[int, int, int]:
 
 
 def dssi_u8_from_crops(
-    crops: Mapping[int, np.ndarray], onset: int, offset: int, params: Mapping[str, int]
+    crops: Mapping[int, np.ndarray], onset: int, offset: int, params: Mapping[str, int | bool]
 ) -> np.ndarray:
-    """uint8 DSSI ``(S + 1, 1, M, M)`` of the span [onset, offset] from sparse crops.
+    """uint8 DSSI ``(S + 1, C, M, M)`` of the span [onset, offset] from sparse crops.
 
     The segment and global frames are :func:`mer.dssi.dssi_indices` of the span (frame
     indices of the clip), so the result does not depend on which other frames are loaded:
@@ -66,7 +71,11 @@ def dssi_u8_from_crops(
     Args:
         crops: frame index -> ``(M, M)`` uint8 model crop.
         onset, offset: inclusive frame indices.
-        params: ``n_segments``, ``frames_per_segment``, ``global_frames``.
+        params: ``n_segments``, ``frames_per_segment``, ``global_frames``; ``flow``
+            (default False) adds the optical-flow channels of :func:`segment_flow`.
+
+    Returns:
+        ``(S + 1, C, M, M)`` uint8, ``C`` = 3 with flow (dynamic image, u, v), else 1.
     """
     if not crops:
         raise ValueError("no crops")
@@ -80,8 +89,43 @@ def dssi_u8_from_crops(
     segs, glob = dssi_indices(onset, max(offset, onset + 1), *_dssi_args(params))
     images = [dynamic_image(np.stack([get(int(i)) for i in idx]).astype(np.float32))
               for idx in [*segs, glob]]  # fmt: skip
-    d = np.stack(images)
-    return np.clip(np.round(128.0 + DSSI_GAIN * d), 0, 255).astype(np.uint8)[:, None]
+    d = np.clip(np.round(128.0 + DSSI_GAIN * np.stack(images)), 0, 255).astype(np.uint8)
+    if not params.get("flow", False):
+        return d[:, None]
+    flows = [segment_flow([get(int(i)) for i in idx], peak=k == len(segs))
+             for k, idx in enumerate([*segs, glob])]  # fmt: skip
+    f = np.clip(np.round(128.0 + FLOW_GAIN * np.stack(flows)), 0, 255).astype(np.uint8)
+    return np.concatenate([d[:, None], f.transpose(0, 3, 1, 2)], axis=1)
+
+
+_flow_local = threading.local()
+
+
+def segment_flow(frames: list[np.ndarray], peak: bool) -> np.ndarray:
+    """Optical flow summarising one DSSI span: ``(M, M, 2)`` float32 model-crop pixels.
+
+    A local segment's flow goes from its first to its last sampled frame (the movement made
+    within the segment); the global span's (``peak=True``) from its first frame (the onset)
+    to the sampled frame with the largest mean flow magnitude (the most displaced one, near
+    the apex). OpenCV DIS (Kroeger et al., ECCV 2016), preset :data:`FLOW_PRESET`, one
+    estimator per thread. **Our addition** to SMA-STN's DSSI input (ablated in the report):
+    the dynamic image alone carries the micro movements at the level of the sensor noise.
+
+    Args:
+        frames: ``(M, M)`` uint8 crops in time order, at least 1.
+        peak: global-span rule (see above).
+    """
+    from mer.motion import FlowEstimator
+
+    est = getattr(_flow_local, "est", None)
+    if est is None:
+        est = _flow_local.est = FlowEstimator(FLOW_PRESET)
+    if len(frames) < 2:
+        return np.zeros((*frames[0].shape, 2), np.float32)
+    if not peak:
+        return est(frames[0], frames[-1])
+    flows = [est(frames[0], f) for f in frames[1:]]
+    return max(flows, key=lambda q: float(np.abs(q).mean()))
 
 
 def normalise(x_u8: np.ndarray, mean: float, std: float):  # -> torch.Tensor

@@ -53,7 +53,14 @@ from mer.schemas import (
     VideoInfo,
 )
 from mer.settings import Settings
-from mer.spotting import MICRO_MAX_S, SpottingConfig, apex_score, apex_strength, spot_intervals
+from mer.spotting import (
+    MICRO_MAX_S,
+    SpottingConfig,
+    apex_curve,
+    apex_score,
+    apex_strength,
+    spot_intervals,
+)
 from mer.video import DecodedFrame, DecodeStats, iter_frames, probe_video, sha256_file
 
 log = logging.getLogger(__name__)
@@ -508,7 +515,8 @@ def analyze_frames(
             emotion_reason = (
                 "the strongest movement is not emotional (speech, blink or head motion)"
             )
-    apex_i = int(np.argmax(np.where(np.asarray(valid), strength, -1.0)))
+    curve = apex_curve(strength, tarr, cfg.spotting)
+    apex_i = int(np.argmax(np.where(np.asarray(valid), curve, -1.0)))
     apex = ApexFrame(
         frame=apex_i, timestamp_s=round(ts[apex_i], 6), score=round(float(score[apex_i]), 5)
     )

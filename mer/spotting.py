@@ -35,6 +35,9 @@ class SpottingConfig:
     floor_percentile: float = 10.0
     scale_iod: float = 0.012
     smooth_s: float = 0.02
+    #: Gaussian sigma (s) of the strength curve whose maximum is the apex: the plateau of a
+    #: subtle movement is flat within the noise, and the raw maximum jumps inside it
+    apex_smooth_s: float = 0.05
     threshold: float = 0.5
     prominence: float = 0.2
     low_abs: float = 0.15
@@ -91,6 +94,24 @@ def apex_score(strength: np.ndarray, timestamps_s: np.ndarray, cfg: SpottingConf
     return 1.0 - np.exp(-np.maximum(s, 0.0) / cfg.scale_iod)
 
 
+def apex_curve(strength: np.ndarray, timestamps_s: np.ndarray, cfg: SpottingConfig) -> np.ndarray:
+    """The curve whose maximum is the apex: ``strength`` smoothed over ``cfg.apex_smooth_s``.
+
+    Args:
+        strength: ``(T,)`` movement strength (fractions of IOD; 0 without a face).
+        timestamps_s: ``(T,)`` seconds.
+
+    Returns:
+        ``(T,)`` float64.
+    """
+    ref = np.asarray(strength, np.float64)
+    if len(ref) < 2:
+        return ref
+    dt = float(np.median(np.diff(timestamps_s)))
+    sigma = cfg.apex_smooth_s / max(dt, 1e-6)
+    return gaussian_filter1d(ref, sigma) if sigma >= 0.3 else ref
+
+
 def spot_intervals(
     score: np.ndarray,
     timestamps_s: np.ndarray,
@@ -100,7 +121,8 @@ def spot_intervals(
     """Onset/apex/offset intervals from an apex score.
 
     The apex of an interval is the frame of largest ``strength`` inside it (the score
-    saturates near 1 for large movements; the strength does not).
+    saturates near 1 for large movements; the strength does not), after Gaussian smoothing
+    over ``cfg.apex_smooth_s`` seconds.
 
     Args:
         score: ``(T,)`` apex scores in [0, 1].
@@ -119,6 +141,7 @@ def spot_intervals(
     padded = np.concatenate([[0.0], score, [0.0]])  # peaks at the clip edges count too
     peaks, _ = find_peaks(padded, height=cfg.threshold, prominence=cfg.prominence, distance=dist)
     peaks = peaks - 1
+    ref = apex_curve(score if strength is None else strength, timestamps_s, cfg)
     out: list[SpottedInterval] = []
     for p in sorted(peaks, key=lambda i: -score[i]):
         low = max(cfg.low_abs, cfg.low_rel * score[p])
@@ -132,7 +155,6 @@ def spot_intervals(
             continue  # inside a stronger interval
         if timestamps_s[off] - timestamps_s[on] + dt < cfg.min_duration_s:
             continue
-        ref = score if strength is None else strength
         apex = on + int(np.argmax(ref[on : off + 1]))
         out.append(SpottedInterval(int(on), apex, int(off), float(score[apex])))
     return sorted(out, key=lambda iv: iv.onset)

@@ -74,7 +74,7 @@ def clip_label(sample: Sample) -> str | None:
     return sample.megc3
 
 
-def prepare_clip(sample: Sample, landmarker, dssi_params: dict[str, int]) -> PreparedClip:
+def prepare_clip(sample: Sample, landmarker, dssi_params: dict[str, int | bool]) -> PreparedClip:
     """Align the frames a clip needs and build its DSSI and AU pairs.
 
     Pairs (frame, reference) -> targets: (apex, onset) and (apex, offset) -> the clip's
@@ -98,10 +98,10 @@ def prepare_clip(sample: Sample, landmarker, dssi_params: dict[str, int]) -> Pre
     present = [a for a in sample.au_names if a in AU_NAMES]
     target = np.array([1.0 if a in present else 0.0 for a in AU_NAMES], np.float32)
     zero = np.zeros_like(target)
+    # non-emotional clips keep their AUs (speech shows AU25/AU26 and lip AUs): FACS codes
+    # the movement, whatever its meaning
     spec = [((ap, on), target), ((ap, off), target), ((on, 0), zero), ((off, last), zero),
             ((on, ap), zero)]  # fmt: skip
-    if clip_label(sample) == NON_EMOTIONAL:
-        spec = [(p, zero) for p, _ in spec]
     pairs = np.stack([np.stack([by[a], by[b]])[:, None] for (a, b), _ in spec])
     targets = np.stack([t for _, t in spec])
     return PreparedClip(
@@ -112,7 +112,7 @@ def prepare_clip(sample: Sample, landmarker, dssi_params: dict[str, int]) -> Pre
 
 def prepare_dataset(
     samples: Sequence[Sample],
-    dssi_params: dict[str, int],
+    dssi_params: dict[str, int | bool],
     cache: Path | None = None,
     progress: bool = True,
 ) -> list[PreparedClip]:
@@ -219,19 +219,26 @@ class TrainConfig:
     n_segments: int = 3
     frames_per_segment: int = 5
     global_frames: int = 9
+    flow: bool = True  #: optical-flow channels in the DSSI (our addition; ablated)
     seed: int = 0
     threads: int = 0
 
     @property
-    def dssi_params(self) -> dict[str, int]:
+    def dssi_params(self) -> dict[str, int | bool]:
         """DSSI parameters for :func:`mer.inference.dssi_u8_from_crops`."""
         return {"n_segments": self.n_segments, "frames_per_segment": self.frames_per_segment,
-                "global_frames": self.global_frames}  # fmt: skip
+                "global_frames": self.global_frames, "flow": self.flow}  # fmt: skip
+
+    @property
+    def emotion_in_chans(self) -> int:
+        """Channels of each DSSI image: dynamic image (+ flow u, v)."""
+        return 3 if self.flow else 1
 
 
 def emotion_kwargs(cfg: TrainConfig, n_classes: int) -> dict:
     """Registry kwargs of the SMA-STN trained with ``cfg`` (recorded in the checkpoint)."""
-    return {"num_classes": n_classes, "num_segments": cfg.n_segments, "in_chans": 1,
+    return {"num_classes": n_classes, "num_segments": cfg.n_segments,
+            "in_chans": cfg.emotion_in_chans,
             "use_stma": cfg.use_stma, "channels": list(CHANNELS)}  # fmt: skip
 
 
@@ -340,6 +347,32 @@ def _predict(model, x_u8: np.ndarray, mean: float, std: float, multilabel: bool)
     return np.concatenate(outs)
 
 
+def emotional_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict:
+    """MEGC 3-class scores of a model that also has the ``"none"`` class.
+
+    Only the clips whose truth is an emotion count, and the prediction is the most probable
+    *emotion* (``"none"`` masked out), which is what a 3-class model would answer: the MEGC
+    2019 protocol, comparable with the 3-class targets.
+
+    Args:
+        y_true: ``(N,)`` int class indices into ``classes``.
+        probs: ``(N, len(classes))`` float probabilities.
+        classes: class names, including ``"none"``.
+
+    Returns:
+        ``{"uf1", "uar", "confusion", "classes", "n_test_clips"}`` over the emotion classes.
+    """
+    keep = [i for i, c in enumerate(classes) if c != NON_EMOTIONAL]
+    mask = np.isin(y_true, keep)
+    remap = {c: j for j, c in enumerate(keep)}
+    yt = np.array([remap[int(v)] for v in y_true[mask]], np.int64)
+    yp = probs[mask][:, keep].argmax(1)
+    cm = confusion(yt, yp, len(keep))
+    uf1, uar = uf1_uar(cm)
+    return {"uf1": uf1, "uar": uar, "confusion": cm.tolist(),
+            "classes": [classes[i] for i in keep], "n_test_clips": int(mask.sum())}  # fmt: skip
+
+
 def group_folds(groups: Sequence[str], k: int | None, seed: int = 0) -> list[set[str]]:
     """Split the distinct groups into ``k`` folds (LOSO when k is None)."""
     uniq = sorted(set(groups))
@@ -364,7 +397,7 @@ def cross_validate(
         ``{"uf1", "uar", "confusion", "classes", "au_f1", "au_macro_f1", "folds", ...}``.
     """
     folds = group_folds([c.subject for c in clips], k, cfg.seed)
-    y_true, y_pred, au_t, au_p = [], [], [], []
+    y_true, y_pred, y_prob, au_t, au_p = [], [], [], [], []
     t0 = time.perf_counter()
     for f, test in enumerate(folds):
         train = [c for c in clips if c.subject not in test]
@@ -377,6 +410,7 @@ def cross_validate(
             p = _predict(model, np.stack([c.dssi for c in ev]), DSSI_MEAN, DSSI_STD, False)
             y_true += [list(classes).index(c.label) for c in ev]
             y_pred += list(p.argmax(1))
+            y_prob.append(p)
         if train_aus:
             au_model = train_au(train, cfg)
             au_p.append(_predict(au_model, np.concatenate([c.pairs for c in held]),
@@ -387,6 +421,8 @@ def cross_validate(
     res: dict = {"uf1": uf1, "uar": uar, "confusion": cm.tolist(), "classes": list(classes),
                  "n_test_clips": len(y_true), "folds": len(folds),
                  "seconds": round(time.perf_counter() - t0, 1), "config": asdict(cfg)}  # fmt: skip
+    if NON_EMOTIONAL in classes and y_prob:
+        res["emotional"] = emotional_metrics(np.array(y_true), np.concatenate(y_prob), classes)
     if train_aus and au_t:
         f1 = per_au_f1(np.concatenate(au_t), np.concatenate(au_p))
         res["au_f1"] = f1
@@ -420,6 +456,12 @@ class Report:
                  f"- emotion UF1 **{m['uf1']:.4f}**, UAR **{m['uar']:.4f}** "
                  f"({m['n_test_clips']} test clips, classes {', '.join(m['classes'])})",
                  ]  # fmt: skip
+        if "emotional" in m:
+            e = m["emotional"]
+            lines.append(
+                f"- MEGC 3-class (emotional clips only, most probable emotion): UF1 "
+                f"**{e['uf1']:.4f}**, UAR **{e['uar']:.4f}** ({e['n_test_clips']} clips)"
+            )
         if "au_macro_f1" in m:
             lines.append(
                 f"- AU macro-F1 **{m['au_macro_f1']:.4f}**: "
@@ -437,9 +479,13 @@ class Report:
         for c, row in zip(m["classes"], m["confusion"], strict=True):
             lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + " |")
         if self.ablations:
-            lines += ["", "## Ablations", "", "| variant | UF1 | UAR |", "|---|---|---|"]
+            lines += ["", "## Ablations", "",
+                      "| variant | UF1 | UAR | 3-class UF1 | 3-class UAR |",
+                      "|---|---|---|---|---|"]  # fmt: skip
             for name, r in self.ablations.items():
-                lines.append(f"| {name} | {r['uf1']:.4f} | {r['uar']:.4f} |")
+                e = r.get("emotional")
+                three = f"{e['uf1']:.4f} | {e['uar']:.4f}" if e else "- | -"
+                lines.append(f"| {name} | {r['uf1']:.4f} | {r['uar']:.4f} | {three} |")
         (out_dir / "report.md").write_text("\n".join(lines) + "\n")
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         axes[0].imshow(np.array(m["confusion"]), cmap="Blues")

@@ -41,3 +41,30 @@ def test_dssi_shapes_and_sparse_indices() -> None:
     assert [len(s) for s in segs] == [5, 5, 5] and len(glob) == 9
     assert segs[0][0] == 0 and segs[-1][-1] == 59 and glob[-1] == 59
     assert to_uint8(out[0]).dtype == np.uint8
+
+
+def test_flow_channels_measure_the_movement_in_model_crop_pixels() -> None:
+    """A texture moving right by 1 px per frame: the segment flows read u ~ +1 px (encoded
+    128 + FLOW_GAIN), v ~ 0; the global flow is the onset-to-most-displaced one."""
+    import cv2
+
+    from mer.inference import FLOW_GAIN, dssi_u8_from_crops
+
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (96, 96)).astype(np.uint8), (0, 0), 2.0)
+    crops = {i: base[16:80, 16 - i : 80 - i].copy() for i in range(13)}  # content moves +x
+    params = {"n_segments": 3, "frames_per_segment": 5, "global_frames": 9}
+    plain = dssi_u8_from_crops(crops, 0, 12, params)
+    flow = dssi_u8_from_crops(crops, 0, 12, params | {"flow": True})
+    assert plain.shape == (4, 1, 64, 64) and flow.shape == (4, 3, 64, 64)
+    assert np.array_equal(flow[:, :1], plain)  # channel 0 is the dynamic image
+    inner = (slice(None), slice(16, 48), slice(16, 48))
+    u = (flow[:, 1][inner].astype(float) - 128) / FLOW_GAIN
+    v = (flow[:, 2][inner].astype(float) - 128) / FLOW_GAIN
+    # segments span 4 frames (4 px, clipped at the +2 px encoding range); global: 12 px
+    assert np.median(u[:3]) == pytest.approx(127 / FLOW_GAIN, abs=0.05)
+    assert abs(np.median(v)) < 0.1
+    small = {i: base[16:80, 16 - (i // 6) : 80 - (i // 6)].copy() for i in range(13)}
+    f2 = dssi_u8_from_crops(small, 0, 12, params | {"flow": True})
+    u2 = (f2[:, 1][inner].astype(float) - 128) / FLOW_GAIN
+    assert np.median(u2[3]) == pytest.approx(2.0, abs=0.2)  # onset -> last (most moved)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mer.training import confusion, group_folds, per_au_f1, uf1_uar
+from mer.training import confusion, emotional_metrics, group_folds, per_au_f1, uf1_uar
 
 
 def test_uf1_uar_on_a_known_confusion() -> None:
@@ -18,6 +18,22 @@ def test_uf1_uar_on_a_known_confusion() -> None:
     uf1, uar = uf1_uar(cm)
     f1 = [2 * 1 / (2 + 1 + 1), 2 * 2 / (4 + 1 + 0), 2 * 1 / (2 + 0 + 1)]
     assert uf1 == pytest.approx(np.mean(f1)) and uar == pytest.approx((0.5 + 1 + 0.5) / 3)
+
+
+def test_emotional_metrics_drop_none_clips_and_mask_the_none_class() -> None:
+    classes = ["negative", "positive", "surprise", "none"]
+    y = np.array([0, 1, 2, 3, 0])
+    probs = np.array([
+        [0.2, 0.1, 0.1, 0.6],  # negative clip called none -> best emotion: negative
+        [0.1, 0.5, 0.3, 0.1],
+        [0.5, 0.1, 0.3, 0.1],  # surprise clip called negative
+        [0.1, 0.1, 0.1, 0.7],  # none clip: not counted
+        [0.6, 0.2, 0.1, 0.1],
+    ])  # fmt: skip
+    m = emotional_metrics(y, probs, classes)
+    assert m["classes"] == classes[:3] and m["n_test_clips"] == 4
+    assert m["confusion"] == [[2, 0, 0], [0, 1, 0], [1, 0, 0]]
+    assert m["uar"] == pytest.approx((1 + 1 + 0) / 3)
 
 
 def test_group_folds_never_share_a_subject() -> None:

@@ -139,7 +139,13 @@ def evaluate(
     dataset: Annotated[str, typer.Option(help=_DATASETS)] = "synth",
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/eval"),
     folds: Annotated[int, typer.Option(help="Subject-grouped folds; 0 = LOSO.")] = 0,
-    ablations: Annotated[bool, typer.Option(help="Also: no STMA, no DE-Loss, S=2/5.")] = False,
+    ablations: Annotated[
+        bool, typer.Option(help="Also: no flow, no STMA, no DE-Loss, S=2/5 (all of --ablate).")
+    ] = False,
+    ablate: Annotated[
+        list[str] | None,
+        typer.Option(help="One ablation group: flow | stma | de | segments (repeatable)."),
+    ] = None,
     apex_clips: Annotated[int, typer.Option(help="Clips for the apex MAE (0 = skip).")] = 40,
     epochs: Annotated[int, typer.Option(help="SMA-STN epochs (fixed, not tuned).")] = 25,
     au_epochs: Annotated[int, typer.Option(help="AU detector epochs.")] = 12,
@@ -154,17 +160,23 @@ def evaluate(
     cfg = TrainConfig(emotion_epochs=epochs, au_epochs=au_epochs, seed=seed)
     classes = _classes(samples)
     k = folds or None
+    groups = {
+        "flow": {"no flow channels (DSSI only)": replace(cfg, flow=False)},
+        "stma": {"no STMA": replace(cfg, use_stma=False)},
+        "de": {"no DE-Loss": replace(cfg, lambda_de=0.0)},
+        "segments": {"segments=2": replace(cfg, n_segments=2),
+                     "segments=5": replace(cfg, n_segments=5)},
+    }  # fmt: skip
+    chosen = list(groups) if ablations else list(ablate or [])
+    unknown = set(chosen) - set(groups)
+    if unknown:
+        err.print(f"[red]unknown ablation {sorted(unknown)}; use {list(groups)}[/red]")
+        raise typer.Exit(code=2)
     clips = prepare_dataset(samples, cfg.dssi_params, cache=_prep_cache(out, cfg))
     main = cross_validate(clips, classes, cfg, k, log_fn=err.print)
     report = Report(dataset=f"{dataset} ({data_dir})", main=main, device=_device())
-    if ablations:
-        variants = {
-            "no flow channels (DSSI only)": replace(cfg, flow=False),
-            "no STMA": replace(cfg, use_stma=False),
-            "no DE-Loss": replace(cfg, lambda_de=0.0),
-            "segments=2": replace(cfg, n_segments=2),
-            "segments=5": replace(cfg, n_segments=5),
-        }
+    if chosen:
+        variants = {name: v for g in chosen for name, v in groups[g].items()}
         for name, vcfg in variants.items():
             err.print(f"ablation: {name}")
             vclips = clips
@@ -172,7 +184,7 @@ def evaluate(
                 vclips = prepare_dataset(samples, vcfg.dssi_params, cache=_prep_cache(out, vcfg))
             report.ablations[name] = cross_validate(vclips, classes, vcfg, k, train_aus=False)
         report.ablations["full (reference)"] = {
-            k: main[k] for k in ("uf1", "uar", "emotional") if k in main
+            key: main[key] for key in ("uf1", "uar", "emotional") if key in main
         }
     if apex_clips:
         report.apex = apex_mae(samples, n=apex_clips, seed=seed)

@@ -76,3 +76,30 @@ def test_trained_checkpoints_drive_the_pipeline(
     assert (trained_store / AU_FILE).is_file()
     card = (trained_store / "MODEL_CARD.md").read_text()
     assert "London Set" in card and "sha256" in card
+
+
+def test_mer_evaluate_writes_report_with_ablation(trained_store: Path, tmp_path: Path) -> None:
+    """`mer evaluate` end to end on a tiny synthetic set: grouped CV, one ablation group
+    (DSSI without the flow channels, prepared separately), apex MAE, JSON + MD + PNG."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from mer.cli import app
+
+    data = trained_store.parent / "set"
+    out = tmp_path / "rep"
+    args = ["evaluate", str(data), "--folds", "2", "--epochs", "1", "--au-epochs", "1",
+            "--apex-clips", "2", "--out", str(out)]  # fmt: skip
+    bad = CliRunner().invoke(app, [*args, "--ablate", "bogus"])
+    assert bad.exit_code == 2 and not out.exists()
+    res = CliRunner().invoke(app, [*args, "--ablate", "flow"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["main"]["folds"] == 2 and rep["main"]["config"]["flow"] is True
+    assert set(rep["ablations"]) == {"no flow channels (DSSI only)", "full (reference)"}
+    assert rep["ablations"]["no flow channels (DSSI only)"]["config"]["flow"] is False
+    assert rep["apex"]["n"] == 2 and rep["apex"]["mae_frames"] >= 0
+    assert "Ablations" in (out / "report.md").read_text() and (out / "report.png").is_file()
+    assert {p.name for p in (out / "cache").glob("*.json")} == {
+        "prep_s3_flow1.json", "prep_s3_flow0.json"}  # fmt: skip

@@ -6,7 +6,7 @@ in-process backend (:class:`mer.inference.InProcessBackend`) run the same code:
 
 - **Payload** (one request = one sample): the uint8 model input in ``.npy`` format
   (:func:`encode_sample` / :func:`decode_sample`, ``np.load(allow_pickle=False)``), sent
-  as ``application/octet-stream``. SMA-STN: ``(S + 1, 1, M, M)`` DSSI; AU detector:
+  as ``application/octet-stream``. SMA-STN: ``(S + 1, C, M, M)`` DSSI; AU detector:
   ``(2, 1, M, M)`` (aligned frame, its neutral reference); ``M`` =
   :data:`mer.inference.MODEL_SIZE`. One sample is ~8-16 KB, far below TorchServe's
   default ``max_request_size`` (6.5 MB).

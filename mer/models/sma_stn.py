@@ -6,7 +6,10 @@ architecture below is **our reconstruction** of what it states:
 
 * Input: the DSSI of a clip (:func:`mer.dssi.dssi`): ``S`` local segment dynamic images and one
   global dynamic image, stacked as ``(B, S + 1, C, H, W)`` float32 (locals first, global
-  last), normalised with the model's ``default_cfg`` mean / std.
+  last), normalised with the model's ``default_cfg`` mean / std. **Our addition**: with
+  ``in_chans=3`` each image also carries the optical flow ``u, v`` of its span
+  (:func:`mer.inference.segment_flow`), because on micro amplitudes the dynamic image alone
+  is at the level of the sensor noise; the shipped weights use it, and the report ablates it.
 * A compact CNN backbone trained from scratch (:class:`~mer.models.layers.CompactBackbone`),
   shared by all segments (and, by default, by the global image).
 * STMA (spatiotemporal movement-attending module): (a) long-range spatial attention over the
@@ -84,7 +87,8 @@ class SMASTN(nn.Module):
     Args:
         num_classes: classifier outputs (3 = MEGC negative/positive/surprise; 5 for CASME II).
         num_segments: local segments ``S`` (input has ``S + 1`` images).
-        in_chans: channels ``C`` of each dynamic image (1 grey, 3 colour).
+        in_chans: channels ``C`` of each DSSI image (1 grey dynamic image; 3 = grey dynamic
+            image + flow u, v as shipped, or a colour dynamic image).
         channels: backbone stage widths.
         use_stma: non-local spatial attention + learned segment weights; False -> uniform
             average over segments, no non-local block (ablation).

@@ -1,4 +1,4 @@
-"""TorchServe handler of SMA-STN: ``(S + 1, 1, M, M)`` uint8 DSSI -> class probabilities.
+"""TorchServe handler of SMA-STN: ``(S + 1, C, M, M)`` uint8 DSSI -> class probabilities.
 
 Request body: one sample as ``.npy`` bytes (:func:`mer.serving.encode_sample`).
 Response: ``{"probs": [n_classes floats, softmax], "batch_size", "model", "version"}``.

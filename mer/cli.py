@@ -301,7 +301,8 @@ def _write_model_card(
         f"# Model card — shipped weights v{version}", "",
         f"- `{EMOTION_FILE}`: SMA-STN, classes {', '.join(classes)}; DSSI "
         f"{cfg.n_segments} segments x {cfg.frames_per_segment} frames + global "
-        f"{cfg.global_frames}; sha256 `{sha256_file(out / EMOTION_FILE)}`",
+        f"{cfg.global_frames}{' + optical-flow channels (u, v)' if cfg.flow else ''}; sha256 "
+        f"`{sha256_file(out / EMOTION_FILE)}`",
         f"- `{AU_FILE}`: AU detector (frame + local neutral reference); sha256 "
         f"`{sha256_file(out / AU_FILE)}`",
         f"- Training data: {data_desc}",

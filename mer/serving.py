@@ -345,10 +345,12 @@ def write_random_checkpoints(out_dir: Path, version: str = "0.0.0-random", seed:
     classes = list(EMOTION_CLASSES_MEGC)
     kw = emotion_kwargs(cfg, len(classes))
     size = [1, MODEL_SIZE, MODEL_SIZE]
+    c = cfg.emotion_in_chans
     note = "random weights (benchmarks and tests of the serving path only)"
     save_checkpoint(out_dir / EMOTION_FILE, create_model("sma_stn", **kw), ModelCard(
         model_name="sma_stn", model_kwargs=kw, labels=classes, label_kind="classes",
-        input_size=size, mean=[DSSI_MEAN], std=[DSSI_STD], dssi=cfg.dssi_params,
+        input_size=[c, MODEL_SIZE, MODEL_SIZE], mean=[DSSI_MEAN] * c, std=[DSSI_STD] * c,
+        dssi=cfg.dssi_params,
         version=version, training_data=note,
     ))  # fmt: skip
     save_checkpoint(out_dir / AU_FILE, create_model("au_detector", **AU_KWARGS), ModelCard(

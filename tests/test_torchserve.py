@@ -74,7 +74,7 @@ def random_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _inputs(n_pairs: int, n_clips: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     pairs = rng.integers(0, 256, (n_pairs, 2, 1, M, M), dtype=np.uint8)
-    dssi = rng.integers(0, 256, (n_clips, 4, 1, M, M), dtype=np.uint8)
+    dssi = rng.integers(0, 256, (n_clips, 4, 3, M, M), dtype=np.uint8)  # DSSI + flow u, v
     return pairs, dssi
 
 

@@ -515,6 +515,13 @@ def analyze_frames(
             emotion_reason = (
                 "the strongest movement is not emotional (speech, blink or head motion)"
             )
+        elif top_emotion is not None and top_emotion.score < settings.emotion_min_score:
+            emotion_reason = (
+                f"the strongest movement's emotion ({top_emotion.label}, p = "
+                f"{top_emotion.score:.2f}) is below MER_EMOTION_MIN_SCORE = "
+                f"{settings.emotion_min_score:g}; see the intervals"
+            )
+            top_emotion = None
     curve = apex_curve(strength, tarr, cfg.spotting)
     apex_i = int(np.argmax(np.where(np.asarray(valid), curve, -1.0)))
     apex = ApexFrame(

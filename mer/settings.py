@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     landmarker: Literal["mediapipe", "dlib"] = "mediapipe"
     model_dir: Path = Field(REPO_ROOT / "model_store", description="Shipped weights.")
     inference_backend: Literal["inprocess", "torchserve"] = "inprocess"
+    emotion_min_score: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="The video's top-level emotion is reported only when the strongest "
+        "interval's emotion probability reaches this; each interval keeps its own.",
+    )
     torchserve_url: str = Field(
         "http://127.0.0.1:8080",
         description="TorchServe inference API (MER_INFERENCE_BACKEND=torchserve).",

@@ -2,7 +2,8 @@
 
 single_face.mp4 (a smile): its interval is `positive` and AU12 is among the top AUs at
 the apex. GRID talking heads and the Carphone clip (talking): no interval gets an emotion
-other than `none` with high confidence.
+other than `none` with high confidence, and the video's top-level emotion is null with a
+reason (`none`, or below MER_EMOTION_MIN_SCORE).
 """
 
 from pathlib import Path
@@ -55,3 +56,13 @@ def test_talking_is_not_reported_as_an_emotion(shared_data: Path, name: str) -> 
     for iv in r.intervals:
         assert iv.emotion is not None
         assert iv.emotion.label == "none" or iv.emotion.score < 0.8, (name, iv)
+    assert r.emotion is None and r.emotion_reason, (name, r.emotion)
+
+
+def test_top_level_emotion_needs_the_minimum_score(single_face_video: Path) -> None:
+    from mer.settings import Settings
+
+    r = analyze_video(single_face_video, settings=Settings(emotion_min_score=1.0))
+    strongest = max(r.intervals, key=lambda iv: iv.score)
+    assert strongest.emotion is not None and strongest.emotion.label == "positive"
+    assert r.emotion is None and "MER_EMOTION_MIN_SCORE" in (r.emotion_reason or "")

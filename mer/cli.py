@@ -231,17 +231,12 @@ def train(
     """Train SMA-STN and the AU detector on the whole set and write the shipped weights."""
     import time
 
-    from mer.inference import AU_FILE, EMOTION_FILE, MODEL_SIZE
-    from mer.models.weights import ModelCard, save_checkpoint
-    from mer.schemas import AU_NAMES
+    from mer.inference import AU_FILE, EMOTION_FILE
+    from mer.models.weights import save_checkpoint
     from mer.training import (
-        AU_KWARGS,
-        DSSI_MEAN,
-        DSSI_STD,
-        PAIR_MEAN,
-        PAIR_STD,
         TrainConfig,
-        emotion_kwargs,
+        au_card,
+        emotion_card,
         prepare_dataset,
         train_au,
         train_emotion,
@@ -269,18 +264,11 @@ def train(
     t_au = time.perf_counter() - t0 - t_emo
     out.mkdir(parents=True, exist_ok=True)
     common = {"training_data": data_desc, "version": version, "license": credit}
-    save_checkpoint(out / EMOTION_FILE, emo, ModelCard(
-        model_name="sma_stn", model_kwargs=emotion_kwargs(cfg, len(classes)), labels=classes,
-        label_kind="classes", input_size=[cfg.emotion_in_chans, MODEL_SIZE, MODEL_SIZE],
-        mean=[DSSI_MEAN] * cfg.emotion_in_chans, std=[DSSI_STD] * cfg.emotion_in_chans,
-        dssi=cfg.dssi_params,
-        metrics={k: metrics[k] for k in ("uf1", "uar") if k in metrics},
+    save_checkpoint(out / EMOTION_FILE, emo, emotion_card(
+        cfg, classes, metrics={k: metrics[k] for k in ("uf1", "uar") if k in metrics},
         extra={"train_seconds": round(t_emo, 1), "device": _device()}, **common,
     ))  # fmt: skip
-    save_checkpoint(out / AU_FILE, au, ModelCard(
-        model_name="au_detector", model_kwargs=AU_KWARGS,
-        labels=list(AU_NAMES), label_kind="aus", input_size=[1, MODEL_SIZE, MODEL_SIZE],
-        mean=[PAIR_MEAN], std=[PAIR_STD],
+    save_checkpoint(out / AU_FILE, au, au_card(
         metrics={k: metrics[k] for k in ("au_macro_f1",) if k in metrics} | (
             {"apex_mae_rel": apex["mae_rel"]} if apex else {}),
         extra={"train_seconds": round(t_au, 1), "device": _device()}, **common,

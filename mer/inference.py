@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from mer.dssi import dssi_indices, dynamic_image
+from mer.motion import FlowEstimator
 from mer.schemas import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -115,8 +116,6 @@ def segment_flow(frames: list[np.ndarray], peak: bool) -> np.ndarray:
         frames: ``(M, M)`` uint8 crops in time order, at least 1.
         peak: global-span rule (see above).
     """
-    from mer.motion import FlowEstimator
-
     est = getattr(_flow_local, "est", None)
     if est is None:
         est = _flow_local.est = FlowEstimator(FLOW_PRESET)

@@ -324,40 +324,22 @@ def write_random_checkpoints(out_dir: Path, version: str = "0.0.0-random", seed:
     """
     import torch
 
-    from mer.inference import MODEL_SIZE
     from mer.models import create_model
-    from mer.models.weights import ModelCard, save_checkpoint
-    from mer.schemas import AU_NAMES, EMOTION_CLASSES_MEGC
-    from mer.training import (
-        AU_KWARGS,
-        DSSI_MEAN,
-        DSSI_STD,
-        PAIR_MEAN,
-        PAIR_STD,
-        TrainConfig,
-        emotion_kwargs,
-    )
+    from mer.models.weights import save_checkpoint
+    from mer.schemas import EMOTION_CLASSES_MEGC
+    from mer.training import AU_KWARGS, TrainConfig, au_card, emotion_card, emotion_kwargs
 
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = TrainConfig()
     classes = list(EMOTION_CLASSES_MEGC)
-    kw = emotion_kwargs(cfg, len(classes))
-    size = [1, MODEL_SIZE, MODEL_SIZE]
-    c = cfg.emotion_in_chans
     note = "random weights (benchmarks and tests of the serving path only)"
-    save_checkpoint(out_dir / EMOTION_FILE, create_model("sma_stn", **kw), ModelCard(
-        model_name="sma_stn", model_kwargs=kw, labels=classes, label_kind="classes",
-        input_size=[c, MODEL_SIZE, MODEL_SIZE], mean=[DSSI_MEAN] * c, std=[DSSI_STD] * c,
-        dssi=cfg.dssi_params,
-        version=version, training_data=note,
-    ))  # fmt: skip
-    save_checkpoint(out_dir / AU_FILE, create_model("au_detector", **AU_KWARGS), ModelCard(
-        model_name="au_detector", model_kwargs=AU_KWARGS, labels=list(AU_NAMES),
-        label_kind="aus", input_size=size, mean=[PAIR_MEAN], std=[PAIR_STD],
-        version=version, training_data=note,
-    ))  # fmt: skip
+    emo = create_model("sma_stn", **emotion_kwargs(cfg, len(classes)))
+    save_checkpoint(out_dir / EMOTION_FILE, emo,
+                    emotion_card(cfg, classes, version=version, training_data=note))  # fmt: skip
+    save_checkpoint(out_dir / AU_FILE, create_model("au_detector", **AU_KWARGS),
+                    au_card(version=version, training_data=note))  # fmt: skip
     return out_dir
 
 

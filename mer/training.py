@@ -245,6 +245,34 @@ def emotion_kwargs(cfg: TrainConfig, n_classes: int) -> dict:
 AU_KWARGS: dict = {"num_aus": len(AU_NAMES), "in_chans": 1, "channels": list(CHANNELS)}
 
 
+def emotion_card(cfg: TrainConfig, classes: Sequence[str], **fields):  # -> ModelCard
+    """The :class:`~mer.models.weights.ModelCard` of an SMA-STN trained with ``cfg``: model
+    kwargs, labels, input size ``[C, M, M]``, DSSI normalisation and parameters; ``fields``
+    add the rest (version, training data, metrics, ...)."""
+    from mer.inference import MODEL_SIZE
+    from mer.models.weights import ModelCard
+
+    c = cfg.emotion_in_chans
+    return ModelCard(
+        model_name="sma_stn", model_kwargs=emotion_kwargs(cfg, len(classes)),
+        labels=list(classes), label_kind="classes", input_size=[c, MODEL_SIZE, MODEL_SIZE],
+        mean=[DSSI_MEAN] * c, std=[DSSI_STD] * c, dssi=cfg.dssi_params, **fields,
+    )  # fmt: skip
+
+
+def au_card(**fields):  # -> ModelCard
+    """The :class:`~mer.models.weights.ModelCard` of the AU detector (:data:`AU_KWARGS`,
+    :data:`mer.schemas.AU_NAMES`, ``(frame, reference)`` pair normalisation) plus ``fields``."""
+    from mer.inference import MODEL_SIZE
+    from mer.models.weights import ModelCard
+
+    return ModelCard(
+        model_name="au_detector", model_kwargs=AU_KWARGS, labels=list(AU_NAMES),
+        label_kind="aus", input_size=[1, MODEL_SIZE, MODEL_SIZE], mean=[PAIR_MEAN],
+        std=[PAIR_STD], **fields,
+    )  # fmt: skip
+
+
 def _setup(cfg: TrainConfig):
     import torch
 

@@ -26,8 +26,8 @@ from mer.datasets.common import (
     Sample,
     build_sample,
     cell,
-    find_sheet,
     list_frames,
+    locate_sheet,
     parse_frame,
     read_sheet,
 )
@@ -96,13 +96,12 @@ def load_casme2(
         ValueError: the sheet lacks a required column.
     """
     root = Path(root)
-    sheet_path = (
-        Path(sheet)
-        if sheet is not None
-        else find_sheet(root, ("CASME2-coding*.xlsx", "CASME2-coding*.csv", "CASME2*.xlsx"))
+    sheet_path = locate_sheet(
+        root,
+        sheet,
+        ("CASME2-coding*.xlsx", "CASME2-coding*.csv", "CASME2*.xlsx"),
+        "CASME II coding sheet (CASME2-coding*.xlsx/.csv)",
     )
-    if sheet_path is None or not sheet_path.is_file():
-        raise FileNotFoundError(f"no CASME II coding sheet (CASME2-coding*.xlsx/.csv) in {root}")
     rows = read_sheet(sheet_path, CASME2_COLUMNS)
     meta_path = root / SYNTH_META
     meta = _read_meta(meta_path) if meta_path.is_file() else None

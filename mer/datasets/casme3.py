@@ -24,8 +24,8 @@ from mer.datasets.common import (
     build_sample,
     cell,
     find_dir_containing,
-    find_sheet,
     list_frames,
+    locate_sheet,
     parse_frame,
     read_sheet,
 )
@@ -66,13 +66,12 @@ def load_casme3_part_a(
         ValueError: required columns missing.
     """
     root = Path(root)
-    sheet_path = (
-        Path(sheet)
-        if sheet is not None
-        else find_sheet(root, ("*part_A*ME*.xlsx", "*part_A*ME*.csv", "*.xlsx", "*.csv"))
+    sheet_path = locate_sheet(
+        root,
+        sheet,
+        ("*part_A*ME*.xlsx", "*part_A*ME*.csv", "*.xlsx", "*.csv"),
+        "CAS(ME)^3 part A label sheet",
     )
-    if sheet_path is None or not sheet_path.is_file():
-        raise FileNotFoundError(f"no CAS(ME)^3 part A label sheet in {root}")
     rows = read_sheet(sheet_path, _REQUIRED)
     frames_root = find_dir_containing(root, "spNO.*", max_depth=3)
     if frames_root is None:

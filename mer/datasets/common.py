@@ -523,6 +523,18 @@ def find_sheet(root: Path, patterns: Sequence[str]) -> Path | None:
     return None
 
 
+def locate_sheet(root: Path, sheet: str | Path | None, patterns: Sequence[str], what: str) -> Path:
+    """The label sheet of a data set: ``sheet`` when given, else :func:`find_sheet`.
+
+    Raises:
+        FileNotFoundError: no such file; the message names ``what`` and ``root``.
+    """
+    path = Path(sheet) if sheet is not None else find_sheet(root, patterns)
+    if path is None or not path.is_file():
+        raise FileNotFoundError(f"no {what} in {root}")
+    return path
+
+
 def find_dir_containing(root: Path, pattern: str, max_depth: int = 3) -> Path | None:
     """``root`` or the shallowest folder below it holding a child folder matching ``pattern``.
 

@@ -26,8 +26,8 @@ from mer.datasets.common import (
     Sample,
     build_sample,
     cell,
-    find_sheet,
     list_frames,
+    locate_sheet,
     parse_frame,
     read_sheet,
 )
@@ -78,13 +78,12 @@ def load_samm(
         ValueError: required columns missing.
     """
     root = Path(root)
-    sheet_path = (
-        Path(sheet)
-        if sheet is not None
-        else find_sheet(root, ("SAMM*.xlsx", "SAMM*.csv", "*.xlsx", "*.csv"))
+    sheet_path = locate_sheet(
+        root,
+        sheet,
+        ("SAMM*.xlsx", "SAMM*.csv", "*.xlsx", "*.csv"),
+        "SAMM coding sheet (*.xlsx / *.csv)",
     )
-    if sheet_path is None or not sheet_path.is_file():
-        raise FileNotFoundError(f"no SAMM coding sheet (*.xlsx / *.csv) in {root}")
     rows = read_sheet(sheet_path, _REQUIRED, header_row=header_row)
     frames_root = root / "SAMM" if (root / "SAMM").is_dir() else root
     keep_extra = ("Inducement Code", "Duration", "Micro", "Notes", "Objective Classes")

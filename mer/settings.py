@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     # --- science ----------------------------------------------------------------------
     landmarker: Literal["mediapipe", "dlib"] = "mediapipe"
     model_dir: Path = Field(REPO_ROOT / "model_store", description="Shipped weights.")
+    shared_data_dir: Path = Field(
+        REPO_ROOT.parent / "shared" / "data",
+        description="The real face media (London Set faces, test videos); never copied in.",
+    )
     inference_backend: Literal["inprocess", "torchserve"] = "inprocess"
     emotion_min_score: float = Field(
         0.7,

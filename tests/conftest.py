@@ -23,7 +23,7 @@ if str(REPO_ROOT) not in sys.path:  # run from a checkout without `pip install -
 
 from mer.settings import Settings  # noqa: E402
 
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SHARED_DATA = Settings().shared_data_dir  # MER_SHARED_DATA_DIR, default <repo>/../shared/data
 REDIS_TEST_URL = os.environ.get("MER_REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
 
 
@@ -36,7 +36,7 @@ def _missing(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``<repo>/../shared/data`` (the real face media)."""
+    """``MER_SHARED_DATA_DIR`` (default ``<repo>/../shared/data``): the real face media."""
     if not (SHARED_DATA / "videos").is_dir():
         _missing(f"shared media not found at {SHARED_DATA}")
     return SHARED_DATA

@@ -27,7 +27,6 @@ from mer.synth.aus import CHEEK, interocular
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CREDIT = (
     "Faces: Face Research Lab London Set, DeBruine & Jones (2017), "
     "doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0 (rendered with synthetic "
@@ -38,8 +37,11 @@ CACHE_VERSION = "mediapipe-facemesh-468-v1"
 
 
 def default_london_root() -> Path:
-    """``<repo>/../shared/data/faces/london`` (may not exist)."""
-    return REPO_ROOT.parent / "shared" / "data" / "faces" / "london"
+    """``<shared data>/faces/london`` (``MER_SHARED_DATA_DIR``, default
+    ``<repo>/../shared/data``; may not exist)."""
+    from mer.settings import Settings
+
+    return Settings().shared_data_dir / "faces" / "london"
 
 
 def list_identities(root: Path | str | None = None) -> list[str]:

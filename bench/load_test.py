@@ -38,8 +38,10 @@ from typing import Any
 
 import httpx
 
+from mer.settings import Settings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "data" / "videos" / "single_face.mp4"
+DEFAULT_SOURCE = Settings().shared_data_dir / "videos" / "single_face.mp4"
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-LONDON = SHARED_DATA / "faces" / "london"
+from mer.synth.faces import default_london_root
+
+LONDON = default_london_root()  # under MER_SHARED_DATA_DIR
 
 
 def require_london() -> Path:

@@ -144,9 +144,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
     s1 = int(emo_lm.meta.dssi.get("n_segments", 3)) + 1
     c_emo = int(emo_lm.meta.input_size[0])
+    k_au = 4 if au_lm.meta.pair.get("flow", False) else 2  # frame, reference (, flow u, v)
+    m, n = MODEL_SIZE, max(sizes)
     inputs = {
-        "sma_stn": rng.integers(0, 256, (max(sizes), s1, c_emo, MODEL_SIZE, MODEL_SIZE), np.uint8),
-        "au_detector": rng.integers(0, 256, (max(sizes), 2, 1, MODEL_SIZE, MODEL_SIZE), np.uint8),
+        "sma_stn": rng.integers(0, 256, (n, s1, c_emo, m, m), np.uint8),
+        "au_detector": rng.integers(0, 256, (n, k_au, 1, m, m), np.uint8),
     }
     env = {"MER_TS_TORCH_THREADS": str(args.ts_threads)} if args.ts_threads else None
     ts = start_torchserve(cfg, work / "run", env=env)

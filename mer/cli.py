@@ -140,21 +140,32 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/eval"),
     folds: Annotated[int, typer.Option(help="Subject-grouped folds; 0 = LOSO.")] = 0,
     ablations: Annotated[
-        bool, typer.Option(help="Also: no flow, no STMA, no DE-Loss, S=2/5 (all of --ablate).")
+        bool,
+        typer.Option(help="Also: no flow, no AU flow, no STMA, no DE-Loss, S=2/5 (all groups)."),
     ] = False,
     ablate: Annotated[
         list[str] | None,
-        typer.Option(help="One ablation group: flow | stma | de | segments (repeatable)."),
+        typer.Option(
+            help="One ablation group: flow | au-flow | stma | de | segments (repeatable)."
+        ),
     ] = None,
     apex_clips: Annotated[int, typer.Option(help="Clips for the apex MAE (0 = skip).")] = 40,
     epochs: Annotated[int, typer.Option(help="SMA-STN epochs (fixed, not tuned).")] = 25,
     au_epochs: Annotated[int, typer.Option(help="AU detector epochs.")] = 12,
     seed: Annotated[int, typer.Option()] = 0,
+    workers: Annotated[int, typer.Option(help="Processes preparing the clips.")] = 2,
 ) -> None:
     """Subject-grouped cross-validation with metrics pooled over folds; JSON/MD/PNG report."""
     from dataclasses import replace
 
-    from mer.training import Report, TrainConfig, apex_mae, cross_validate, prepare_dataset
+    from mer.training import (
+        Report,
+        TrainConfig,
+        apex_mae,
+        cross_validate,
+        prepare_dataset,
+        without_flow,
+    )
 
     samples = _load(dataset, data_dir)
     cfg = TrainConfig(emotion_epochs=epochs, au_epochs=au_epochs, seed=seed)
@@ -162,6 +173,7 @@ def evaluate(
     k = folds or None
     groups = {
         "flow": {"no flow channels (DSSI only)": replace(cfg, flow=False)},
+        "au-flow": {"AU detector without flow channels": replace(cfg, au_flow=False)},
         "stma": {"no STMA": replace(cfg, use_stma=False)},
         "de": {"no DE-Loss": replace(cfg, lambda_de=0.0)},
         "segments": {"segments=2": replace(cfg, n_segments=2),
@@ -172,7 +184,12 @@ def evaluate(
     if unknown:
         err.print(f"[red]unknown ablation {sorted(unknown)}; use {list(groups)}[/red]")
         raise typer.Exit(code=2)
-    clips = prepare_dataset(samples, cfg.dssi_params, cache=_prep_cache(out, cfg))
+
+    def prepare(c: TrainConfig):
+        return prepare_dataset(samples, c.dssi_params, cache=_prep_cache(out, c),
+                               pair_params=c.pair_params, workers=workers)  # fmt: skip
+
+    clips = prepare(cfg)
     main = cross_validate(clips, classes, cfg, k, log_fn=err.print)
     report = Report(dataset=f"{dataset} ({data_dir})", main=main, device=_device())
     if chosen:
@@ -180,11 +197,19 @@ def evaluate(
         for name, vcfg in variants.items():
             err.print(f"ablation: {name}")
             vclips = clips
-            if vcfg.dssi_params != cfg.dssi_params:
-                vclips = prepare_dataset(samples, vcfg.dssi_params, cache=_prep_cache(out, vcfg))
-            report.ablations[name] = cross_validate(vclips, classes, vcfg, k, train_aus=False)
+            if (vcfg.dssi_params, vcfg.pair_params) != (cfg.dssi_params, cfg.pair_params):
+                same_frames = (vcfg.n_segments, vcfg.flow_size) == (cfg.n_segments, cfg.flow_size)
+                drop_dssi, drop_au = cfg.flow and not vcfg.flow, cfg.au_flow and not vcfg.au_flow
+                if same_frames and (drop_dssi or drop_au):
+                    vclips = without_flow(clips, dssi=drop_dssi, au=drop_au)
+                else:
+                    vclips = prepare(vcfg)
+            au_only = vcfg.au_flow != cfg.au_flow  # the AU input changed, not the emotion's
+            report.ablations[name] = cross_validate(
+                vclips, classes, vcfg, k, train_aus=au_only, fit_emotion=not au_only
+            )
         report.ablations["full (reference)"] = {
-            key: main[key] for key in ("uf1", "uar", "emotional") if key in main
+            key: main[key] for key in ("uf1", "uar", "emotional", "au_macro_f1") if key in main
         }
     if apex_clips:
         report.apex = apex_mae(samples, n=apex_clips, seed=seed)
@@ -193,8 +218,8 @@ def evaluate(
 
 
 def _prep_cache(out: Path, cfg) -> Path:
-    """Prepared-inputs cache of one DSSI configuration under ``out/cache``."""
-    return out / "cache" / f"prep_s{cfg.n_segments}_flow{int(cfg.flow)}"
+    """Prepared-inputs cache of one input configuration under ``out/cache``."""
+    return out / "cache" / f"prep_s{cfg.n_segments}_flow{int(cfg.flow)}_au{int(cfg.au_flow)}"
 
 
 def _classes(samples) -> list[str]:
@@ -227,6 +252,7 @@ def train(
     au_epochs: Annotated[int, typer.Option()] = 12,
     seed: Annotated[int, typer.Option()] = 0,
     version: Annotated[str, typer.Option(help="Weights version.")] = "1.0.0",
+    workers: Annotated[int, typer.Option(help="Processes preparing the clips.")] = 2,
 ) -> None:
     """Train SMA-STN and the AU detector on the whole set and write the shipped weights."""
     import time
@@ -245,7 +271,8 @@ def train(
     samples = _load(dataset, data_dir)
     cfg = TrainConfig(emotion_epochs=epochs, au_epochs=au_epochs, seed=seed)
     classes = _classes(samples)
-    clips = prepare_dataset(samples, cfg.dssi_params, cache=out / ".cache" / "prep")
+    clips = prepare_dataset(samples, cfg.dssi_params, cache=out / ".cache" / "prep",
+                            pair_params=cfg.pair_params, workers=workers)  # fmt: skip
     metrics = json.loads(report.read_text())["main"] if report else {}
     apex = json.loads(report.read_text()).get("apex", {}) if report else {}
     credit = (
@@ -269,7 +296,7 @@ def train(
         extra={"train_seconds": round(t_emo, 1), "device": _device()}, **common,
     ))  # fmt: skip
     save_checkpoint(out / AU_FILE, au, au_card(
-        metrics={k: metrics[k] for k in ("au_macro_f1",) if k in metrics} | (
+        cfg, metrics={k: metrics[k] for k in ("au_macro_f1",) if k in metrics} | (
             {"apex_mae_rel": apex["mae_rel"]} if apex else {}),
         extra={"train_seconds": round(t_au, 1), "device": _device()}, **common,
     ))  # fmt: skip
@@ -285,13 +312,14 @@ def _write_model_card(
     from mer.inference import AU_FILE, EMOTION_FILE
     from mer.models.weights import sha256_file
 
+    au_flow = f" + optical flow between them, DIS at {cfg.flow_size} px" if cfg.au_flow else ""
     lines = [
         f"# Model card — shipped weights v{version}", "",
         f"- `{EMOTION_FILE}`: SMA-STN, classes {', '.join(classes)}; DSSI "
         f"{cfg.n_segments} segments x {cfg.frames_per_segment} frames + global "
         f"{cfg.global_frames}{' + optical-flow channels (u, v)' if cfg.flow else ''}; sha256 "
         f"`{sha256_file(out / EMOTION_FILE)}`",
-        f"- `{AU_FILE}`: AU detector (frame + local neutral reference); sha256 "
+        f"- `{AU_FILE}`: AU detector (frame + local neutral reference{au_flow}); sha256 "
         f"`{sha256_file(out / AU_FILE)}`",
         f"- Training data: {data_desc}",
         f"- Training time: {t_emo:.0f} s (SMA-STN) + {t_au:.0f} s (AU detector) on "

@@ -2,7 +2,9 @@
 apex spotting -> AU scores -> DSSI + emotion, streaming with bounded memory.
 
 Memory is bounded by the alignment lag (``3 * align_sigma_s`` of grey frames) and the
-motion buffer (the largest lag of aligned crops); per-frame outputs are small arrays.
+motion buffer (the largest lag of aligned crops); per-frame outputs are small arrays. The
+aligned crops every frame needs for the learned models (16 KiB a frame at 128 px) go to an
+anonymous temporary file (:class:`CropStore`), paged in by the OS when read.
 Decoding runs in a background thread (PyAV releases the GIL), so decoding overlaps the
 landmarker on a second core.
 """
@@ -12,10 +14,11 @@ from __future__ import annotations
 import bisect
 import logging
 import queue
+import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,9 +31,9 @@ from mer.face.align import fit_to_template, gaussian_average, landmarks_to_crop,
 from mer.face.landmarks import Face, Landmarker, create_landmarker, iou
 from mer.inference import (
     InferenceBackend,
+    au_input_u8,
     dssi_u8_from_crops,
     load_inprocess_backend,
-    model_crop,
 )
 from mer.motion import (
     FlowEstimator,
@@ -68,6 +71,60 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, float], None]
 SPOTTING_METHOD = "two-sided-flow-spotting-v1"
 NON_EMOTIONAL = "none"  #: the emotion model's class for speech, blinks and head motion
+
+
+class CropStore(Mapping[int, np.ndarray]):
+    """Aligned grey face crops by frame index, kept in an anonymous temporary file.
+
+    A 10-minute 100 fps video has 60 000 frames: 1 GB of 128 px crops, which the learned
+    models need at the end (AU inputs of every face frame, DSSI of the spotted intervals).
+    Writes append to the file; the first read maps it (``numpy.memmap``), so the OS pages
+    the crops in and out instead of the worker holding them.
+
+    Args:
+        size: crop side ``S`` (pixels).
+
+    ``add(index, crop (S, S) uint8)``; ``store[index]`` -> ``(S, S)`` uint8 (read-only view);
+    iteration yields the stored frame indices. Raises ``KeyError`` for a frame without a crop.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        # closed by close(), or when the store is collected (an analysis that raised)
+        self._file = tempfile.TemporaryFile(prefix="mer-crops-")  # noqa: SIM115
+        self._slot: dict[int, int] = {}
+        self._map: np.ndarray | None = None
+
+    def add(self, index: int, crop: np.ndarray) -> None:
+        """Append ``crop`` ``(S, S)`` uint8 for frame ``index``.
+
+        Raises:
+            ValueError: wrong shape.
+        """
+        if crop.shape != (self.size, self.size):
+            raise ValueError(f"expected a ({self.size}, {self.size}) crop, got {crop.shape}")
+        self._file.write(np.ascontiguousarray(crop, np.uint8).tobytes())
+        self._slot[index] = len(self._slot)
+        self._map = None
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        slot = self._slot[index]
+        if self._map is None:
+            self._file.flush()
+            shape = (len(self._slot), self.size, self.size)
+            self._map = np.memmap(self._file, np.uint8, "r", shape=shape)
+        return self._map[slot]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._slot)
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def close(self) -> None:
+        """Drop the map and delete the file."""
+        self._map = None
+        self._file.close()
 
 
 @dataclass(frozen=True)
@@ -303,7 +360,7 @@ def analyze_frames(
     conf: list[float] = []
     gap: list[float] = []
     centroids: dict[int, np.ndarray] = {}  # region centroids: image px, then crop px
-    crops_m: dict[int, np.ndarray] = {}  # (M, M) uint8 model crops (4 KiB a frame at M=64)
+    crops = CropStore(cfg.crop_size)  # aligned crops of the face frames (learned models)
     smoothed: list[np.ndarray] = []
     lag_buf: deque[tuple[int, np.ndarray]] = deque()
     lag_s = 3 * cfg.align_sigma_s
@@ -324,7 +381,7 @@ def analyze_frames(
         smoothed.append(p)
         centroids[idx] = landmarks_to_crop(centroids[idx], p)
         crop = warp_to_crop(gray, p, S)
-        crops_m[idx] = model_crop(crop)
+        crops.add(idx, crop)
         t2 = timer.add("alignment", t1)
         motion.push(idx, crop)
         timer.add("motion", t2)
@@ -421,9 +478,10 @@ def analyze_frames(
     if backend is not None and (au_model is not None or not hasattr(backend, "au")):
         learned = np.zeros((n, len(AU_NAMES)), np.float32)
         face_idx = np.flatnonzero(valid_a)
+        pair = au_model.meta.pair if au_model is not None else {}
         pairs = np.stack(
-            [np.stack([crops_m[i], crops_m[refs[i]]])[:, None] for i in face_idx]
-        )  # (F, 2, 1, M, M) uint8
+            [au_input_u8(crops[i], crops[refs[i]], pair) for i in face_idx]
+        )  # (F, K, 1, M, M) uint8
         probs = backend.predict_au(pairs)
         labels = list(au_model.meta.labels) if au_model is not None else list(AU_NAMES)
         for j, name in enumerate(AU_NAMES):
@@ -447,10 +505,7 @@ def analyze_frames(
     emotion_reason: str | None = None
     if backend is not None and emo_model is not None and spotted:
         dssi_u8 = np.stack(
-            [
-                dssi_u8_from_crops(crops_m, iv.onset, iv.offset, emo_model.meta.dssi)
-                for iv in spotted
-            ]
+            [dssi_u8_from_crops(crops, iv.onset, iv.offset, emo_model.meta.dssi) for iv in spotted]
         )
         probs = backend.predict_emotion(dssi_u8)
         labels = list(emo_model.meta.labels)
@@ -471,6 +526,7 @@ def analyze_frames(
     else:
         emotion_reason = "no movement interval was spotted"
     timer.add("emotion", t1)
+    crops.close()
     warnings = list(stats.warnings)
     if n_face < n:
         warnings.append(f"no face in {n - n_face} of {n} frames (scored 0)")

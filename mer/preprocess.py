@@ -1,4 +1,4 @@
-"""Aligned model crops of image sequences (data-set clips), the way the pipeline makes them.
+"""Aligned face crops of image sequences (data-set clips), the way the pipeline makes them.
 
 Same landmarker, template fit, temporal smoothing and warp as :mod:`mer.pipeline`, but
 offline over a list of frames (a data-set clip's sampled frames), so that the learned
@@ -14,7 +14,6 @@ import numpy as np
 
 from mer.face.align import fit_to_template, smooth_params, warp_to_crop
 from mer.face.landmarks import Landmarker
-from mer.inference import model_crop
 
 
 def align_frames(
@@ -24,18 +23,19 @@ def align_frames(
     crop_size: int = 128,
     sigma_s: float = 0.1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Align a clip's frames and return the model crops.
+    """Align a clip's frames and return the aligned crops (as the pipeline keeps them).
 
     Args:
         images: T frames, ``(H, W, 3)`` uint8 RGB, in time order.
         timestamps_s: ``(T,)`` seconds.
         landmarker: reset here (tracking starts fresh for the clip).
-        crop_size: aligned crop side before the model resize (pixels).
+        crop_size: aligned crop side (pixels); :func:`mer.inference.model_crop` makes the
+            model crops of them.
         sigma_s: temporal smoothing of the similarity (seconds).
 
     Returns:
-        ``(crops, valid)``: ``(T, M, M)`` uint8 model crops (a frame without a face copies
-        its nearest face frame) and ``(T,)`` bool.
+        ``(crops, valid)``: ``(T, crop_size, crop_size)`` uint8 aligned grey crops (a frame
+        without a face copies its nearest face frame) and ``(T,)`` bool.
 
     Raises:
         ValueError: no face in any frame.
@@ -60,5 +60,5 @@ def align_frames(
     for i in range(T):
         j = i if valid[i] else vi[np.argmin(np.abs(vi - i))]
         gray = cv2.cvtColor(images[j], cv2.COLOR_RGB2GRAY)
-        crops.append(model_crop(warp_to_crop(gray, sm[j], crop_size)))
+        crops.append(warp_to_crop(gray, sm[j], crop_size))
     return np.stack(crops), valid

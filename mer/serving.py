@@ -148,14 +148,14 @@ def decode_sample(body: object, shape: Sequence[int] | None = None) -> np.ndarra
 def sample_shape(meta: Any, task: str) -> tuple[int, ...]:
     """Shape of one uint8 sample for a model card (:class:`~mer.models.weights.ModelCard`).
 
-    ``(S + 1, C, H, W)`` for SMA-STN (``S`` = ``meta.dssi["n_segments"]``), ``(2, C, H, W)``
-    for the AU detector.
+    ``(S + 1, C, H, W)`` for SMA-STN (``S`` = ``meta.dssi["n_segments"]``), ``(K, C, H, W)``
+    for the AU detector (``K`` = 4 with flow channels, ``meta.pair["flow"]``, else 2).
     """
     c, h, w = (int(v) for v in meta.input_size)
     if task == "emotion":
         s = int(meta.dssi.get("n_segments", meta.model_kwargs.get("num_segments", 3)))
         return (s + 1, c, h, w)
-    return (2, c, h, w)
+    return (4 if meta.pair.get("flow", False) else 2, c, h, w)
 
 
 # --- handler core ---------------------------------------------------------------------------
@@ -327,7 +327,7 @@ def write_random_checkpoints(out_dir: Path, version: str = "0.0.0-random", seed:
     from mer.models import create_model
     from mer.models.weights import save_checkpoint
     from mer.schemas import EMOTION_CLASSES_MEGC
-    from mer.training import AU_KWARGS, TrainConfig, au_card, emotion_card, emotion_kwargs
+    from mer.training import TrainConfig, au_card, au_kwargs, emotion_card, emotion_kwargs
 
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
@@ -338,8 +338,8 @@ def write_random_checkpoints(out_dir: Path, version: str = "0.0.0-random", seed:
     emo = create_model("sma_stn", **emotion_kwargs(cfg, len(classes)))
     save_checkpoint(out_dir / EMOTION_FILE, emo,
                     emotion_card(cfg, classes, version=version, training_data=note))  # fmt: skip
-    save_checkpoint(out_dir / AU_FILE, create_model("au_detector", **AU_KWARGS),
-                    au_card(version=version, training_data=note))  # fmt: skip
+    save_checkpoint(out_dir / AU_FILE, create_model("au_detector", **au_kwargs(cfg)),
+                    au_card(cfg, version=version, training_data=note))  # fmt: skip
     return out_dir
 
 

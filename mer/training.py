@@ -6,9 +6,9 @@ identity in both train and test) — with a fixed number of epochs (no model sel
 test folds), fixed seeds, and UF1 / UAR computed on the predictions **pooled over all
 folds** (not averaged per fold). AU detection: per-AU F1 at 0.5 and their macro mean.
 
-Inputs are made exactly as at inference: :func:`mer.preprocess.align_frames` crops and
-:func:`mer.inference.dssi_u8_from_crops` DSSI; AU pairs are (frame, local neutral
-reference) crops as :mod:`mer.pipeline` forms them.
+Inputs are made exactly as at inference: :func:`mer.preprocess.align_frames` crops (128 px),
+:func:`mer.inference.dssi_u8_from_crops` DSSI and :func:`mer.inference.au_input_u8` AU inputs
+(frame, local neutral reference, flow between them) as :mod:`mer.pipeline` forms them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,15 @@ from pathlib import Path
 import numpy as np
 
 from mer.datasets.common import Sample
-from mer.inference import dssi_needed, dssi_u8_from_crops, normalise
+from mer.inference import (
+    AU_FLOW_PRESET,
+    FLOW_PRESET,
+    FLOW_SIZE,
+    au_input_u8,
+    dssi_needed,
+    dssi_u8_from_crops,
+    normalise,
+)
 from mer.schemas import AU_NAMES
 
 log = logging.getLogger(__name__)
@@ -44,8 +52,9 @@ class PreparedClip:
         clip: clip id.
         label: emotion class (MEGC 3-class or ``"none"``) or None (dropped for emotion).
         aus: AU names present in the clip (restricted to :data:`AU_NAMES`).
-        dssi: ``(S+1, 1, M, M)`` uint8.
-        pairs: ``(P, 2, 1, M, M)`` uint8 (frame, reference).
+        dssi: ``(S+1, C, M, M)`` uint8 (:func:`mer.inference.dssi_u8_from_crops`).
+        pairs: ``(P, K, 1, M, M)`` uint8 AU inputs (:func:`mer.inference.au_input_u8`:
+            frame, reference (, flow u, v)).
         pair_targets: ``(P, len(AU_NAMES))`` float32 in {0, 1}.
     """
 
@@ -74,7 +83,12 @@ def clip_label(sample: Sample) -> str | None:
     return sample.megc3
 
 
-def prepare_clip(sample: Sample, landmarker, dssi_params: dict[str, int | bool]) -> PreparedClip:
+def prepare_clip(
+    sample: Sample,
+    landmarker,
+    dssi_params: dict[str, int | bool | str],
+    pair_params: dict[str, int | bool | str] | None = None,
+) -> PreparedClip:
     """Align the frames a clip needs and build its DSSI and AU pairs.
 
     Pairs (frame, reference) -> targets: (apex, onset) and (apex, offset) -> the clip's
@@ -102,7 +116,7 @@ def prepare_clip(sample: Sample, landmarker, dssi_params: dict[str, int | bool])
     # the movement, whatever its meaning
     spec = [((ap, on), target), ((ap, off), target), ((on, 0), zero), ((off, last), zero),
             ((on, ap), zero)]  # fmt: skip
-    pairs = np.stack([np.stack([by[a], by[b]])[:, None] for (a, b), _ in spec])
+    pairs = np.stack([au_input_u8(by[a], by[b], pair_params or {}) for (a, b), _ in spec])
     targets = np.stack([t for _, t in spec])
     return PreparedClip(
         subject=sample.subject_key, clip=sample.clip, label=clip_label(sample),
@@ -110,39 +124,79 @@ def prepare_clip(sample: Sample, landmarker, dssi_params: dict[str, int | bool])
     )  # fmt: skip
 
 
+_worker_lm = None
+
+
+def _prepare_one(args):  # -> PreparedClip | str (worker process: one landmarker each)
+    global _worker_lm
+    from mer.face.landmarks import create_landmarker
+
+    sample, dssi_params, pair_params = args
+    if _worker_lm is None:
+        _worker_lm = create_landmarker(max_faces=1)
+    try:
+        return prepare_clip(sample, _worker_lm, dssi_params, pair_params)
+    except ValueError as exc:
+        return f"skipping {sample.subject}/{sample.clip}: {exc}"
+
+
 def prepare_dataset(
     samples: Sequence[Sample],
-    dssi_params: dict[str, int | bool],
+    dssi_params: dict[str, int | bool | str],
     cache: Path | None = None,
     progress: bool = True,
+    pair_params: dict[str, int | bool | str] | None = None,
+    workers: int = 1,
 ) -> list[PreparedClip]:
     """Prepare every clip (cached in ``cache`` as ``.npz`` + JSON, keyed by subject/clip).
 
     Clips without a face are skipped with a warning (counted in the log).
+
+    Args:
+        samples: the data set's clips.
+        dssi_params: :attr:`TrainConfig.dssi_params`.
+        cache: path stem of the cache files; reused when its DSSI and pair parameters and
+            clip count match.
+        progress: show a progress bar.
+        pair_params: :attr:`TrainConfig.pair_params` (None: no flow, the v1.1 pairs).
+        workers: processes (each with its own landmarker); 1 prepares in-process.
     """
     from rich.progress import track
 
-    from mer.face.landmarks import create_landmarker
-
+    pair_params = dict(pair_params or {})
     if cache is not None and cache.with_suffix(".json").is_file():
         meta = json.loads(cache.with_suffix(".json").read_text())
-        if meta.get("dssi") == dssi_params and meta.get("n") == len(samples):
+        if (meta.get("dssi") == dssi_params and meta.get("pair", {}) == pair_params
+                and meta.get("n") == len(samples)):  # fmt: skip
             arr = np.load(cache.with_suffix(".npz"))
             return [
                 PreparedClip(m["subject"], m["clip"], m["label"], tuple(m["aus"]),
                              arr[f"d{i}"], arr[f"p{i}"], arr[f"t{i}"])
                 for i, m in enumerate(meta["clips"])
             ]  # fmt: skip
-    lm = create_landmarker(max_faces=1)
+    tasks = [(s, dssi_params, pair_params) for s in samples]
+    if workers > 1 and len(tasks) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+        results = pool.map(_prepare_one, tasks, chunksize=8)
+    else:
+        pool, results = None, map(_prepare_one, tasks)
     out: list[PreparedClip] = []
     skipped = 0
-    it = track(samples, description="preparing clips") if progress else samples
-    for s in it:
-        try:
-            out.append(prepare_clip(s, lm, dssi_params))
-        except ValueError as exc:
-            skipped += 1
-            log.warning("skipping %s/%s: %s", s.subject, s.clip, exc)
+    try:
+        if progress:
+            results = track(results, total=len(tasks), description="preparing clips")
+        for r in results:
+            if isinstance(r, str):
+                skipped += 1
+                log.warning("%s", r)
+            else:
+                out.append(r)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     if skipped:
         log.warning("%d of %d clips skipped (no face)", skipped, len(samples))
     if cache is not None:
@@ -151,11 +205,23 @@ def prepare_dataset(
         for i, c in enumerate(out):
             arrays[f"d{i}"], arrays[f"p{i}"], arrays[f"t{i}"] = c.dssi, c.pairs, c.pair_targets
         np.savez_compressed(cache.with_suffix(".npz"), **arrays)
-        meta = {"dssi": dssi_params, "n": len(samples), "clips": [
+        meta = {"dssi": dssi_params, "pair": pair_params, "n": len(samples), "clips": [
             {"subject": c.subject, "clip": c.clip, "label": c.label, "aus": list(c.aus)}
             for c in out]}  # fmt: skip
         cache.with_suffix(".json").write_text(json.dumps(meta))
     return out
+
+
+def without_flow(clips: Sequence[PreparedClip], dssi: bool, au: bool) -> list[PreparedClip]:
+    """The clips as prepared without the flow channels of the DSSI (``dssi``) and / or of
+    the AU inputs (``au``): the flow channels come after the images, so dropping them gives
+    exactly the inputs of the flow-free configuration (ablations need no new alignment)."""
+    from dataclasses import replace
+
+    return [
+        replace(c, dssi=c.dssi[:, :1] if dssi else c.dssi, pairs=c.pairs[:, :2] if au else c.pairs)
+        for c in clips
+    ]
 
 
 # ---------------------------------------------------------------------------------------
@@ -220,14 +286,27 @@ class TrainConfig:
     frames_per_segment: int = 5
     global_frames: int = 9
     flow: bool = True  #: optical-flow channels in the DSSI (our addition; ablated)
+    au_flow: bool = True  #: optical-flow channels in the AU detector's input (our addition)
+    flow_size: int = FLOW_SIZE  #: aligned-crop side (px) the flow channels are computed at
     seed: int = 0
     threads: int = 0
 
     @property
-    def dssi_params(self) -> dict[str, int | bool]:
+    def dssi_params(self) -> dict[str, int | bool | str]:
         """DSSI parameters for :func:`mer.inference.dssi_u8_from_crops`."""
-        return {"n_segments": self.n_segments, "frames_per_segment": self.frames_per_segment,
-                "global_frames": self.global_frames, "flow": self.flow}  # fmt: skip
+        p: dict[str, int | bool | str] = {
+            "n_segments": self.n_segments, "frames_per_segment": self.frames_per_segment,
+            "global_frames": self.global_frames, "flow": self.flow}  # fmt: skip
+        if self.flow:
+            p |= {"flow_size": self.flow_size, "flow_preset": FLOW_PRESET}
+        return p
+
+    @property
+    def pair_params(self) -> dict[str, int | bool | str]:
+        """AU-input parameters for :func:`mer.inference.au_input_u8`."""
+        if not self.au_flow:
+            return {"flow": False}
+        return {"flow": True, "flow_size": self.flow_size, "flow_preset": AU_FLOW_PRESET}
 
     @property
     def emotion_in_chans(self) -> int:
@@ -242,7 +321,10 @@ def emotion_kwargs(cfg: TrainConfig, n_classes: int) -> dict:
             "use_stma": cfg.use_stma, "channels": list(CHANNELS)}  # fmt: skip
 
 
-AU_KWARGS: dict = {"num_aus": len(AU_NAMES), "in_chans": 1, "channels": list(CHANNELS)}
+def au_kwargs(cfg: TrainConfig) -> dict:
+    """Registry kwargs of the AU detector trained with ``cfg`` (recorded in the checkpoint)."""
+    return {"num_aus": len(AU_NAMES), "in_chans": 1, "channels": list(CHANNELS),
+            "flow": cfg.au_flow}  # fmt: skip
 
 
 def emotion_card(cfg: TrainConfig, classes: Sequence[str], **fields):  # -> ModelCard
@@ -260,16 +342,17 @@ def emotion_card(cfg: TrainConfig, classes: Sequence[str], **fields):  # -> Mode
     )  # fmt: skip
 
 
-def au_card(**fields):  # -> ModelCard
-    """The :class:`~mer.models.weights.ModelCard` of the AU detector (:data:`AU_KWARGS`,
-    :data:`mer.schemas.AU_NAMES`, ``(frame, reference)`` pair normalisation) plus ``fields``."""
+def au_card(cfg: TrainConfig, **fields):  # -> ModelCard
+    """The :class:`~mer.models.weights.ModelCard` of an AU detector trained with ``cfg``
+    (:func:`au_kwargs`, :data:`mer.schemas.AU_NAMES`, input normalisation, ``pair``
+    parameters of :func:`mer.inference.au_input_u8`) plus ``fields``."""
     from mer.inference import MODEL_SIZE
     from mer.models.weights import ModelCard
 
     return ModelCard(
-        model_name="au_detector", model_kwargs=AU_KWARGS, labels=list(AU_NAMES),
+        model_name="au_detector", model_kwargs=au_kwargs(cfg), labels=list(AU_NAMES),
         label_kind="aus", input_size=[1, MODEL_SIZE, MODEL_SIZE], mean=[PAIR_MEAN],
-        std=[PAIR_STD], **fields,
+        std=[PAIR_STD], pair=cfg.pair_params, **fields,
     )  # fmt: skip
 
 
@@ -283,13 +366,23 @@ def _setup(cfg: TrainConfig):
     return torch
 
 
-def _augment(x, rng: np.random.Generator):
-    """Random horizontal flip of the whole sample (AUs and emotions are symmetric)."""
+def _augment(x, rng: np.random.Generator, u_index: tuple[int, ...] | None = None):
+    """Random horizontal flip of the whole sample (AUs and emotions are symmetric).
+
+    Args:
+        x: ``(B, ..., H, W)`` normalised float tensor (flow channels centred on 0).
+        u_index: index (after the batch axis) of the horizontal flow channel, negated with
+            the flip (a mirrored movement to the right is a movement to the left); None when
+            the input has no flow.
+    """
     import torch
 
     flip = torch.from_numpy(rng.random(len(x)) < 0.5)
     x = x.clone()
-    x[flip] = torch.flip(x[flip], dims=[-1])
+    xf = torch.flip(x[flip], dims=[-1])
+    if u_index is not None:
+        xf[(slice(None), *u_index)] *= -1.0
+    x[flip] = xf
     return x
 
 
@@ -318,7 +411,7 @@ def train_emotion(
     model.train()
     for step in range(steps):
         idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen)
-        xb = _augment(x_all[idx], rng)
+        xb = _augment(x_all[idx], rng, (slice(None), 1) if cfg.flow else None)
         # every neutral input is the same all-zero DSSI: one row serves the whole batch
         out = sma_stn_loss(model, xb, y_all[idx], lambda_de=cfg.lambda_de,
                            margin=cfg.de_margin, x_neutral=torch.zeros_like(xb[:1]))  # fmt: skip
@@ -343,7 +436,7 @@ def train_au(
     t_all = torch.from_numpy(np.concatenate([c.pair_targets for c in clips]))
     pos = t_all.mean(0).clamp(min=1e-3)
     pos_weight = ((1 - pos) / pos).clamp(max=20.0)
-    model = create_model("au_detector", **AU_KWARGS)
+    model = create_model("au_detector", **au_kwargs(cfg))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.au_epochs * max(1, len(x_all) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
@@ -353,7 +446,7 @@ def train_au(
     model.train()
     for step in range(steps):
         idx = torch.randint(0, len(x_all), (cfg.batch_size,), generator=gen)
-        loss = lossf(model(_augment(x_all[idx], rng)), t_all[idx])
+        loss = lossf(model(_augment(x_all[idx], rng, (2,) if cfg.au_flow else None)), t_all[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -418,8 +511,12 @@ def cross_validate(
     k: int | None,
     train_aus: bool = True,
     log_fn: Callable[[str], None] | None = None,
+    fit_emotion: bool = True,
 ) -> dict:
     """Subject-grouped CV; metrics on predictions pooled over all folds.
+
+    ``train_aus`` / ``fit_emotion`` switch either model off (ablations of one model); the
+    emotion keys are then absent (AU keys likewise).
 
     Returns:
         ``{"uf1", "uar", "confusion", "classes", "au_f1", "au_macro_f1", "folds", ...}``.
@@ -432,9 +529,9 @@ def cross_validate(
         held = [c for c in clips if c.subject in test]
         if log_fn:
             log_fn(f"fold {f + 1}/{len(folds)}: {len(train)} train, {len(held)} test clips")
-        model = train_emotion(train, classes, cfg)
-        ev = [c for c in held if c.label in classes]
+        ev = [c for c in held if c.label in classes] if fit_emotion else []
         if ev:
+            model = train_emotion(train, classes, cfg)
             p = _predict(model, np.stack([c.dssi for c in ev]), DSSI_MEAN, DSSI_STD, False)
             y_true += [list(classes).index(c.label) for c in ev]
             y_pred += list(p.argmax(1))
@@ -444,11 +541,12 @@ def cross_validate(
             au_p.append(_predict(au_model, np.concatenate([c.pairs for c in held]),
                                  PAIR_MEAN, PAIR_STD, True))  # fmt: skip
             au_t.append(np.concatenate([c.pair_targets for c in held]))
-    cm = confusion(np.array(y_true), np.array(y_pred), len(classes))
-    uf1, uar = uf1_uar(cm)
-    res: dict = {"uf1": uf1, "uar": uar, "confusion": cm.tolist(), "classes": list(classes),
-                 "n_test_clips": len(y_true), "folds": len(folds),
+    res: dict = {"classes": list(classes), "n_test_clips": len(y_true), "folds": len(folds),
                  "seconds": round(time.perf_counter() - t0, 1), "config": asdict(cfg)}  # fmt: skip
+    if y_true:
+        cm = confusion(np.array(y_true), np.array(y_pred), len(classes))
+        uf1, uar = uf1_uar(cm)
+        res |= {"uf1": uf1, "uar": uar, "confusion": cm.tolist()}
     if NON_EMOTIONAL in classes and y_prob:
         res["emotional"] = emotional_metrics(np.array(y_true), np.concatenate(y_prob), classes)
     if train_aus and au_t:
@@ -513,12 +611,17 @@ class Report:
             lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + " |")
         if self.ablations:
             lines += ["", "## Ablations", "",
-                      "| variant | UF1 | UAR | 3-class UF1 | 3-class UAR |",
-                      "|---|---|---|---|---|"]  # fmt: skip
+                      "| variant | UF1 | UAR | 3-class UF1 | 3-class UAR | AU macro-F1 |",
+                      "|---|---|---|---|---|---|"]  # fmt: skip
+
+            def num(v: float | None) -> str:
+                return "-" if v is None else f"{v:.4f}"
+
             for name, r in self.ablations.items():
-                e = r.get("emotional")
-                three = f"{e['uf1']:.4f} | {e['uar']:.4f}" if e else "- | -"
-                lines.append(f"| {name} | {r['uf1']:.4f} | {r['uar']:.4f} | {three} |")
+                e = r.get("emotional") or {}
+                cells = [r.get("uf1"), r.get("uar"), e.get("uf1"), e.get("uar"),
+                         r.get("au_macro_f1")]  # fmt: skip
+                lines.append(f"| {name} | " + " | ".join(num(v) for v in cells) + " |")
         (out_dir / "report.md").write_text("\n".join(lines) + "\n")
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         axes[0].imshow(np.array(m["confusion"]), cmap="Blues")

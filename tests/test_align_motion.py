@@ -1,6 +1,7 @@
 """Alignment, optical-flow region motion and spotting on controlled inputs."""
 
 import numpy as np
+import pytest
 
 from mer.face.align import load_template, smooth_params, umeyama_similarity
 from mer.motion import (
@@ -95,3 +96,22 @@ def test_spot_intervals_in_seconds_at_two_frame_rates() -> None:
         iv = ivs[0]
         assert abs(t[iv.apex] - 1.5) < 1.5 / fps + 1e-9
         assert t[iv.onset] < 1.5 < t[iv.offset] and t[iv.offset] - t[iv.onset] < 0.5
+
+
+def test_crop_store_keeps_the_crops_out_of_memory_and_reads_them_back() -> None:
+    from mer.pipeline import CropStore
+
+    rng = np.random.default_rng(0)
+    crops = {i: rng.integers(0, 256, (128, 128), dtype=np.uint8) for i in (0, 1, 5, 9)}
+    store = CropStore(128)
+    for i, c in crops.items():
+        store.add(i, c)
+    assert len(store) == 4 and sorted(store) == [0, 1, 5, 9] and 5 in store and 3 not in store
+    assert all(np.array_equal(store[i], c) for i, c in crops.items())
+    store.add(12, crops[0])  # appending after a read maps the grown file again
+    assert np.array_equal(store[12], crops[0]) and np.array_equal(store[9], crops[9])
+    with pytest.raises(KeyError):
+        store[3]
+    with pytest.raises(ValueError):
+        store.add(13, crops[0][:64])
+    store.close()

@@ -73,7 +73,8 @@ def random_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _inputs(n_pairs: int, n_clips: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    pairs = rng.integers(0, 256, (n_pairs, 2, 1, M, M), dtype=np.uint8)
+    # AU inputs with the flow channels (frame, reference, u, v), as the random store's card
+    pairs = rng.integers(0, 256, (n_pairs, 4, 1, M, M), dtype=np.uint8)
     dssi = rng.integers(0, 256, (n_clips, 4, 3, M, M), dtype=np.uint8)  # DSSI + flow u, v
     return pairs, dssi
 
@@ -126,7 +127,7 @@ def test_handler_core_one_response_per_request_same_as_inprocess(random_store: P
     assert np.abs(got_e - inproc.predict_emotion(dssi)).max() < 1e-4
     assert np.allclose(got_e.sum(1), 1.0, atol=1e-5)
     d = au.describe()
-    assert d["sample_shape"] == [2, 1, M, M] and d["batch_sizes"] == {"5": 1}
+    assert d["sample_shape"] == [4, 1, M, M] and d["batch_sizes"] == {"5": 1}
     assert d["card"]["labels"][0] == "AU01" and len(d["sha256"]) == 64
     with pytest.raises(ModelUnavailableError, match="not emotion"):
         ServedModel.load(SERVED["sma_stn"], random_store / AU_FILE)

@@ -79,8 +79,10 @@ def test_trained_checkpoints_drive_the_pipeline(
 
 
 def test_mer_evaluate_writes_report_with_ablation(trained_store: Path, tmp_path: Path) -> None:
-    """`mer evaluate` end to end on a tiny synthetic set: grouped CV, one ablation group
-    (DSSI without the flow channels, prepared separately), apex MAE, JSON + MD + PNG."""
+    """`mer evaluate` end to end on a tiny synthetic set: grouped CV, three ablation groups
+    (DSSI without the flow channels and AU inputs without flow, AU detector only: both the
+    prepared inputs less their flow channels; 2 segments: prepared separately), apex MAE,
+    JSON + MD + PNG."""
     import json
 
     from typer.testing import CliRunner
@@ -93,13 +95,39 @@ def test_mer_evaluate_writes_report_with_ablation(trained_store: Path, tmp_path:
             "--apex-clips", "2", "--out", str(out)]  # fmt: skip
     bad = CliRunner().invoke(app, [*args, "--ablate", "bogus"])
     assert bad.exit_code == 2 and not out.exists()
-    res = CliRunner().invoke(app, [*args, "--ablate", "flow"])
+    res = CliRunner().invoke(app, [*args, "--ablate", "flow", "--ablate", "au-flow",
+                                   "--ablate", "segments"])  # fmt: skip
     assert res.exit_code == 0, res.output
     rep = json.loads((out / "report.json").read_text())
     assert rep["main"]["folds"] == 2 and rep["main"]["config"]["flow"] is True
-    assert set(rep["ablations"]) == {"no flow channels (DSSI only)", "full (reference)"}
-    assert rep["ablations"]["no flow channels (DSSI only)"]["config"]["flow"] is False
+    assert rep["main"]["config"]["au_flow"] is True
+    no_flow, no_au_flow = "no flow channels (DSSI only)", "AU detector without flow channels"
+    abl = rep["ablations"]
+    assert set(abl) == {no_flow, no_au_flow, "segments=2", "segments=5", "full (reference)"}
+    assert abl[no_flow]["config"]["flow"] is False
+    assert "uf1" in abl[no_flow] and "au_macro_f1" not in abl[no_flow]
+    assert abl[no_au_flow]["config"]["au_flow"] is False
+    assert "au_macro_f1" in abl[no_au_flow] and "uf1" not in abl[no_au_flow]
+    assert "au_macro_f1" in abl["full (reference)"]
     assert rep["apex"]["n"] == 2 and rep["apex"]["mae_frames"] >= 0 and "median_rel" in rep["apex"]
     assert "Ablations" in (out / "report.md").read_text() and (out / "report.png").is_file()
     assert {p.name for p in (out / "cache").glob("*.json")} == {
-        "prep_s3_flow1.json", "prep_s3_flow0.json"}  # fmt: skip
+        "prep_s3_flow1_au1.json", "prep_s2_flow1_au1.json", "prep_s5_flow1_au1.json"}  # fmt: skip
+
+
+def test_without_flow_gives_the_flow_free_inputs() -> None:
+    """Dropping the flow channels of prepared clips is the flow-free preparation: DSSI
+    channel 0 (the dynamic image), AU inputs 0-1 (frame, reference)."""
+    from mer.training import PreparedClip, without_flow
+
+    rng = np.random.default_rng(0)
+    c = PreparedClip("synth/s1", "EP01_01", "positive", ("AU12",),
+                     rng.integers(0, 256, (4, 3, 8, 8), dtype=np.uint8),
+                     rng.integers(0, 256, (5, 4, 1, 8, 8), dtype=np.uint8),
+                     np.zeros((5, 14), np.float32))  # fmt: skip
+    (a,) = without_flow([c], dssi=True, au=False)
+    assert a.dssi.shape == (4, 1, 8, 8) and np.array_equal(a.dssi[:, 0], c.dssi[:, 0])
+    assert a.pairs is c.pairs
+    (b,) = without_flow([c], dssi=False, au=True)
+    assert b.dssi is c.dssi and b.pairs.shape == (5, 2, 1, 8, 8)
+    assert np.array_equal(b.pairs, c.pairs[:, :2])

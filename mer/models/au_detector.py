@@ -1,14 +1,17 @@
 """Per-frame multi-label Action Unit detector.
 
-Input ``(B, 2, C, H, W)`` float32: index 0 is the aligned face crop of the frame, index 1 the
+Input ``(B, K, C, H, W)`` float32: index 0 is the aligned face crop of the frame, index 1 the
 aligned crop of its **neutral reference** (the onset frame / a neutral frame of the same
-track), both normalised with ``default_cfg`` mean / std. The model forms the difference image
-``frame - neutral`` itself and feeds ``[frame, frame - neutral]`` (``2C`` channels) to a
-compact CNN (:class:`~mer.models.layers.CompactBackbone`), so subject-specific appearance is
-factored out, as in reference-frame AU detection (e.g. the onset-apex differences used by the
-MEGC AU works). Output: one logit per AU of :data:`mer.schemas.AU_NAMES`, ``(B, 14)``
-float32; ``sigmoid`` gives independent AU probabilities (multi-label, train with
-``BCEWithLogitsLoss``).
+track), both normalised with ``default_cfg`` mean / std. With ``flow=True`` (weights v1.2 on,
+**our addition**) indices 2 and 3 carry the optical flow ``u``, ``v`` from the reference to
+the frame (:func:`mer.inference.au_input_u8`, DIS at 128 px, in model-crop pixels): on micro
+amplitudes a lid moves a fraction of a 64 px model pixel, which the difference image alone
+barely shows. The model forms the difference image ``frame - neutral`` itself and feeds
+``[frame, frame - neutral(, u, v)]`` (``2C (+ 2C)`` channels) to a compact CNN
+(:class:`~mer.models.layers.CompactBackbone`), so subject-specific appearance is factored out,
+as in reference-frame AU detection (e.g. the onset-apex differences used by the MEGC AU works).
+Output: one logit per AU of :data:`mer.schemas.AU_NAMES`, ``(B, 14)`` float32;
+``sigmoid`` gives independent AU probabilities (multi-label, train with ``BCEWithLogitsLoss``).
 """
 
 from __future__ import annotations
@@ -50,9 +53,10 @@ class AUDetector(nn.Module):
         num_aus: outputs (default ``len(AU_NAMES)`` = 14).
         in_chans: channels ``C`` per image.
         channels: backbone stage widths.
+        flow: the input also carries the flow images ``u, v`` (``K = 4``, else 2).
         drop_rate: dropout before the classifier.
 
-    ``forward(x (B, 2, C, H, W))`` -> logits ``(B, num_aus)`` float32;
+    ``forward(x (B, K, C, H, W))`` -> logits ``(B, num_aus)`` float32;
     ``forward_features`` -> ``(B, channels[-1])``; ``forward_head`` -> logits.
     """
 
@@ -62,11 +66,14 @@ class AUDetector(nn.Module):
         in_chans: int = 1,
         channels: Sequence[int] = (24, 48, 96, 192),
         drop_rate: float = 0.2,
+        flow: bool = False,
     ) -> None:
         super().__init__()
         self.num_classes = num_aus
         self.in_chans = in_chans
-        self.backbone = CompactBackbone(2 * in_chans, channels)
+        self.flow = flow
+        self.num_inputs = 4 if flow else 2
+        self.backbone = CompactBackbone((4 if flow else 2) * in_chans, channels)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.num_features = self.backbone.num_features
         self.head_drop = nn.Dropout(drop_rate)
@@ -80,11 +87,16 @@ class AUDetector(nn.Module):
         )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 2, C, H, W)`` float32 -> pooled feature ``(B, num_features)`` float32."""
-        if x.ndim != 5 or x.shape[1] != 2 or x.shape[2] != self.in_chans:
-            raise ValueError(f"expected (B, 2, {self.in_chans}, H, W), got {tuple(x.shape)}")
+        """``(B, K, C, H, W)`` float32 -> pooled feature ``(B, num_features)`` float32.
+
+        Raises:
+            ValueError: ``x`` is not ``(B, K, in_chans, H, W)``.
+        """
+        k = self.num_inputs
+        if x.ndim != 5 or x.shape[1] != k or x.shape[2] != self.in_chans:
+            raise ValueError(f"expected (B, {k}, {self.in_chans}, H, W), got {tuple(x.shape)}")
         frame, neutral = x[:, 0], x[:, 1]
-        z = torch.cat([frame, frame - neutral], dim=1)
+        z = torch.cat([frame, frame - neutral, *x[:, 2:].unbind(1)], dim=1)
         return self.pool(self.backbone(z)).flatten(1)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

@@ -66,6 +66,9 @@ class ModelCard:
         mean, std: per-channel normalisation ``(x - mean) / std``.
         dssi: DSSI parameters (``n_segments``, ``frames_per_segment``, ``global_frames``);
             empty for non-DSSI models.
+        pair: AU-input parameters (:func:`mer.inference.au_input_u8`: ``flow``,
+            ``flow_size``, ``flow_preset``); empty for the emotion model and the v1.1 AU
+            detector (frame and reference only).
         training_data: free-text description of the training data / protocol.
         metrics: evaluation metrics, e.g. ``{"loso_uf1": 0.71}``.
         version: weights version string.
@@ -82,6 +85,7 @@ class ModelCard:
     mean: list[float] = field(default_factory=lambda: [0.0])
     std: list[float] = field(default_factory=lambda: [1.0])
     dssi: dict[str, int] = field(default_factory=dict)
+    pair: dict[str, Any] = field(default_factory=dict)
     training_data: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     version: str = "0.0.0"

@@ -298,7 +298,8 @@ def train(
     save_checkpoint(out / AU_FILE, au, au_card(
         cfg, metrics={k: metrics[k] for k in ("au_macro_f1",) if k in metrics} | (
             {"apex_mae_rel": apex["mae_rel"]} if apex else {}),
-        extra={"train_seconds": round(t_au, 1), "device": _device()}, **common,
+        extra={"train_seconds": round(t_au, 1), "device": _device(),
+               "au_thresholds": getattr(au, "au_thresholds", {})}, **common,
     ))  # fmt: skip
     _write_model_card(out, report, data_desc, credit, classes, cfg, t_emo, t_au, version)
     err.print(f"wrote {out / EMOTION_FILE} and {out / AU_FILE} in {t_emo + t_au:.0f} s")

@@ -288,6 +288,9 @@ class TrainConfig:
     flow: bool = True  #: optical-flow channels in the DSSI (our addition; ablated)
     au_flow: bool = True  #: optical-flow channels in the AU detector's input (our addition)
     flow_size: int = FLOW_SIZE  #: aligned-crop side (px) the flow channels are computed at
+    #: share of the training identities held out to set each AU's decision threshold (0: all
+    #: train, thresholds 0.5); see :func:`calibrate_au_thresholds`
+    au_calibration: float = 0.15
     seed: int = 0
     threads: int = 0
 
@@ -425,13 +428,66 @@ def train_emotion(
     return model.eval()
 
 
+def calibrate_au_thresholds(model, clips: Sequence[PreparedClip]) -> dict[str, float]:
+    """Set each AU's decision threshold on held-out clips and fold it into the classifier.
+
+    For every AU with positives in ``clips``, the threshold in 0.05, 0.10, ..., 0.95 with
+    the best F1 (ties: the one nearest 0.5) is found on the model's probabilities; the
+    classifier bias is then shifted by ``-logit(threshold)``, so that probability 0.5 of the
+    returned model is that threshold (what the pipeline and the F1 at 0.5 use). The class
+    balancing of the training loss (``pos_weight``) calibrates every AU to a balanced prior;
+    for rare AUs that over-calls at 0.5. Our choice, set on training identities only.
+
+    Args:
+        model: an :class:`~mer.models.au_detector.AUDetector` in eval mode (changed in place).
+        clips: held-out calibration clips (never test clips).
+
+    Returns:
+        AU name -> threshold applied (0.5 where the clips have no positive).
+    """
+    import torch
+
+    probs = _predict(model, np.concatenate([c.pairs for c in clips]), PAIR_MEAN, PAIR_STD, True)
+    targets = np.concatenate([c.pair_targets for c in clips]) > 0.5
+    grid = np.round(np.arange(0.05, 0.951, 0.05), 2)
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        for j, name in enumerate(AU_NAMES):
+            t = targets[:, j]
+            if not t.any():
+                out[name] = 0.5
+                continue
+            pred = probs[:, j][:, None] >= grid[None, :]  # (N, G)
+            tp = (pred & t[:, None]).sum(0)
+            f1 = 2 * tp / (pred.sum(0) + t.sum())
+            best = np.flatnonzero(f1 >= f1.max() - 1e-12)
+            thr = float(grid[best[np.argmin(np.abs(grid[best] - 0.5))]])
+            out[name] = thr
+            model.fc.bias[j] -= float(np.log(thr / (1.0 - thr)))
+    return out
+
+
 def train_au(
     clips: Sequence[PreparedClip], cfg: TrainConfig, log_fn: Callable[[str], None] | None = None
 ):  # -> nn.Module
-    """Train the AU detector on every clip's pairs; returns it in eval mode."""
+    """Train the AU detector on the clips' pairs; returns it in eval mode.
+
+    With ``cfg.au_calibration > 0`` that share of the identities (at least one, when there
+    are two or more) is held out of training and sets the AU thresholds
+    (:func:`calibrate_au_thresholds`); the applied thresholds are in the returned model's
+    ``au_thresholds`` attribute (AU name -> threshold).
+    """
     torch = _setup(cfg)
     from mer.models import create_model
 
+    calib: list[PreparedClip] = []
+    subjects = sorted({c.subject for c in clips})
+    if cfg.au_calibration > 0 and len(subjects) >= 2:
+        rng_c = np.random.default_rng(cfg.seed + 1)
+        n_cal = min(len(subjects) - 1, max(1, round(cfg.au_calibration * len(subjects))))
+        held = {subjects[i] for i in rng_c.permutation(len(subjects))[:n_cal]}
+        calib = [c for c in clips if c.subject in held]
+        clips = [c for c in clips if c.subject not in held]
     x_all = normalise(np.concatenate([c.pairs for c in clips]), PAIR_MEAN, PAIR_STD)
     t_all = torch.from_numpy(np.concatenate([c.pair_targets for c in clips]))
     pos = t_all.mean(0).clamp(min=1e-3)
@@ -453,7 +509,11 @@ def train_au(
         sched.step()
         if log_fn and (step % 100 == 0 or step == steps - 1):
             log_fn(f"au step {step + 1}/{steps} loss {loss.item():.4f}")
-    return model.eval()
+    model.eval()
+    model.au_thresholds = calibrate_au_thresholds(model, calib) if calib else {}
+    if log_fn and calib:
+        log_fn(f"AU thresholds on {len(calib)} held-out training clips: {model.au_thresholds}")
+    return model
 
 
 def _predict(model, x_u8: np.ndarray, mean: float, std: float, multilabel: bool) -> np.ndarray:

@@ -131,3 +131,34 @@ def test_without_flow_gives_the_flow_free_inputs() -> None:
     (b,) = without_flow([c], dssi=False, au=True)
     assert b.dssi is c.dssi and b.pairs.shape == (5, 2, 1, 8, 8)
     assert np.array_equal(b.pairs, c.pairs[:, :2])
+
+
+def test_au_thresholds_are_set_on_held_out_clips_and_folded_into_the_bias() -> None:
+    """An AU whose held-out positives are exactly the clips with probability above 0.6 gets
+    threshold 0.6 (the perfect one nearest 0.5), and after the bias shift the model's
+    probability 0.5 is that threshold; an AU without positives keeps 0.5 and its bias."""
+    import torch
+
+    from mer.models import create_model
+    from mer.schemas import AU_NAMES
+    from mer.training import PAIR_MEAN, PAIR_STD, PreparedClip, _predict, calibrate_au_thresholds
+
+    torch.manual_seed(0)
+    model = create_model("au_detector", channels=[4, 8, 8, 8]).eval()
+    with torch.no_grad():
+        model.fc.weight.mul_(200.0)  # spread the probabilities over (0, 1)
+    rng = np.random.default_rng(0)
+    pairs = rng.integers(0, 256, (40, 2, 1, 16, 16), dtype=np.uint8)
+    before = _predict(model, pairs, PAIR_MEAN, PAIR_STD, True)
+    j = AU_NAMES.index("AU12")
+    t = np.zeros((40, len(AU_NAMES)), np.float32)
+    t[:, j] = before[:, j] > 0.6
+    # decidable: positives and negatives, and negatives in (0.55, 0.6] rule out 0.55
+    assert 0 < t[:, j].sum() < 40 and ((before[:, j] > 0.55) & (before[:, j] <= 0.6)).any()
+    clip = PreparedClip("s", "c", None, (), np.zeros((4, 1, 16, 16), np.uint8), pairs, t)
+    bias0 = model.fc.bias.detach().clone()
+    thr = calibrate_au_thresholds(model, [clip])
+    assert thr["AU01"] == 0.5 and model.fc.bias[0] == bias0[0]
+    assert thr["AU12"] == 0.6
+    after = _predict(model, pairs, PAIR_MEAN, PAIR_STD, True)
+    assert np.array_equal(after[:, j] >= 0.5, before[:, j] >= thr["AU12"])

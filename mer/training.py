@@ -291,6 +291,9 @@ class TrainConfig:
     #: share of the training identities held out to set each AU's decision threshold (0: all
     #: train, thresholds 0.5); see :func:`calibrate_au_thresholds`
     au_calibration: float = 0.15
+    #: SMA-STN averages its logits over the input and its mirror in eval mode (ours; not yet
+    #: evaluated, so off; with it on, the CV report also gives the scores without it)
+    flip_tta: bool = False
     seed: int = 0
     threads: int = 0
 
@@ -320,8 +323,8 @@ class TrainConfig:
 def emotion_kwargs(cfg: TrainConfig, n_classes: int) -> dict:
     """Registry kwargs of the SMA-STN trained with ``cfg`` (recorded in the checkpoint)."""
     return {"num_classes": n_classes, "num_segments": cfg.n_segments,
-            "in_chans": cfg.emotion_in_chans,
-            "use_stma": cfg.use_stma, "channels": list(CHANNELS)}  # fmt: skip
+            "in_chans": cfg.emotion_in_chans, "use_stma": cfg.use_stma,
+            "channels": list(CHANNELS), "flip_tta": cfg.flip_tta}  # fmt: skip
 
 
 def au_kwargs(cfg: TrainConfig) -> dict:
@@ -583,6 +586,7 @@ def cross_validate(
     """
     folds = group_folds([c.subject for c in clips], k, cfg.seed)
     y_true, y_pred, y_prob, au_t, au_p = [], [], [], [], []
+    y_prob_plain: list[np.ndarray] = []
     t0 = time.perf_counter()
     for f, test in enumerate(folds):
         train = [c for c in clips if c.subject not in test]
@@ -592,10 +596,14 @@ def cross_validate(
         ev = [c for c in held if c.label in classes] if fit_emotion else []
         if ev:
             model = train_emotion(train, classes, cfg)
-            p = _predict(model, np.stack([c.dssi for c in ev]), DSSI_MEAN, DSSI_STD, False)
+            x_ev = np.stack([c.dssi for c in ev])
+            p = _predict(model, x_ev, DSSI_MEAN, DSSI_STD, False)
             y_true += [list(classes).index(c.label) for c in ev]
             y_pred += list(p.argmax(1))
             y_prob.append(p)
+            if cfg.flip_tta:  # the same model without test-time mirroring
+                model.flip_tta = False
+                y_prob_plain.append(_predict(model, x_ev, DSSI_MEAN, DSSI_STD, False))
         if train_aus:
             au_model = train_au(train, cfg)
             au_p.append(_predict(au_model, np.concatenate([c.pairs for c in held]),
@@ -609,6 +617,12 @@ def cross_validate(
         res |= {"uf1": uf1, "uar": uar, "confusion": cm.tolist()}
     if NON_EMOTIONAL in classes and y_prob:
         res["emotional"] = emotional_metrics(np.array(y_true), np.concatenate(y_prob), classes)
+    if y_prob_plain:
+        pp = np.concatenate(y_prob_plain)
+        uf1_p, uar_p = uf1_uar(confusion(np.array(y_true), pp.argmax(1), len(classes)))
+        res["without_flip_tta"] = {"uf1": uf1_p, "uar": uar_p}
+        if NON_EMOTIONAL in classes:
+            res["without_flip_tta"]["emotional"] = emotional_metrics(np.array(y_true), pp, classes)
     if train_aus and au_t:
         f1 = per_au_f1(np.concatenate(au_t), np.concatenate(au_p))
         res["au_f1"] = f1

@@ -205,3 +205,25 @@ def test_tiny_training_loop_reduces_loss() -> None:
     assert losses[-1] < 0.5 * losses[0]
     # BN running statistics are not settled after 20 steps: check in train mode
     assert (out["logits"].argmax(1) == y).all()
+
+
+def test_sma_stn_flip_tta_averages_the_input_and_its_mirror() -> None:
+    """In eval mode ``flip_tta`` averages the logits of x and of its mirror (u negated);
+    training mode is unchanged; the mirror of the mirror is the input."""
+    import torch
+
+    from mer.models import create_model
+    from mer.models.sma_stn import mirror_dssi
+
+    torch.manual_seed(0)
+    m = create_model("sma_stn", num_classes=4, in_chans=3, channels=[8, 8, 8, 8], flip_tta=True)
+    x = torch.randn(2, 4, 3, 32, 32)
+    assert torch.equal(mirror_dssi(mirror_dssi(x)), x)
+    assert torch.equal(mirror_dssi(x)[:, :, 1], -torch.flip(x, dims=[-1])[:, :, 1])
+    m.eval()
+    with torch.no_grad():
+        both = m(x)
+        m.flip_tta = False
+        plain, mirrored = m(x), m(mirror_dssi(x))
+    assert torch.allclose(both, 0.5 * (plain + mirrored), atol=1e-5)
+    assert not torch.allclose(plain, mirrored, atol=1e-3)  # the mirror is a different input

@@ -37,7 +37,7 @@ from mer.schemas import EMOTION_CLASSES_MEGC
 from .layers import CompactBackbone, NonLocalBlock
 from .registry import register_model
 
-__all__ = ["SMASTN", "TemporalSegmentAttention", "default_cfg_sma_stn", "sma_stn"]
+__all__ = ["SMASTN", "TemporalSegmentAttention", "default_cfg_sma_stn", "mirror_dssi", "sma_stn"]
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
@@ -95,6 +95,10 @@ class SMASTN(nn.Module):
         use_global: use the global dynamic image branch (ablation).
         share_backbone: the global image goes through the local backbone (else its own).
         drop_rate: dropout before the classifier.
+        flip_tta: in eval mode, average the logits of ``x`` and of its horizontal mirror
+            (the ``u`` flow channel negated when ``in_chans == 3``: a mirrored movement to
+            the right is one to the left); training is unchanged (it flips at random).
+            Our choice: faces and AUs are left-right symmetric. Off by default.
 
     Shapes: ``forward(x)``: ``x (B, S+1, C, H, W)`` float32 -> logits ``(B, num_classes)``
     float32. ``forward_features(x)`` -> fused feature ``(B, num_features)`` where
@@ -113,6 +117,7 @@ class SMASTN(nn.Module):
         use_global: bool = True,
         share_backbone: bool = True,
         drop_rate: float = 0.2,
+        flip_tta: bool = False,
     ) -> None:
         super().__init__()
         if num_segments < 1:
@@ -136,6 +141,7 @@ class SMASTN(nn.Module):
         self.head_drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(self.num_features, num_classes)
         self.segment_weights: torch.Tensor | None = None
+        self.flip_tta = flip_tta
         self.default_cfg = _cfg(
             input_size=(in_chans, 112, 112),
             num_segments=num_segments,
@@ -202,7 +208,20 @@ class SMASTN(nn.Module):
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        logits = self.forward_head(self.forward_features(x))
+        if self.flip_tta and not self.training:
+            logits = 0.5 * (logits + self.forward_head(self.forward_features(mirror_dssi(x))))
+        return logits
+
+
+def mirror_dssi(x: torch.Tensor) -> torch.Tensor:
+    """Horizontal mirror of a normalised DSSI batch ``(B, S+1, C, H, W)``: the images are
+    flipped and, with flow channels (``C == 3``: dynamic image, ``u``, ``v``), ``u`` is
+    negated (zero-centred after normalisation). Same shape and dtype."""
+    xf = torch.flip(x, dims=[-1])
+    if x.shape[2] == 3:
+        xf[:, :, 1] = -xf[:, :, 1]
+    return xf
 
 
 @register_model

@@ -154,6 +154,16 @@ def evaluate(
     au_epochs: Annotated[int, typer.Option(help="AU detector epochs.")] = 12,
     seed: Annotated[int, typer.Option()] = 0,
     workers: Annotated[int, typer.Option(help="Processes preparing the clips.")] = 2,
+    extra_data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Another root of the same data-set kind whose clips join the training and "
+            "the folds (grouped by subject with the main set; repeatable)."
+        ),
+    ] = None,
+    emotion_only: Annotated[
+        bool, typer.Option(help="Train and score SMA-STN only (no AU detector).")
+    ] = False,
 ) -> None:
     """Subject-grouped cross-validation with metrics pooled over folds; JSON/MD/PNG report."""
     from dataclasses import replace
@@ -185,13 +195,23 @@ def evaluate(
         err.print(f"[red]unknown ablation {sorted(unknown)}; use {list(groups)}[/red]")
         raise typer.Exit(code=2)
 
+    extra = [(d, _load(dataset, d)) for d in extra_data or []]
+
     def prepare(c: TrainConfig):
-        return prepare_dataset(samples, c.dssi_params, cache=_prep_cache(out, c),
-                               pair_params=c.pair_params, workers=workers)  # fmt: skip
+        cache = _prep_cache(out, c)
+        clips = prepare_dataset(samples, c.dssi_params, cache=cache,
+                                pair_params=c.pair_params, workers=workers)  # fmt: skip
+        for d, more in extra:
+            clips += prepare_dataset(more, c.dssi_params, cache=cache.with_name(
+                f"{cache.name}_{d.name}"), pair_params=c.pair_params, workers=workers)  # fmt: skip
+        return clips
 
     clips = prepare(cfg)
-    main = cross_validate(clips, classes, cfg, k, log_fn=err.print)
-    report = Report(dataset=f"{dataset} ({data_dir})", main=main, device=_device())
+    main = cross_validate(clips, classes, cfg, k, train_aus=not emotion_only, log_fn=err.print)
+    names = ", ".join(str(d) for d in [data_dir, *(extra_data or [])])
+    report = Report(dataset=f"{dataset} ({names})", main=main, device=_device())
+    if "without_flip_tta" in main:
+        report.ablations["no flip TTA (same models)"] = main.pop("without_flip_tta")
     if chosen:
         variants = {name: v for g in chosen for name, v in groups[g].items()}
         for name, vcfg in variants.items():
@@ -208,6 +228,7 @@ def evaluate(
             report.ablations[name] = cross_validate(
                 vclips, classes, vcfg, k, train_aus=au_only, fit_emotion=not au_only
             )
+    if report.ablations:
         report.ablations["full (reference)"] = {
             key: main[key] for key in ("uf1", "uar", "emotional", "au_macro_f1") if key in main
         }
@@ -253,6 +274,16 @@ def train(
     seed: Annotated[int, typer.Option()] = 0,
     version: Annotated[str, typer.Option(help="Weights version.")] = "1.0.0",
     workers: Annotated[int, typer.Option(help="Processes preparing the clips.")] = 2,
+    extra_data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Another root of the same data-set kind whose clips join the training and "
+            "the folds (grouped by subject with the main set; repeatable)."
+        ),
+    ] = None,
+    only: Annotated[
+        str | None, typer.Option(help="Train one model: emotion | au (default both).")
+    ] = None,
 ) -> None:
     """Train SMA-STN and the AU detector on the whole set and write the shipped weights."""
     import time
@@ -268,41 +299,56 @@ def train(
         train_emotion,
     )
 
+    if only not in (None, "emotion", "au"):
+        err.print(f"[red]--only takes emotion or au, not {only!r}[/red]")
+        raise typer.Exit(code=2)
     samples = _load(dataset, data_dir)
     cfg = TrainConfig(emotion_epochs=epochs, au_epochs=au_epochs, seed=seed)
     classes = _classes(samples)
     clips = prepare_dataset(samples, cfg.dssi_params, cache=out / ".cache" / "prep",
                             pair_params=cfg.pair_params, workers=workers)  # fmt: skip
+    for d in extra_data or []:
+        clips += prepare_dataset(_load(dataset, d), cfg.dssi_params,
+                                 cache=out / ".cache" / f"prep_{d.name}",
+                                 pair_params=cfg.pair_params, workers=workers)  # fmt: skip
     metrics = json.loads(report.read_text())["main"] if report else {}
     apex = json.loads(report.read_text()).get("apex", {}) if report else {}
     credit = (
         "Trained on synthetic micro-expressions rendered on the Face Research Lab London Set "
         "(DeBruine, L. & Jones, B. (2017), doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0)."
     )
+    roots = " ".join(f"--extra-data {d}" for d in extra_data or [])
     data_desc = (
         f"{dataset}: {len(clips)} clips, {len({c.subject for c in clips})} identities from "
-        f"{data_dir.name}; command: mer train {data_dir} --dataset {dataset} --epochs {epochs} "
-        f"--au-epochs {au_epochs} --seed {seed}"
+        f"{', '.join(d.name for d in [data_dir, *(extra_data or [])])}; command: mer train "
+        f"{data_dir} {roots + ' ' if roots else ''}--dataset {dataset} --epochs {epochs} "
+        f"--au-epochs {au_epochs} --seed {seed}{' --only ' + only if only else ''}"
     )
-    t0 = time.perf_counter()
-    emo = train_emotion(clips, classes, cfg, log_fn=err.print)
-    t_emo = time.perf_counter() - t0
-    au = train_au(clips, cfg, log_fn=err.print)
-    t_au = time.perf_counter() - t0 - t_emo
     out.mkdir(parents=True, exist_ok=True)
     common = {"training_data": data_desc, "version": version, "license": credit}
-    save_checkpoint(out / EMOTION_FILE, emo, emotion_card(
-        cfg, classes, metrics={k: metrics[k] for k in ("uf1", "uar") if k in metrics},
-        extra={"train_seconds": round(t_emo, 1), "device": _device()}, **common,
-    ))  # fmt: skip
-    save_checkpoint(out / AU_FILE, au, au_card(
-        cfg, metrics={k: metrics[k] for k in ("au_macro_f1",) if k in metrics} | (
-            {"apex_mae_rel": apex["mae_rel"]} if apex else {}),
-        extra={"train_seconds": round(t_au, 1), "device": _device(),
-               "au_thresholds": getattr(au, "au_thresholds", {})}, **common,
-    ))  # fmt: skip
+    t_emo = t_au = 0.0
+    if only in (None, "emotion"):
+        t0 = time.perf_counter()
+        emo = train_emotion(clips, classes, cfg, log_fn=err.print)
+        t_emo = time.perf_counter() - t0
+        save_checkpoint(out / EMOTION_FILE, emo, emotion_card(
+            cfg, classes, metrics={k: metrics[k] for k in ("uf1", "uar") if k in metrics},
+            extra={"train_seconds": round(t_emo, 1), "device": _device()}, **common,
+        ))  # fmt: skip
+    if only in (None, "au"):
+        t0 = time.perf_counter()
+        au = train_au(clips, cfg, log_fn=err.print)
+        t_au = time.perf_counter() - t0
+        save_checkpoint(out / AU_FILE, au, au_card(
+            cfg, metrics={k: metrics[k] for k in ("au_macro_f1",) if k in metrics} | (
+                {"apex_mae_rel": apex["mae_rel"]} if apex else {}),
+            extra={"train_seconds": round(t_au, 1), "device": _device(),
+                   "au_thresholds": getattr(au, "au_thresholds", {})}, **common,
+        ))  # fmt: skip
     _write_model_card(out, report, data_desc, credit, classes, cfg, t_emo, t_au, version)
-    err.print(f"wrote {out / EMOTION_FILE} and {out / AU_FILE} in {t_emo + t_au:.0f} s")
+    wrote = [str(out / f) for f, m in ((EMOTION_FILE, "emotion"), (AU_FILE, "au"))
+             if only in (None, m)]  # fmt: skip
+    err.print(f"wrote {' and '.join(wrote)} in {t_emo + t_au:.0f} s")
 
 
 def _write_model_card(
@@ -314,14 +360,18 @@ def _write_model_card(
     from mer.models.weights import sha256_file
 
     au_flow = f" + optical flow between them, DIS at {cfg.flow_size} px" if cfg.au_flow else ""
+
+    def sha(name: str) -> str:
+        return sha256_file(out / name) if (out / name).is_file() else "(not in this folder)"
+
     lines = [
         f"# Model card — shipped weights v{version}", "",
         f"- `{EMOTION_FILE}`: SMA-STN, classes {', '.join(classes)}; DSSI "
         f"{cfg.n_segments} segments x {cfg.frames_per_segment} frames + global "
         f"{cfg.global_frames}{' + optical-flow channels (u, v)' if cfg.flow else ''}; sha256 "
-        f"`{sha256_file(out / EMOTION_FILE)}`",
+        f"`{sha(EMOTION_FILE)}`",
         f"- `{AU_FILE}`: AU detector (frame + local neutral reference{au_flow}); sha256 "
-        f"`{sha256_file(out / AU_FILE)}`",
+        f"`{sha(AU_FILE)}`",
         f"- Training data: {data_desc}",
         f"- Training time: {t_emo:.0f} s (SMA-STN) + {t_au:.0f} s (AU detector) on "
         f"{_device()}",

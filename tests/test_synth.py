@@ -349,3 +349,33 @@ def test_generate_nonemotional_clips_load_as_none(faces: dict, tmp_path: Path) -
         assert m["mode"] in ("speech", "blink", "head") and x.clip.startswith("EP08_")
         assert (25 in x.aus and 26 in x.aus) if m["mode"] == "speech" else x.aus == ()
         assert x.frame_numbers[x.apex_index] == x.apex and x.apex_annotated
+
+
+def test_open_mouth_smiles_are_macro_happiness_only_and_leave_the_stream_alone() -> None:
+    """``open_mouth_smile = 1``: every macro happiness clip is AU6+12+25+26 (AU12 primary,
+    the rest at their documented relative gains); micro clips and other emotions are drawn
+    as before; with the default 0 the random stream, hence every clip, is unchanged."""
+    from mer.synth.sampling import OPEN_MOUTH_SMILE
+
+    cfg = SynthConfig(kind="mixed", nonemotional_fraction=0.0, open_mouth_smile=1.0)
+    rng = np.random.default_rng(5)
+    specs = [sample_clip_spec(rng, "001", 100, cfg, smile_corner=0.03, emotion="happiness")
+             for _ in range(200)]  # fmt: skip
+    macro = [s for s in specs if s.kind == "macro"]
+    micro = [s for s in specs if s.kind == "micro"]
+    assert macro and micro
+    for s in macro:
+        assert s.mode == "au" and s.aus == (6, 12, 25, 26) and s.au_order[0] == 12
+        for a, g in zip(s.au_order, s.au_gain, strict=True):
+            lo, hi = OPEN_MOUTH_SMILE[a]
+            assert lo <= g <= hi
+    assert not any(26 in s.aus for s in micro)
+    other = sample_clip_spec(np.random.default_rng(1), "001", 100, cfg, emotion="disgust")
+    assert 26 not in other.aus
+    # only macro happiness draws the extra number: other clips keep the stream of the default
+    base = SynthConfig(kind="mixed", nonemotional_fraction=0.0)
+    for emo in ("disgust", "surprise"):
+        r1, r2 = np.random.default_rng(9), np.random.default_rng(9)
+        a = [sample_clip_spec(r1, "001", 100, base, emotion=emo) for _ in range(20)]
+        b = [sample_clip_spec(r2, "001", 100, cfg, emotion=emo) for _ in range(20)]
+        assert a == b

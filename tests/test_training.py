@@ -162,3 +162,32 @@ def test_au_thresholds_are_set_on_held_out_clips_and_folded_into_the_bias() -> N
     assert thr["AU12"] == 0.6
     after = _predict(model, pairs, PAIR_MEAN, PAIR_STD, True)
     assert np.array_equal(after[:, j] >= 0.5, before[:, j] >= thr["AU12"])
+
+
+def test_mer_train_one_model_on_several_roots(trained_store: Path, tmp_path: Path) -> None:
+    """`mer train ROOT --extra-data ROOT2 --only emotion`: the clips of both roots (each
+    prepared and cached on its own), only the SMA-STN written, the card naming both roots;
+    a bad --only is refused before any work."""
+    from typer.testing import CliRunner
+
+    from mer.cli import app
+    from mer.inference import AU_FILE, EMOTION_FILE
+    from mer.models.weights import load_checkpoint
+    from mer.synth.dataset import generate_dataset
+
+    data = trained_store.parent / "set"
+    more = tmp_path / "more"
+    generate_dataset(more, 4, seed=5, identities=["001", "002"], progress=False,
+                     max_frames=12)  # fmt: skip
+    out = tmp_path / "store"
+    args = ["train", str(data), "--extra-data", str(more), "--out", str(out), "--epochs", "1"]
+    bad = CliRunner().invoke(app, [*args, "--only", "both"])
+    assert bad.exit_code == 2 and not out.exists()
+    res = CliRunner().invoke(app, [*args, "--only", "emotion"])
+    assert res.exit_code == 0, res.output
+    assert (out / EMOTION_FILE).is_file() and not (out / AU_FILE).exists()
+    assert {p.name for p in (out / ".cache").glob("*.json")} == {"prep.json", "prep_more.json"}
+    _, meta = load_checkpoint(out / EMOTION_FILE)
+    assert "set, more" in meta.training_data and "--only emotion" in meta.training_data
+    n_main = len(list(data.glob("sub*/*")))
+    assert f"{n_main + 4} clips" in meta.training_data

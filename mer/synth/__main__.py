@@ -27,6 +27,18 @@ def main(argv: list[str] | None = None) -> int:
         default=0.2,
         help="share of non-emotional clips (speech, blink, head movement; emotion 'none')",
     )
+    ap.add_argument(
+        "--emotions",
+        nargs="+",
+        default=None,
+        help="draw only these CASME II emotions (equal weights), e.g. happiness",
+    )
+    ap.add_argument(
+        "--open-mouth-smile",
+        type=float,
+        default=0.0,
+        help="share of macro happiness clips drawn as open-mouth smiles (AU6+12+25+26)",
+    )
     ap.add_argument("--london-root", default=None)
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
@@ -46,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         kind=a.kind,
         grayscale=a.grayscale,
         nonemotional_fraction=a.nonemotional_fraction,
+        open_mouth_smile=a.open_mouth_smile,
+        **({"emotion_weights": dict.fromkeys(a.emotions, 1.0)} if a.emotions else {}),
     )
     print(f"{s.n_clips} clips, {s.n_frames} frames in {s.seconds:.1f} s -> {s.sheet}")
     return 0

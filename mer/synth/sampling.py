@@ -105,6 +105,10 @@ MICRO_AMPLITUDE: tuple[float, float] = (0.008, 0.03)
 MACRO_AMPLITUDE: tuple[float, float] = (0.04, 0.12)
 #: Macro expressions (ours): onset-to-offset log-normal, median 1.2 s, truncated 0.5-4 s.
 MACRO_DURATION_S: tuple[float, float, float, float] = (1.2, 0.5, 0.5, 4.0)
+#: Open-mouth smile (ours; laughter and broad smiles drop the jaw, FACS 6+12+25+26): AU and
+#: the range of its gain relative to AU12.
+OPEN_MOUTH_SMILE: dict[int, tuple[float, float]] = {
+    12: (1.0, 1.0), 6: (0.6, 1.0), 25: (0.6, 1.0), 26: (0.4, 0.9)}  # fmt: skip
 #: Lips counted as parted (AU25 added to a real-smile clip) above this gap, IOD units.
 LIPS_PART_THRESHOLD = 0.01
 
@@ -137,6 +141,9 @@ class SynthConfig:
             ``"none"``: speech, blink or head movement; see the module notes).
         nonemotional_modes: relative frequencies of the non-emotional kinds; None uses
             :data:`NONEMOTIONAL_MODES`.
+        open_mouth_smile: share of the *macro* happiness clips drawn as an open-mouth smile
+            (:data:`OPEN_MOUTH_SMILE`: AU12 with AU6, AU25 and AU26 in the AU mode); 0 (the
+            default) draws nothing extra, so the random stream is that of earlier sets.
     """
 
     out_size: int = 256
@@ -159,6 +166,7 @@ class SynthConfig:
     pad_s: tuple[float, float] = (0.03, 0.15)
     nonemotional_fraction: float = 0.2
     nonemotional_modes: Mapping[str, float] | None = None
+    open_mouth_smile: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -561,8 +569,15 @@ def sample_clip_spec(
     amp = _log_uniform(rng, *(cfg.macro_amplitude if kind == "macro" else cfg.micro_amplitude))
     rise_s, fall_s = sample_duration_s(rng, kind)
     step, first, onset, apex, offset, last = _frame_layout(rng, fps, rise_s, fall_s, cfg)
-    use_smile = (
+    open_mouth = (
         emo == "happiness"
+        and kind == "macro"
+        and cfg.open_mouth_smile > 0
+        and rng.random() < cfg.open_mouth_smile
+    )
+    use_smile = (
+        not open_mouth
+        and emo == "happiness"
         and smile_corner is not None
         and smile_corner > 1e-3
         and rng.random() < cfg.smile_fraction
@@ -579,11 +594,12 @@ def sample_clip_spec(
         aus = (6, 12) + ((25,) if alpha * smile_lip_gap >= LIPS_PART_THRESHOLD else ())
     else:
         mode = "au"
-        au_order = sample_aus(rng, emo)
+        au_order = tuple(OPEN_MOUTH_SMILE) if open_mouth else sample_aus(rng, emo)
         aus = tuple(sorted(au_order))
         g, o, f = [1.0], [float(onset)], [float(offset)]
-        for _ in au_order[1:]:
-            g.append(float(rng.uniform(0.6, 1.0)))
+        for a in au_order[1:]:
+            g.append(float(rng.uniform(*OPEN_MOUTH_SMILE[a])) if open_mouth else
+                     float(rng.uniform(0.6, 1.0)))  # fmt: skip
             o.append(onset + float(rng.uniform(0, 0.25)) * (apex - onset))
             f.append(offset - float(rng.uniform(0, 0.25)) * (offset - apex))
         gains, ons, offs = tuple(g), tuple(o), tuple(f)

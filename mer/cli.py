@@ -157,8 +157,8 @@ def evaluate(
     extra_data: Annotated[
         list[Path] | None,
         typer.Option(
-            help="Another root of the same data-set kind whose clips join the training and "
-            "the folds (grouped by subject with the main set; repeatable)."
+            help="Another root of the same data-set kind whose clips join each fold's "
+            "training (never a test identity's; never scored; repeatable)."
         ),
     ] = None,
     emotion_only: Annotated[
@@ -197,36 +197,45 @@ def evaluate(
 
     extra = [(d, _load(dataset, d)) for d in extra_data or []]
 
-    def prepare(c: TrainConfig):
+    def prepare(c: TrainConfig):  # -> (scored clips, training-only clips)
         cache = _prep_cache(out, c)
         clips = prepare_dataset(samples, c.dssi_params, cache=cache,
                                 pair_params=c.pair_params, workers=workers)  # fmt: skip
+        more_clips = []
         for d, more in extra:
-            clips += prepare_dataset(more, c.dssi_params, cache=cache.with_name(
+            more_clips += prepare_dataset(more, c.dssi_params, cache=cache.with_name(
                 f"{cache.name}_{d.name}"), pair_params=c.pair_params, workers=workers)  # fmt: skip
-        return clips
+        return clips, more_clips
 
-    clips = prepare(cfg)
-    main = cross_validate(clips, classes, cfg, k, train_aus=not emotion_only, log_fn=err.print)
-    names = ", ".join(str(d) for d in [data_dir, *(extra_data or [])])
-    report = Report(dataset=f"{dataset} ({names})", main=main, device=_device())
+    clips, extra_clips = prepare(cfg)
+    main = cross_validate(clips, classes, cfg, k, train_aus=not emotion_only, log_fn=err.print,
+                          train_only=extra_clips)  # fmt: skip
+    more = f"; training also on {', '.join(map(str, extra_data))}" if extra_data else ""
+    report = Report(dataset=f"{dataset} ({data_dir}{more})", main=main, device=_device())
     if "without_flip_tta" in main:
         report.ablations["no flip TTA (same models)"] = main.pop("without_flip_tta")
     if chosen:
         variants = {name: v for g in chosen for name, v in groups[g].items()}
         for name, vcfg in variants.items():
             err.print(f"ablation: {name}")
-            vclips = clips
+            vclips, vextra = clips, extra_clips
             if (vcfg.dssi_params, vcfg.pair_params) != (cfg.dssi_params, cfg.pair_params):
                 same_frames = (vcfg.n_segments, vcfg.flow_size) == (cfg.n_segments, cfg.flow_size)
                 drop_dssi, drop_au = cfg.flow and not vcfg.flow, cfg.au_flow and not vcfg.au_flow
                 if same_frames and (drop_dssi or drop_au):
                     vclips = without_flow(clips, dssi=drop_dssi, au=drop_au)
+                    vextra = without_flow(extra_clips, dssi=drop_dssi, au=drop_au)
                 else:
-                    vclips = prepare(vcfg)
+                    vclips, vextra = prepare(vcfg)
             au_only = vcfg.au_flow != cfg.au_flow  # the AU input changed, not the emotion's
             report.ablations[name] = cross_validate(
-                vclips, classes, vcfg, k, train_aus=au_only, fit_emotion=not au_only
+                vclips,
+                classes,
+                vcfg,
+                k,
+                train_aus=au_only,
+                fit_emotion=not au_only,
+                train_only=vextra,
             )
     if report.ablations:
         report.ablations["full (reference)"] = {

@@ -575,11 +575,14 @@ def cross_validate(
     train_aus: bool = True,
     log_fn: Callable[[str], None] | None = None,
     fit_emotion: bool = True,
+    train_only: Sequence[PreparedClip] = (),
 ) -> dict:
     """Subject-grouped CV; metrics on predictions pooled over all folds.
 
     ``train_aus`` / ``fit_emotion`` switch either model off (ablations of one model); the
-    emotion keys are then absent (AU keys likewise).
+    emotion keys are then absent (AU keys likewise). ``train_only`` clips (another data set
+    of the same subjects) join each fold's training when their subject is not tested in
+    that fold; they are never scored, so the metrics stay those of ``clips``.
 
     Returns:
         ``{"uf1", "uar", "confusion", "classes", "au_f1", "au_macro_f1", "folds", ...}``.
@@ -589,7 +592,7 @@ def cross_validate(
     y_prob_plain: list[np.ndarray] = []
     t0 = time.perf_counter()
     for f, test in enumerate(folds):
-        train = [c for c in clips if c.subject not in test]
+        train = [c for c in [*clips, *train_only] if c.subject not in test]
         held = [c for c in clips if c.subject in test]
         if log_fn:
             log_fn(f"fold {f + 1}/{len(folds)}: {len(train)} train, {len(held)} test clips")

@@ -191,3 +191,38 @@ def test_mer_train_one_model_on_several_roots(trained_store: Path, tmp_path: Pat
     assert "set, more" in meta.training_data and "--only emotion" in meta.training_data
     n_main = len(list(data.glob("sub*/*")))
     assert f"{n_main + 4} clips" in meta.training_data
+
+
+def test_cross_validate_train_only_clips_join_training_but_are_never_scored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Training-only clips (an extra data set of the same subjects) go into the folds whose
+    test subjects they do not share; the test clips, hence the metrics, are the main set's."""
+    import mer.training as T
+
+    rng = np.random.default_rng(0)
+
+    def clip(subject: str, name: str, label: str) -> T.PreparedClip:
+        return T.PreparedClip(subject, name, label, (),
+                              rng.integers(0, 256, (4, 1, 8, 8), dtype=np.uint8),
+                              rng.integers(0, 256, (5, 2, 1, 8, 8), dtype=np.uint8),
+                              np.zeros((5, 14), np.float32))  # fmt: skip
+
+    main = [clip(f"s{i % 4}", f"m{i}", ["negative", "positive"][i % 2]) for i in range(16)]
+    extra = [clip(f"s{i % 4}", f"x{i}", "positive") for i in range(8)]
+    seen: list[set[str]] = []
+
+    def fake_train(train, classes, cfg):
+        seen.append({c.clip for c in train})
+        return object()
+
+    monkeypatch.setattr(T, "train_emotion", fake_train)
+    monkeypatch.setattr(T, "_predict", lambda m, x, *a: np.tile([0.6, 0.4], (len(x), 1)))
+    cfg = T.TrainConfig()
+    res = T.cross_validate(main, ["negative", "positive"], cfg, 2, train_aus=False,
+                           train_only=extra)  # fmt: skip
+    assert res["n_test_clips"] == 16  # every main clip scored once, no extra clip
+    folds = T.group_folds([c.subject for c in main], 2, cfg.seed)
+    for test, names in zip(folds, seen, strict=True):
+        want = {c.clip for c in [*main, *extra] if c.subject not in test}
+        assert names == want and any(n.startswith("x") for n in names)

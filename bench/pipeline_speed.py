@@ -1,7 +1,11 @@
 """Pipeline speed on a real clip: ms/frame per stage and end-to-end frames/s, beside the
 decode-only rate measured in the same run.
 
-    .venv/bin/python bench/pipeline_speed.py [VIDEO] [--repeat N]
+    .venv/bin/python bench/pipeline_speed.py [VIDEO] [--repeat N] [--versus MODEL_DIR]
+
+``--versus`` also runs the pipeline with the checkpoints of another folder (e.g. an older
+model store, ``git worktree`` or ``git show`` of it), interleaved with the default store, and
+prints the ratio of the two (what a model change costs end to end).
 
 Prints figures and ratios; asserts nothing (see DEVELOPERS guide: no timed assertions).
 """
@@ -15,6 +19,7 @@ import time
 from pathlib import Path
 
 from mer.pipeline import analyze_video
+from mer.settings import Settings
 from mer.video import iter_frames
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared/data/videos/single_face.mp4"
@@ -24,9 +29,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("video", nargs="?", type=Path, default=DEFAULT)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--versus", type=Path, default=None, help="another model folder")
     args = ap.parse_args()
 
     decode_fps, e2e_fps, stage_ms = [], [], []
+    versus_fps: list[float] = []
+    versus_au: list[float] = []
     analyze_video(args.video)  # warm-up: graph construction, imports
     for _ in range(args.repeat):
         t0 = time.perf_counter()
@@ -36,6 +44,11 @@ def main() -> None:
         r = analyze_video(args.video)
         e2e_fps.append(len(r.frames) / (time.perf_counter() - t0))
         stage_ms.append({k: v / len(r.frames) for k, v in r.timings_ms.items()})
+        if args.versus is not None:
+            t0 = time.perf_counter()
+            rv = analyze_video(args.video, settings=Settings(model_dir=args.versus))
+            versus_fps.append(len(rv.frames) / (time.perf_counter() - t0))
+            versus_au.append(rv.timings_ms.get("au", 0.0) / len(rv.frames))
     v = r.video
     print(
         f"clip: {args.video.name} {v.width}x{v.height} {v.fps:.2f} fps, {v.frame_count} frames;"
@@ -49,6 +62,12 @@ def main() -> None:
     print("ms per frame by stage (summed stage time / frames; decode overlaps in a thread):")
     for k in stage_ms[0]:
         print(f"  {k:<12} {statistics.median(s[k] for s in stage_ms):7.2f}")
+    if versus_fps:
+        vf = statistics.median(versus_fps)
+        print(
+            f"versus {args.versus}: {vf:8.1f} frames/s end to end, AU stage "
+            f"{statistics.median(versus_au):.2f} ms/frame; default store / versus = {e2e / vf:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -173,7 +173,6 @@ def evaluate(
         TrainConfig,
         apex_mae,
         cross_validate,
-        prepare_dataset,
         without_flow,
     )
 
@@ -198,14 +197,7 @@ def evaluate(
     extra = [(d, _load(dataset, d)) for d in extra_data or []]
 
     def prepare(c: TrainConfig):  # -> (scored clips, training-only clips)
-        cache = _prep_cache(out, c)
-        clips = prepare_dataset(samples, c.dssi_params, cache=cache,
-                                pair_params=c.pair_params, workers=workers)  # fmt: skip
-        more_clips = []
-        for d, more in extra:
-            more_clips += prepare_dataset(more, c.dssi_params, cache=cache.with_name(
-                f"{cache.name}_{d.name}"), pair_params=c.pair_params, workers=workers)  # fmt: skip
-        return clips, more_clips
+        return _prepare_roots(samples, extra, c, _prep_cache(out, c), workers)
 
     clips, extra_clips = prepare(cfg)
     main = cross_validate(clips, classes, cfg, k, train_aus=not emotion_only, log_fn=err.print,
@@ -245,6 +237,20 @@ def evaluate(
         report.apex = apex_mae(samples, n=apex_clips, seed=seed)
     report.write(out)
     err.print((out / "report.md").read_text())
+
+
+def _prepare_roots(samples, extra: list, cfg, cache: Path, workers: int) -> tuple[list, list]:
+    """Prepared clips of the main root and of the extra roots (``[(root, samples)]``), each
+    cached on its own (``cache``, ``cache`` + ``_<root name>``); returns ``(main, extra)``."""
+    from mer.training import prepare_dataset
+
+    def prep(smp, path: Path) -> list:
+        return prepare_dataset(smp, cfg.dssi_params, cache=path, pair_params=cfg.pair_params,
+                               workers=workers)  # fmt: skip
+
+    main = prep(samples, cache)
+    more = [prep(smp, cache.with_name(f"{cache.name}_{d.name}")) for d, smp in extra]
+    return main, [c for clips in more for c in clips]
 
 
 def _prep_cache(out: Path, cfg) -> Path:
@@ -303,7 +309,6 @@ def train(
         TrainConfig,
         au_card,
         emotion_card,
-        prepare_dataset,
         train_au,
         train_emotion,
     )
@@ -314,12 +319,9 @@ def train(
     samples = _load(dataset, data_dir)
     cfg = TrainConfig(emotion_epochs=epochs, au_epochs=au_epochs, seed=seed)
     classes = _classes(samples)
-    clips = prepare_dataset(samples, cfg.dssi_params, cache=out / ".cache" / "prep",
-                            pair_params=cfg.pair_params, workers=workers)  # fmt: skip
-    for d in extra_data or []:
-        clips += prepare_dataset(_load(dataset, d), cfg.dssi_params,
-                                 cache=out / ".cache" / f"prep_{d.name}",
-                                 pair_params=cfg.pair_params, workers=workers)  # fmt: skip
+    extra = [(d, _load(dataset, d)) for d in extra_data or []]
+    main_clips, extra_clips = _prepare_roots(samples, extra, cfg, out / ".cache" / "prep", workers)
+    clips = main_clips + extra_clips
     metrics = json.loads(report.read_text())["main"] if report else {}
     apex = json.loads(report.read_text()).get("apex", {}) if report else {}
     credit = (

@@ -49,9 +49,7 @@ AU_FILE = "au_detector.pt"
 
 def model_crop(crop: np.ndarray) -> np.ndarray:
     """``(S, S)`` uint8 aligned grey crop -> ``(MODEL_SIZE, MODEL_SIZE)`` uint8 (area)."""
-    if crop.shape[0] == MODEL_SIZE:
-        return crop
-    return cv2.resize(crop, (MODEL_SIZE, MODEL_SIZE), interpolation=cv2.INTER_AREA)
+    return _resized(crop, MODEL_SIZE)
 
 
 def dssi_needed(onset: int, offset: int, params: Mapping[str, int | bool]) -> list[int]:
@@ -75,6 +73,7 @@ def _flow_args(params: Mapping[str, int | bool | str], preset: str) -> tuple[int
 
 
 def _resized(crop: np.ndarray, size: int) -> np.ndarray:
+    """``(A, A)`` image -> ``(size, size)`` (area interpolation); the input when ``A == size``."""
     if crop.shape[0] == size:
         return crop
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)

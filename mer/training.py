@@ -124,20 +124,24 @@ def prepare_clip(
     )  # fmt: skip
 
 
-_worker_lm = None
+def _prepare_or_reason(sample: Sample, landmarker, dssi_params, pair_params):
+    """:func:`prepare_clip`, or the reason the clip is skipped (str)."""
+    try:
+        return prepare_clip(sample, landmarker, dssi_params, pair_params)
+    except ValueError as exc:
+        return f"skipping {sample.subject}/{sample.clip}: {exc}"
 
 
-def _prepare_one(args):  # -> PreparedClip | str (worker process: one landmarker each)
+_worker_lm = None  # the landmarker of a preparation worker process
+
+
+def _prepare_in_worker(args):  # -> PreparedClip | str
     global _worker_lm
     from mer.face.landmarks import create_landmarker
 
-    sample, dssi_params, pair_params = args
     if _worker_lm is None:
         _worker_lm = create_landmarker(max_faces=1)
-    try:
-        return prepare_clip(sample, _worker_lm, dssi_params, pair_params)
-    except ValueError as exc:
-        return f"skipping {sample.subject}/{sample.clip}: {exc}"
+    return _prepare_or_reason(args[0], _worker_lm, *args[1:])
 
 
 def prepare_dataset(
@@ -180,9 +184,13 @@ def prepare_dataset(
         from concurrent.futures import ProcessPoolExecutor
 
         pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
-        results = pool.map(_prepare_one, tasks, chunksize=8)
+        results = pool.map(_prepare_in_worker, tasks, chunksize=8)
     else:
-        pool, results = None, map(_prepare_one, tasks)
+        from mer.face.landmarks import create_landmarker
+
+        lm = create_landmarker(max_faces=1)
+        pool = None
+        results = (_prepare_or_reason(s, lm, dssi_params, pair_params) for s in samples)
     out: list[PreparedClip] = []
     skipped = 0
     try:

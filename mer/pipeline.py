@@ -62,6 +62,7 @@ from mer.spotting import (
     apex_curve,
     apex_score,
     apex_strength,
+    refine_apices,
     spot_intervals,
 )
 from mer.video import DecodedFrame, DecodeStats, iter_frames, probe_video, sha256_file
@@ -69,7 +70,9 @@ from mer.video import DecodedFrame, DecodeStats, iter_frames, probe_video, sha25
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, float], None]
-SPOTTING_METHOD = "two-sided-flow-spotting-v1"
+#: the apex method; with a learned AU detector its activity joins the motion curve
+SPOTTING_METHOD = "two-sided-flow-spotting"
+SPOTTING_VERSION = "2"
 NON_EMOTIONAL = "none"  #: the emotion model's class for speech, blinks and head motion
 
 
@@ -470,11 +473,11 @@ def analyze_frames(
     au_model = getattr(backend, "au", None) if backend is not None else None
     models = [
         ModelInfo(name=lm.name, version=lm.version, task="landmarks", method="external"),
-        ModelInfo(name=SPOTTING_METHOD, version="1", task="apex", method="rules"),
     ]
     au = au_rules.au_scores(disp[rows, best], np.asarray(gap))
     au_method = au_rules.METHOD_NAME
     models.append(ModelInfo(name=au_method, version="1", task="au", method="rules"))
+    au_activity: np.ndarray | None = None  # (T,) largest learned AU probability
     if backend is not None and (au_model is not None or not hasattr(backend, "au")):
         learned = np.zeros((n, len(AU_NAMES)), np.float32)
         face_idx = np.flatnonzero(valid_a)
@@ -493,10 +496,18 @@ def analyze_frames(
             (strength - cfg.au_blend_low) / (cfg.au_blend_high - cfg.au_blend_low), 0.0, 1.0
         )[:, None]
         au = ((1.0 - w) * learned + w * au).astype(np.float32)
+        au_activity = learned.max(axis=1)
         name = au_model.info.name + "-" + au_model.info.version if au_model else backend.name
         au_method = f"{name}+{au_rules.METHOD_NAME} (blended by movement size)"
         if au_model is not None:
             models.append(au_model.info)
+    # the apex: motion and, where a learned AU detector ran, its activity
+    curve = apex_curve(strength, tarr, cfg.spotting, au_activity)
+    spotted = refine_apices(spotted, curve, score)
+    apex_name = SPOTTING_METHOD + ("+au-activity" if au_activity is not None else "")
+    models.insert(
+        1, ModelInfo(name=apex_name, version=SPOTTING_VERSION, task="apex", method="rules")
+    )
     t1 = timer.add("au", t1)
 
     report("emotion", 96.0)
@@ -578,7 +589,6 @@ def analyze_frames(
                 f"{settings.emotion_min_score:g}; see the intervals"
             )
             top_emotion = None
-    curve = apex_curve(strength, tarr, cfg.spotting)
     apex_i = int(np.argmax(np.where(np.asarray(valid), curve, -1.0)))
     apex = ApexFrame(
         frame=apex_i, timestamp_s=round(ts[apex_i], 6), score=round(float(score[apex_i]), 5)

@@ -12,7 +12,13 @@ from mer.motion import (
     region_displacements,
     two_sided,
 )
-from mer.spotting import SpottingConfig, spot_intervals
+from mer.spotting import (
+    SpottedInterval,
+    SpottingConfig,
+    apex_curve,
+    refine_apices,
+    spot_intervals,
+)
 
 
 def test_umeyama_recovers_similarity() -> None:
@@ -115,3 +121,30 @@ def test_crop_store_keeps_the_crops_out_of_memory_and_reads_them_back() -> None:
     with pytest.raises(ValueError):
         store.add(13, crops[0][:64])
     store.close()
+
+
+def test_apex_curve_follows_the_au_detector_at_the_noise_floor() -> None:
+    """A micro movement below the flow noise: the motion maximum is a noise spike (0.4 s),
+    the AU detector's activity peaks at the true apex (1.5 s); with ``au_weight`` the apex
+    curve peaks there, without it (or without activity) on the spike."""
+    fps = 50.0
+    t = np.arange(int(3 * fps)) / fps
+    strength = 0.002 + 0.001 * np.exp(-0.5 * ((t - 1.5) / 0.1) ** 2)
+    strength[20] = 0.01  # a noise spike larger than the movement
+    act = np.exp(-0.5 * ((t - 1.5) / 0.08) ** 2)
+    cfg = SpottingConfig()
+    assert cfg.au_weight > 0
+    assert abs(t[np.argmax(apex_curve(strength, t, cfg, act))] - 1.5) <= 1 / fps + 1e-9
+    assert np.argmax(apex_curve(strength, t, cfg)) == 20
+    off = SpottingConfig(au_weight=0.0)
+    assert np.array_equal(apex_curve(strength, t, off, act), apex_curve(strength, t, cfg))
+    with pytest.raises(ValueError, match="shape"):
+        apex_curve(strength, t, cfg, act[:-1])
+
+
+def test_refine_apices_moves_the_apex_inside_the_interval_only() -> None:
+    curve = np.zeros(30)
+    curve[[5, 12, 25]] = [3.0, 2.0, 9.0]  # 25 is outside the interval
+    score = np.linspace(0, 1, 30)
+    (iv,) = refine_apices([SpottedInterval(8, 9, 20, 0.3)], curve, score)
+    assert (iv.onset, iv.apex, iv.offset) == (8, 12, 20) and iv.score == pytest.approx(score[12])

@@ -161,9 +161,10 @@ def evaluate(
             "training (never a test identity's; never scored; repeatable)."
         ),
     ] = None,
-    emotion_only: Annotated[
-        bool, typer.Option(help="Train and score SMA-STN only (no AU detector).")
-    ] = False,
+    only: Annotated[
+        str | None,
+        typer.Option(help="Train and score one model: emotion | au (default both)."),
+    ] = None,
 ) -> None:
     """Subject-grouped cross-validation with metrics pooled over folds; JSON/MD/PNG report."""
     from dataclasses import replace
@@ -173,8 +174,13 @@ def evaluate(
         TrainConfig,
         apex_mae,
         cross_validate,
+        fold_backends,
         without_flow,
     )
+
+    if only not in (None, "emotion", "au"):
+        err.print(f"[red]--only {only}: use emotion or au[/red]")
+        raise typer.Exit(code=2)
 
     samples = _load(dataset, data_dir)
     cfg = TrainConfig(emotion_epochs=epochs, au_epochs=au_epochs, seed=seed)
@@ -200,8 +206,10 @@ def evaluate(
         return _prepare_roots(samples, extra, c, _prep_cache(out, c), workers)
 
     clips, extra_clips = prepare(cfg)
-    main = cross_validate(clips, classes, cfg, k, train_aus=not emotion_only, log_fn=err.print,
-                          train_only=extra_clips)  # fmt: skip
+    fold_models: list = []  # (test subjects, AU detector): the apex uses the held-out fold's
+    main = cross_validate(clips, classes, cfg, k, train_aus=only != "emotion",
+                          fit_emotion=only != "au", log_fn=err.print, train_only=extra_clips,
+                          on_fold=lambda test, au: fold_models.append((test, au)))  # fmt: skip
     more = f"; training also on {', '.join(map(str, extra_data))}" if extra_data else ""
     report = Report(dataset=f"{dataset} ({data_dir}{more})", main=main, device=_device())
     if "without_flip_tta" in main:
@@ -234,7 +242,8 @@ def evaluate(
             key: main[key] for key in ("uf1", "uar", "emotional", "au_macro_f1") if key in main
         }
     if apex_clips:
-        report.apex = apex_mae(samples, n=apex_clips, seed=seed)
+        backends = fold_backends(fold_models, cfg) if fold_models else None
+        report.apex = apex_mae(samples, n=apex_clips, seed=seed, backends=backends)
     report.write(out)
     err.print((out / "report.md").read_text())
 

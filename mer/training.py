@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -584,6 +584,7 @@ def cross_validate(
     log_fn: Callable[[str], None] | None = None,
     fit_emotion: bool = True,
     train_only: Sequence[PreparedClip] = (),
+    on_fold: Callable[[set[str], object], None] | None = None,
 ) -> dict:
     """Subject-grouped CV; metrics on predictions pooled over all folds.
 
@@ -591,6 +592,9 @@ def cross_validate(
     emotion keys are then absent (AU keys likewise). ``train_only`` clips (another data set
     of the same subjects) join each fold's training when their subject is not tested in
     that fold; they are never scored, so the metrics stay those of ``clips``.
+    ``on_fold(test_subjects, au_model)`` is called with each fold's AU detector (trained
+    without the fold's test subjects; :attr:`PreparedClip.subject` keys), e.g. to spot the
+    apex of those subjects' clips with it (:func:`fold_backends`).
 
     Returns:
         ``{"uf1", "uar", "confusion", "classes", "au_f1", "au_macro_f1", "folds", ...}``.
@@ -617,6 +621,8 @@ def cross_validate(
                 y_prob_plain.append(_predict(model, x_ev, DSSI_MEAN, DSSI_STD, False))
         if train_aus:
             au_model = train_au(train, cfg)
+            if on_fold is not None:
+                on_fold(set(test), au_model)
             au_p.append(_predict(au_model, np.concatenate([c.pairs for c in held]),
                                  PAIR_MEAN, PAIR_STD, True))  # fmt: skip
             au_t.append(np.concatenate([c.pair_targets for c in held]))
@@ -687,7 +693,13 @@ class Report:
                     if "median_rel" in self.apex
                     else ""
                 )
-                + f"({self.apex['n']} clips)"
+                + f"({self.apex['n']} clips"
+                + (
+                    f"; AU detector: {self.apex['au_detector']}"
+                    if "au_detector" in self.apex
+                    else ""
+                )
+                + ")"
             )
         lines += ["", "Confusion (rows truth):", "",
                   "| | " + " | ".join(m["classes"]) + " |",
@@ -723,20 +735,57 @@ class Report:
         plt.close(fig)
 
 
-def apex_mae(samples: Sequence[Sample], n: int = 30, seed: int = 0) -> dict:
+def fold_backends(fold_models: Sequence[tuple[set[str], object]], cfg: TrainConfig) -> dict:
+    """Subject key -> an in-process backend holding the AU detector of the fold that tested
+    that subject (no emotion model), for leakage-free apex spotting in :func:`apex_mae`.
+
+    Args:
+        fold_models: ``(test subject keys, AU detector)`` per fold, from ``on_fold`` of
+            :func:`cross_validate`; cfg: the configuration they were trained with.
+    """
+    from mer.inference import InProcessBackend, LoadedModel
+
+    out: dict = {}
+    for f, (subjects, model) in enumerate(fold_models):
+        meta = au_card(cfg, version=f"fold{f + 1}")
+        backend = InProcessBackend(None, LoadedModel(model, meta, "", Path(f"fold{f + 1}")))
+        out |= {subj: backend for subj in subjects}
+    return out
+
+
+def apex_mae(
+    samples: Sequence[Sample],
+    n: int = 30,
+    seed: int = 0,
+    backends: Mapping | None = None,
+    config=None,  # mer.pipeline.AnalysisConfig | None (the pipeline imports torch lazily)
+) -> dict:
     """Apex spotting error of the pipeline on whole clips (frames read from disk).
 
+    Args:
+        samples: annotated clips; ``n`` of them are drawn with ``seed``.
+        backends: subject key (:attr:`Sample.subject_key`) -> inference backend whose AU
+            detector never saw that subject (:func:`fold_backends`); the apex then also
+            uses its activity (:func:`mer.spotting.apex_curve`). None: motion only (a
+            detector trained on the same clips would leak their annotations).
+        config: pipeline parameters (:class:`mer.pipeline.AnalysisConfig`); default ones.
+
     Returns:
-        ``{"mae_frames", "mae_rel", "median_rel", "n"}``: mean |predicted - annotated apex|
-        in frames and relative to each clip's onset-to-offset length, and the median of the
-        relative errors.
+        ``{"mae_frames", "mae_rel", "median_rel", "n", "au_detector"}``: mean |predicted -
+        annotated apex| in frames and relative to each clip's onset-to-offset length, the
+        median of the relative errors and which AU detector took part.
+
+    Raises:
+        KeyError: ``backends`` lacks a drawn clip's subject.
     """
+    from mer.inference import InProcessBackend
     from mer.pipeline import analyze_frames
     from mer.video import DecodedFrame
 
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(samples), size=min(n, len(samples)), replace=False)
     errs, rel = [], []  # (the median is reported too: a few missed movements dominate the mean)
+    motion_only = InProcessBackend(None, None)
     for i in pick:
         s = samples[int(i)]
         frames = (
@@ -744,11 +793,15 @@ def apex_mae(samples: Sequence[Sample], n: int = 30, seed: int = 0) -> dict:
             for j, (t, p) in enumerate(zip(s.timestamps_s, s.frame_paths, strict=True))
         )
         eff_fps = (s.n_frames - 1) / max(s.timestamps_s[-1], 1e-6)
-        r = analyze_frames(frames, fps=eff_fps, expected_frames=s.n_frames)  # fmt: skip
+        backend = motion_only if backends is None else backends[s.subject_key]
+        r = analyze_frames(
+            frames, fps=eff_fps, expected_frames=s.n_frames, backend=backend, config=config
+        )
         pred = r.apex.frame if r.apex else 0
         # error in the data set's frame numbering (synthetic sets may write a frame step)
         e = abs(s.frame_numbers[pred] - s.apex)
         errs.append(e)
         rel.append(e / max(1, s.offset - s.onset))
+    who = "none (motion only)" if backends is None else "fold models (held-out identities)"
     return {"mae_frames": float(np.mean(errs)), "mae_rel": float(np.mean(rel)),
-            "median_rel": float(np.median(rel)), "n": len(errs)}  # fmt: skip
+            "median_rel": float(np.median(rel)), "n": len(errs), "au_detector": who}  # fmt: skip

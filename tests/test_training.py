@@ -82,7 +82,7 @@ def test_mer_evaluate_writes_report_with_ablation(trained_store: Path, tmp_path:
     """`mer evaluate` end to end on a tiny synthetic set: grouped CV, three ablation groups
     (DSSI without the flow channels and AU inputs without flow, AU detector only: both the
     prepared inputs less their flow channels; 2 segments: prepared separately), apex MAE,
-    JSON + MD + PNG."""
+    JSON + MD + PNG; the apex spotted with each held-out fold's AU detector."""
     import json
 
     from typer.testing import CliRunner
@@ -94,6 +94,8 @@ def test_mer_evaluate_writes_report_with_ablation(trained_store: Path, tmp_path:
     args = ["evaluate", str(data), "--folds", "2", "--epochs", "1", "--au-epochs", "1",
             "--apex-clips", "2", "--out", str(out)]  # fmt: skip
     bad = CliRunner().invoke(app, [*args, "--ablate", "bogus"])
+    assert bad.exit_code == 2 and not out.exists()
+    bad = CliRunner().invoke(app, [*args, "--only", "bogus"])
     assert bad.exit_code == 2 and not out.exists()
     res = CliRunner().invoke(app, [*args, "--ablate", "flow", "--ablate", "au-flow",
                                    "--ablate", "segments"])  # fmt: skip
@@ -110,6 +112,8 @@ def test_mer_evaluate_writes_report_with_ablation(trained_store: Path, tmp_path:
     assert "au_macro_f1" in abl[no_au_flow] and "uf1" not in abl[no_au_flow]
     assert "au_macro_f1" in abl["full (reference)"]
     assert rep["apex"]["n"] == 2 and rep["apex"]["mae_frames"] >= 0 and "median_rel" in rep["apex"]
+    # the apex used the AU detector of the fold that held each clip's identity out
+    assert rep["apex"]["au_detector"] == "fold models (held-out identities)"
     assert "Ablations" in (out / "report.md").read_text() and (out / "report.png").is_file()
     assert {p.name for p in (out / "cache").glob("*.json")} == {
         "prep_s3_flow1_au1.json", "prep_s2_flow1_au1.json", "prep_s5_flow1_au1.json"}  # fmt: skip
@@ -226,3 +230,38 @@ def test_cross_validate_train_only_clips_join_training_but_are_never_scored(
     for test, names in zip(folds, seen, strict=True):
         want = {c.clip for c in [*main, *extra] if c.subject not in test}
         assert names == want and any(n.startswith("x") for n in names)
+
+
+def test_cross_validate_hands_each_fold_au_detector_to_on_fold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``on_fold`` gets every fold's AU detector with that fold's test subjects, which the
+    detector never trained on; :func:`fold_backends` maps each subject to its fold's
+    detector (the apex MAE then spots with a detector that never saw the clip)."""
+    import mer.training as T
+
+    rng = np.random.default_rng(0)
+    clips = [T.PreparedClip(f"s{i % 6}", f"c{i}", "positive", (),
+                            rng.integers(0, 256, (4, 1, 8, 8), dtype=np.uint8),
+                            rng.integers(0, 256, (5, 4, 1, 8, 8), dtype=np.uint8),
+                            np.zeros((5, 14), np.float32)) for i in range(12)]  # fmt: skip
+
+    class FakeAU:
+        def __init__(self, subjects: set[str]) -> None:
+            self.subjects = subjects
+
+    monkeypatch.setattr(T, "train_au", lambda train, cfg: FakeAU({c.subject for c in train}))
+    monkeypatch.setattr(T, "_predict", lambda m, x, *a: np.zeros((len(x), 14), np.float32))
+    got: list[tuple[set[str], FakeAU]] = []
+    cfg = T.TrainConfig()
+    T.cross_validate(clips, ["positive"], cfg, 3, fit_emotion=False,
+                     on_fold=lambda test, au: got.append((test, au)))  # fmt: skip
+    assert len(got) == 3
+    assert set().union(*(t for t, _ in got)) == {f"s{i}" for i in range(6)}
+    for test, model in got:
+        assert test and not test & model.subjects
+    backends = T.fold_backends(got, cfg)
+    assert set(backends) == {f"s{i}" for i in range(6)}
+    for test, model in got:
+        for subject in test:
+            assert backends[subject].au.model is model and backends[subject].emotion is None

@@ -265,3 +265,26 @@ def test_cross_validate_hands_each_fold_au_detector_to_on_fold(
     for test, model in got:
         for subject in test:
             assert backends[subject].au.model is model and backends[subject].emotion is None
+
+
+def test_tune_apex_script_scores_only_clips_evaluate_does_not(
+    trained_store: Path, tmp_path: Path
+) -> None:
+    """scripts/tune_apex.py end to end on the tiny set: fold AU detectors, one apex MAE per
+    weight, on clips outside those `mer evaluate --apex-clips N` scores."""
+    import subprocess
+    import sys
+
+    data = trained_store.parent / "set"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "tune_apex.py"
+    res = subprocess.run(
+        [sys.executable, str(script), str(data), "--clips", "20", "--eval-clips", "4",
+         "--weights", "0", "1", "--folds", "2", "--au-epochs", "1", "--cache", str(tmp_path),
+         "--workers", "1"],  # fmt: skip
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("au_weight")]
+    assert [ln.split(":")[0] for ln in lines] == [
+        "au_weight 0 au_smooth_s 0.03", "au_weight 1 au_smooth_s 0.03"]  # fmt: skip
+    assert all(ln.endswith(", 8 clips)") for ln in lines), lines  # 12 clips, 4 evaluated

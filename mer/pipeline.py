@@ -504,7 +504,8 @@ def analyze_frames(
     # the apex: motion and, where a learned AU detector ran, its activity
     curve = apex_curve(strength, tarr, cfg.spotting, au_activity)
     spotted = refine_apices(spotted, curve, score)
-    apex_name = SPOTTING_METHOD + ("+au-activity" if au_activity is not None else "")
+    with_au = au_activity is not None and cfg.spotting.au_weight > 0
+    apex_name = SPOTTING_METHOD + ("+au-activity" if with_au else "")
     models.insert(
         1, ModelInfo(name=apex_name, version=SPOTTING_VERSION, task="apex", method="rules")
     )

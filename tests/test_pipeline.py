@@ -51,6 +51,8 @@ def test_result_contract(smile_result: AnalysisResult) -> None:
     assert again.video.frame_count == 72 and again.video.codec == "h264"
     assert again.emotion is None and again.emotion_reason
     assert {m.task for m in again.models} >= {"landmarks", "apex", "au"}
+    # no learned AU detector: the apex is the motion's alone
+    assert [m.name for m in again.models if m.task == "apex"] == ["two-sided-flow-spotting"]
     assert again.au_method == "facs-rules-v1"
     assert {"landmarks", "motion", "total"} <= set(again.timings_ms)
 

@@ -44,6 +44,11 @@ def test_smile_is_positive_with_au12(smile: AnalysisResult) -> None:
     learned = {m.task: m for m in smile.models if m.method == "learned"}
     assert learned["emotion"].sha256 == sha256_file(STORE / EMOTION_FILE)
     assert learned["au"].sha256 == sha256_file(STORE / AU_FILE)
+    # the apex used the learned detector's activity; it lies in the smile, AU12 up there
+    (apex_method,) = [m.name for m in smile.models if m.task == "apex"]
+    assert apex_method == "two-sided-flow-spotting+au-activity"
+    assert smile.apex is not None and 20 <= smile.apex.frame <= 68
+    assert smile.frames[smile.apex.frame].au["AU12"] >= 0.5
 
 
 @pytest.mark.parametrize(

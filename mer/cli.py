@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,13 @@ from mer.serving import model_store_app
 app = typer.Typer(help="Facial micro-expression analysis.", no_args_is_help=True)
 app.add_typer(model_store_app, name="model-store")
 err = Console(stderr=True)
+
+
+class OnlyModel(StrEnum):
+    """``--only`` of ``mer train`` / ``mer evaluate``: one of the two models."""
+
+    emotion = "emotion"
+    au = "au"
 
 
 @app.callback()
@@ -162,8 +170,7 @@ def evaluate(
         ),
     ] = None,
     only: Annotated[
-        str | None,
-        typer.Option(help="Train and score one model: emotion | au (default both)."),
+        OnlyModel | None, typer.Option(help="Train and score one model (default both).")
     ] = None,
 ) -> None:
     """Subject-grouped cross-validation with metrics pooled over folds; JSON/MD/PNG report."""
@@ -177,10 +184,6 @@ def evaluate(
         fold_backends,
         without_flow,
     )
-
-    if only not in (None, "emotion", "au"):
-        err.print(f"[red]--only {only}: use emotion or au[/red]")
-        raise typer.Exit(code=2)
 
     samples = _load(dataset, data_dir)
     cfg = TrainConfig(emotion_epochs=epochs, au_epochs=au_epochs, seed=seed)
@@ -305,9 +308,7 @@ def train(
             "the folds (grouped by subject with the main set; repeatable)."
         ),
     ] = None,
-    only: Annotated[
-        str | None, typer.Option(help="Train one model: emotion | au (default both).")
-    ] = None,
+    only: Annotated[OnlyModel | None, typer.Option(help="Train one model (default both).")] = None,
 ) -> None:
     """Train SMA-STN and the AU detector on the whole set and write the shipped weights."""
     import time
@@ -322,9 +323,6 @@ def train(
         train_emotion,
     )
 
-    if only not in (None, "emotion", "au"):
-        err.print(f"[red]--only takes emotion or au, not {only!r}[/red]")
-        raise typer.Exit(code=2)
     samples = _load(dataset, data_dir)
     cfg = TrainConfig(emotion_epochs=epochs, au_epochs=au_epochs, seed=seed)
     classes = _classes(samples)

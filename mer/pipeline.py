@@ -62,7 +62,6 @@ from mer.spotting import (
     apex_curve,
     apex_score,
     apex_strength,
-    refine_apices,
     spot_intervals,
 )
 from mer.video import DecodedFrame, DecodeStats, iter_frames, probe_video, sha256_file
@@ -459,7 +458,6 @@ def analyze_frames(
     strength, best = apex_strength(disp, cfg.spotting.top_k, cfg.spotting.floor_percentile)
     score = apex_score(strength, tarr, cfg.spotting)
     score[~np.asarray(valid)] = 0.0
-    spotted = spot_intervals(score, tarr, cfg.spotting, strength)
     t1 = timer.add("spotting", t1)
 
     report("au", 93.0)
@@ -501,15 +499,17 @@ def analyze_frames(
         au_method = f"{name}+{au_rules.METHOD_NAME} (blended by movement size)"
         if au_model is not None:
             models.append(au_model.info)
-    # the apex: motion and, where a learned AU detector ran, its activity
+    t1 = timer.add("au", t1)
+
+    # intervals and apices: motion and, where a learned AU detector ran, its activity
     curve = apex_curve(strength, tarr, cfg.spotting, au_activity)
-    spotted = refine_apices(spotted, curve, score)
+    spotted = spot_intervals(score, tarr, cfg.spotting, curve=curve)
     with_au = au_activity is not None and cfg.spotting.au_weight > 0
     apex_name = SPOTTING_METHOD + ("+au-activity" if with_au else "")
     models.insert(
         1, ModelInfo(name=apex_name, version=SPOTTING_VERSION, task="apex", method="rules")
     )
-    t1 = timer.add("au", t1)
+    t1 = timer.add("spotting", t1)
 
     report("emotion", 96.0)
     emo_model = getattr(backend, "emotion", None) if backend is not None else None

@@ -96,13 +96,20 @@ def apex_strength(disp_iod: np.ndarray, top_k: int = 3, floor_percentile: float 
     return s, best
 
 
+def _smooth(x: np.ndarray, timestamps_s: np.ndarray, sigma_s: float) -> np.ndarray:
+    """Gaussian smoothing of a ``(T,)`` curve over ``sigma_s`` seconds (float64); unchanged
+    below 0.3 frames of sigma."""
+    x = np.asarray(x, np.float64)
+    dt = float(np.median(np.diff(timestamps_s))) if len(timestamps_s) > 1 else 1 / 30
+    sigma = sigma_s / max(dt, 1e-6)
+    return gaussian_filter1d(x, sigma) if sigma >= 0.3 else x
+
+
 def apex_score(strength: np.ndarray, timestamps_s: np.ndarray, cfg: SpottingConfig) -> np.ndarray:
     """Map strength (fraction of IOD) to a smoothed score in [0, 1]: ``(T,)`` float64."""
     if len(strength) == 0:
         return np.zeros(0)
-    dt = float(np.median(np.diff(timestamps_s))) if len(timestamps_s) > 1 else 1 / 30
-    sigma = cfg.smooth_s / max(dt, 1e-6)
-    s = gaussian_filter1d(strength.astype(np.float64), sigma) if sigma >= 0.3 else strength
+    s = _smooth(strength, timestamps_s, cfg.smooth_s)
     return 1.0 - np.exp(-np.maximum(s, 0.0) / cfg.scale_iod)
 
 
@@ -137,38 +144,14 @@ def apex_curve(
     ref = np.asarray(strength, np.float64)
     if len(ref) < 2:
         return ref
-    dt = float(np.median(np.diff(timestamps_s)))
-
-    def smooth(x: np.ndarray, sigma_s: float) -> np.ndarray:
-        sigma = sigma_s / max(dt, 1e-6)
-        return gaussian_filter1d(x, sigma) if sigma >= 0.3 else x
-
-    ref = smooth(ref, cfg.apex_smooth_s)
+    ref = _smooth(ref, timestamps_s, cfg.apex_smooth_s)
     if au_activity is None or cfg.au_weight <= 0:
         return ref
     act = np.asarray(au_activity, np.float64)
     if act.shape != ref.shape:
         raise ValueError(f"au_activity has shape {act.shape}, expected {ref.shape}")
-    return ref / max(float(ref.max()), 1e-12) + cfg.au_weight * smooth(act, cfg.au_smooth_s)
-
-
-def refine_apices(
-    intervals: list[SpottedInterval], curve: np.ndarray, score: np.ndarray
-) -> list[SpottedInterval]:
-    """Move each interval's apex to the maximum of ``curve`` (:func:`apex_curve`) inside it.
-
-    Args:
-        intervals: from :func:`spot_intervals` (onset/offset are kept).
-        curve: ``(T,)`` apex curve; score: ``(T,)`` apex scores (the new apex's score).
-
-    Returns:
-        New intervals, same order.
-    """
-    out = []
-    for iv in intervals:
-        apex = iv.onset + int(np.argmax(curve[iv.onset : iv.offset + 1]))
-        out.append(SpottedInterval(iv.onset, apex, iv.offset, float(score[apex])))
-    return out
+    act = _smooth(act, timestamps_s, cfg.au_smooth_s)
+    return ref / max(float(ref.max()), 1e-12) + cfg.au_weight * act
 
 
 def spot_intervals(
@@ -176,18 +159,20 @@ def spot_intervals(
     timestamps_s: np.ndarray,
     cfg: SpottingConfig,
     strength: np.ndarray | None = None,
+    curve: np.ndarray | None = None,
 ) -> list[SpottedInterval]:
     """Onset/apex/offset intervals from an apex score.
 
-    The apex of an interval is the frame of largest ``strength`` inside it (the score
-    saturates near 1 for large movements; the strength does not), after Gaussian smoothing
-    over ``cfg.apex_smooth_s`` seconds.
+    Onset and offset come from ``score``; the apex of an interval is the maximum of
+    ``curve`` inside it (the score saturates near 1 for large movements; the curve does not).
 
     Args:
         score: ``(T,)`` apex scores in [0, 1].
         strength: ``(T,)`` unsaturated movement strength; default ``score``.
         timestamps_s: ``(T,)`` seconds.
         cfg: thresholds; durations in seconds.
+        curve: ``(T,)`` apex curve (:func:`apex_curve`, e.g. with the AU detector's
+            activity); default ``apex_curve(strength, timestamps_s, cfg)``.
 
     Returns:
         Intervals sorted by onset, non-overlapping.
@@ -200,7 +185,11 @@ def spot_intervals(
     padded = np.concatenate([[0.0], score, [0.0]])  # peaks at the clip edges count too
     peaks, _ = find_peaks(padded, height=cfg.threshold, prominence=cfg.prominence, distance=dist)
     peaks = peaks - 1
-    ref = apex_curve(score if strength is None else strength, timestamps_s, cfg)
+    ref = (
+        apex_curve(score if strength is None else strength, timestamps_s, cfg)
+        if curve is None
+        else curve
+    )
     out: list[SpottedInterval] = []
     for p in sorted(peaks, key=lambda i: -score[i]):
         low = max(cfg.low_abs, cfg.low_rel * score[p])

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from mer.inference import (
     normalise,
 )
 from mer.schemas import AU_NAMES
+
+if TYPE_CHECKING:  # the pipeline module imports cv2 / mediapipe: only for the type
+    from mer.pipeline import AnalysisConfig
 
 log = logging.getLogger(__name__)
 
@@ -758,7 +762,7 @@ def apex_mae(
     n: int = 30,
     seed: int = 0,
     backends: Mapping | None = None,
-    config=None,  # mer.pipeline.AnalysisConfig | None (the pipeline imports torch lazily)
+    config: AnalysisConfig | None = None,
 ) -> dict:
     """Apex spotting error of the pipeline on whole clips (frames read from disk).
 

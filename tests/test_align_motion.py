@@ -13,10 +13,8 @@ from mer.motion import (
     two_sided,
 )
 from mer.spotting import (
-    SpottedInterval,
     SpottingConfig,
     apex_curve,
-    refine_apices,
     spot_intervals,
 )
 
@@ -142,9 +140,12 @@ def test_apex_curve_follows_the_au_detector_at_the_noise_floor() -> None:
         apex_curve(strength, t, cfg, act[:-1])
 
 
-def test_refine_apices_moves_the_apex_inside_the_interval_only() -> None:
+def test_interval_apex_is_the_curve_maximum_inside_the_interval_only() -> None:
+    """Onset/offset from the score, the apex from the given apex curve, inside them."""
+    t = np.arange(30) / 30
+    score = np.zeros(30)
+    score[8:21] = 0.9
     curve = np.zeros(30)
-    curve[[5, 12, 25]] = [3.0, 2.0, 9.0]  # 25 is outside the interval
-    score = np.linspace(0, 1, 30)
-    (iv,) = refine_apices([SpottedInterval(8, 9, 20, 0.3)], curve, score)
+    curve[[5, 12, 25]] = [3.0, 2.0, 9.0]  # 5 and 25 are outside the interval
+    (iv,) = spot_intervals(score, t, SpottingConfig(), curve=curve)
     assert (iv.onset, iv.apex, iv.offset) == (8, 12, 20) and iv.score == pytest.approx(score[12])

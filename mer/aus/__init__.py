@@ -1,0 +1,1 @@
+"""Action Unit scores: the training-free FACS rules (:mod:`~mer.aus.rules`)."""

@@ -1,0 +1,36 @@
+"""The analysis pipeline, one stage per module, in the order data flows through them:
+
+1. :mod:`~mer.pipeline.decode` — decoding in a background thread (PyAV, :mod:`mer.video`).
+2. :mod:`~mer.pipeline.track` — tracking and alignment: landmarks of the main face, the
+   template fit smoothed over time, aligned grey crops (kept in :mod:`~mer.pipeline.crops`).
+3. :mod:`~mer.pipeline.motion` — two-sided optical-flow motion of the FACS regions, the
+   apex score, each frame's local neutral reference.
+4. :mod:`~mer.pipeline.aus` — per-frame Action Unit scores.
+5. :mod:`~mer.pipeline.spotting` — onset / apex / offset intervals and the apex.
+6. :mod:`~mer.pipeline.emotion` — the emotion of each interval.
+7. :mod:`~mer.pipeline.assemble` — the :class:`mer.schemas.AnalysisResult`.
+
+:mod:`~mer.pipeline.run` runs them (:func:`analyze_video`, :func:`analyze_frames`);
+:mod:`~mer.pipeline.config` holds the parameters. Memory is bounded by the alignment lag
+(``3 * align_sigma_s`` of grey frames) and the motion buffer (the largest lag of aligned
+crops); the crops the learned models need at the end live in a temporary file.
+"""
+
+from mer.pipeline.config import AnalysisConfig
+from mer.pipeline.crops import CropStore
+from mer.pipeline.emotion import NON_EMOTIONAL
+from mer.pipeline.run import ProgressCallback, analyze_frames, analyze_video
+from mer.pipeline.spotting import SPOTTING_METHOD, SPOTTING_VERSION
+from mer.pipeline.track import MainFaceTracker
+
+__all__ = [
+    "NON_EMOTIONAL",
+    "SPOTTING_METHOD",
+    "SPOTTING_VERSION",
+    "AnalysisConfig",
+    "CropStore",
+    "MainFaceTracker",
+    "ProgressCallback",
+    "analyze_frames",
+    "analyze_video",
+]

@@ -1,0 +1,97 @@
+"""Stage 2, motion: two-sided optical-flow displacements of the FACS regions, fused with
+landmark displacements for large movements, and the apex score they give.
+
+See :mod:`mer.motion` (DIS optical flow on the aligned crops, references ``k`` frames before
+and after each frame, the smaller displacement kept) and :mod:`mer.spotting` (strength and
+score). The flow runs while frames stream in (:meth:`MotionStage.push`, fed by the tracking
+stage); :meth:`MotionStage.finish` combines everything once the video has ended.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mer.motion import (
+    FlowEstimator,
+    RegionMasks,
+    TwoSidedMotion,
+    build_region_masks,
+    fuse,
+    landmark_two_sided,
+    reference_indices,
+    two_sided,
+)
+from mer.pipeline.config import AnalysisConfig
+from mer.pipeline.track import FaceTrack
+from mer.spotting import apex_score, apex_strength
+
+
+@dataclass
+class MotionResult:
+    """Per-frame movement of a video of ``T`` frames (``K`` lags, ``R`` regions).
+
+    Attributes:
+        disp: ``(T, K, R, 2)`` float two-sided region displacements, fractions of the IOD
+            (NaN without a face).
+        strength: ``(T,)`` float movement strength above the clip's noise floor (IOD).
+        best: ``(T,)`` int index of the lag that moves most.
+        score: ``(T,)`` float apex score in [0, 1] (0 without a face).
+        refs: ``(T,)`` int local neutral reference frame of each frame (the AU models' input).
+        lags: the lags in frames.
+    """
+
+    disp: np.ndarray
+    strength: np.ndarray
+    best: np.ndarray
+    score: np.ndarray
+    refs: np.ndarray
+    lags: tuple[int, ...]
+
+    def at_best_lag(self) -> np.ndarray:
+        """``(T, R, 2)`` displacements at each frame's best lag."""
+        return self.disp[np.arange(len(self.best)), self.best]
+
+
+class MotionStage:
+    """Optical flow of the aligned crops, streamed; the fused displacements at the end.
+
+    Args:
+        cfg: ``crop_size``, ``lags_s`` (seconds), ``flow_preset``, ``fuse_low/high`` and the
+            spotting parameters.
+        fps: nominal frame rate (frames/s) that turns the lags into frames.
+    """
+
+    def __init__(self, cfg: AnalysisConfig, fps: float) -> None:
+        self.cfg = cfg
+        self.masks: RegionMasks = build_region_masks(cfg.crop_size)
+        lags = tuple(max(1, int(round(s * fps))) for s in cfg.lags_s)
+        self.motion = TwoSidedMotion(self.masks, lags, FlowEstimator(cfg.flow_preset))
+
+    def push(self, index: int, crop: np.ndarray | None) -> None:
+        """Feed frame ``index``'s aligned ``(S, S)`` uint8 crop (None without a face)."""
+        self.motion.push(index, crop)
+
+    def finish(self, track: FaceTrack) -> MotionResult:
+        """Fuse flow and landmark displacements; strength, apex score and references."""
+        cfg = self.cfg
+        past, future = self.motion.finish()
+        n = track.n_frames
+        iod = self.masks.interocular
+        cen = np.full((n, len(self.masks.names), 2), np.nan, np.float32)
+        for i, c in track.centroids.items():
+            cen[i] = c
+        lm_past, lm_future = landmark_two_sided(cen, self.motion.lags)
+        flow_disp, lm_disp = two_sided(past, future), two_sided(lm_past, lm_future)
+        disp = fuse(flow_disp, lm_disp, cfg.fuse_low * iod, cfg.fuse_high * iod) / iod
+        t = np.asarray(track.timestamps_s)
+        valid = np.asarray(track.valid)
+        strength, best = apex_strength(disp, cfg.spotting.top_k, cfg.spotting.floor_percentile)
+        score = apex_score(strength, t, cfg.spotting)
+        score[~valid] = 0.0
+        rows = np.arange(n)
+        pm = np.nan_to_num(np.linalg.norm(past[rows, best], axis=-1)).sum(-1)
+        fm = np.nan_to_num(np.linalg.norm(future[rows, best], axis=-1)).sum(-1)
+        refs = reference_indices(valid, self.motion.lags, best, pm <= fm)
+        return MotionResult(disp, strength, best, score, refs, self.motion.lags)

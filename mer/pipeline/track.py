@@ -1,0 +1,196 @@
+"""Stage 1, tracking and alignment: landmarks of the main face in every frame, a similarity
+fit to the canonical template smoothed over time, and the aligned grey crops.
+
+The per-frame similarity (Umeyama on stable points, :func:`mer.face.align.fit_to_template`)
+is smoothed with a zero-phase Gaussian of ``align_sigma_s`` seconds, so each frame is
+aligned ``3 * align_sigma_s`` seconds after it arrives: that lag of grey frames is the only
+thing held in memory. Every aligned crop goes to the :class:`CropStore` and to ``on_crop``
+(the motion stage).
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from mer.face.align import fit_to_template, gaussian_average, landmarks_to_crop, warp_to_crop
+from mer.face.landmarks import Face, Landmarker, create_landmarker, iou
+from mer.motion import region_centroids
+from mer.pipeline.config import AnalysisConfig
+from mer.pipeline.crops import CropStore
+from mer.pipeline.timing import StageTimer
+from mer.video import DecodedFrame
+
+#: called with ``(frame index, aligned (S, S) uint8 crop or None without a face)`` in order
+CropSink = Callable[[int, "np.ndarray | None"], None]
+
+
+class MainFaceTracker:
+    """Follows the main face: the one overlapping the previous main face, else the largest.
+
+    A new face is adopted only when the tracked one is lost.
+
+    Args:
+        min_iou: bounding-box IoU with the previous main face needed to keep following it.
+    """
+
+    def __init__(self, min_iou: float = 0.3) -> None:
+        self.min_iou = min_iou
+        self._box: tuple[float, float, float, float] | None = None
+
+    def select(self, faces: list[Face]) -> Face | None:
+        """Pick the main face of one frame, or None."""
+        if not faces:
+            return None
+        if self._box is not None:
+            best = max(faces, key=lambda f: iou(f.bbox, self._box))
+            if iou(best.bbox, self._box) >= self.min_iou:
+                self._box = best.bbox
+                return best
+        best = max(faces, key=lambda f: f.area * f.confidence)
+        self._box = best.bbox
+        return best
+
+
+_local = threading.local()
+
+
+def thread_landmarker(name: str, cfg: AnalysisConfig) -> Landmarker:
+    """One landmarker per thread (MediaPipe graphs are not thread safe), reset per video.
+
+    Args:
+        name: landmarker backend (:func:`mer.face.landmarks.create_landmarker`).
+        cfg: its options (``max_faces``, ``detect_every``).
+    """
+    lm = getattr(_local, "landmarker", None)
+    key = (name, cfg.max_faces, cfg.detect_every)
+    if lm is None or getattr(_local, "key", None) != key:
+        if lm is not None:
+            lm.close()
+        lm = create_landmarker(name, max_faces=cfg.max_faces, detect_every=cfg.detect_every)
+        _local.landmarker, _local.key = lm, key
+    else:
+        lm.reset()
+    return lm
+
+
+@dataclass
+class FaceTrack:
+    """What tracking and alignment found, one entry per decoded frame (``T`` frames).
+
+    Attributes:
+        timestamps_s: presentation time of each frame (seconds).
+        valid: a face was found.
+        confidence: face detection score in [0, 1] (0 without a face).
+        lip_gap: inner-lip gap (landmarks 13-14) in fractions of the IOD (NaN without face).
+        centroids: frame -> ``(R, 2)`` float FACS-region centroids in aligned-crop pixels.
+        size: ``(width, height)`` of the frames (pixels).
+    """
+
+    timestamps_s: list[float] = field(default_factory=list)
+    valid: list[bool] = field(default_factory=list)
+    confidence: list[float] = field(default_factory=list)
+    lip_gap: list[float] = field(default_factory=list)
+    centroids: dict[int, np.ndarray] = field(default_factory=dict)
+    size: tuple[int, int] = (0, 0)
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames seen."""
+        return len(self.timestamps_s)
+
+    @property
+    def n_face(self) -> int:
+        """Number of frames with a face."""
+        return int(sum(self.valid))
+
+
+class TrackAlign:
+    """Streaming tracking and alignment: :meth:`push` each decoded frame, then :meth:`finish`.
+
+    Args:
+        landmarker: finds faces (``(H, W, 3)`` uint8 RGB -> faces with ``(468, 2)`` pixels).
+        cfg: ``crop_size`` (pixels), ``align_sigma_s`` (seconds).
+        crops: receives each aligned ``(S, S)`` uint8 crop of a face frame.
+        on_crop: the next stage; receives every frame's crop (None without a face).
+        timer: adds ``landmarks`` and ``alignment`` times (the sink's own time is its own).
+    """
+
+    def __init__(
+        self,
+        landmarker: Landmarker,
+        cfg: AnalysisConfig,
+        crops: CropStore,
+        on_crop: CropSink,
+        timer: StageTimer | None = None,
+    ) -> None:
+        self.landmarker = landmarker
+        self.cfg = cfg
+        self.crops = crops
+        self.on_crop = on_crop
+        self.timer = timer or StageTimer()
+        self.tracker = MainFaceTracker()
+        self.track = FaceTrack()
+        self._lag_s = 3 * cfg.align_sigma_s
+        self._pending: deque[tuple[int, np.ndarray | None]] = deque()
+        self._vts: list[float] = []  # timestamps of face frames (the smoothing window)
+        self._vparams: list[np.ndarray] = []  # their raw similarity parameters
+
+    def push(self, fr: DecodedFrame) -> None:
+        """Track the main face in one frame; align the frames that left the lag window."""
+        tr = self.track
+        tr.size = fr.image.shape[1], fr.image.shape[0]
+        t1 = time.perf_counter()
+        face = self.tracker.select(self.landmarker.process(fr.image))
+        t1 = self.timer.add("landmarks", t1)
+        tr.timestamps_s.append(fr.timestamp_s)
+        gray = None
+        if face is not None:
+            p = fit_to_template(face.landmarks, self.cfg.crop_size)
+            tr.valid.append(True)
+            tr.confidence.append(face.confidence)
+            gap = np.linalg.norm(face.landmarks[13] - face.landmarks[14])
+            tr.lip_gap.append(float(gap) / max(face.interocular, 1e-6))
+            tr.centroids[fr.index] = region_centroids(face.landmarks)
+            self._vts.append(fr.timestamp_s)
+            self._vparams.append(p)
+            gray = cv2.cvtColor(fr.image, cv2.COLOR_RGB2GRAY)
+        else:
+            tr.valid.append(False)
+            tr.confidence.append(0.0)
+            tr.lip_gap.append(np.nan)
+        self._pending.append((fr.index, gray))
+        self.timer.add("alignment", t1)
+        pending = self._pending
+        while pending and fr.timestamp_s - tr.timestamps_s[pending[0][0]] >= self._lag_s:
+            self._emit(*pending.popleft())
+
+    def finish(self) -> FaceTrack:
+        """Align the frames still in the lag window; return the track."""
+        while self._pending:
+            self._emit(*self._pending.popleft())
+        return self.track
+
+    def _emit(self, idx: int, gray: np.ndarray | None) -> None:
+        t1 = time.perf_counter()
+        tr = self.track
+        if not tr.valid[idx] or gray is None:
+            self.timer.add("alignment", t1)
+            self.on_crop(idx, None)
+            return
+        t = tr.timestamps_s[idx]
+        lo = bisect.bisect_left(self._vts, t - self._lag_s)
+        hi = bisect.bisect_right(self._vts, t + self._lag_s)
+        p = gaussian_average(self._vparams[lo:hi], self._vts[lo:hi], t, self.cfg.align_sigma_s)
+        tr.centroids[idx] = landmarks_to_crop(tr.centroids[idx], p)
+        crop = warp_to_crop(gray, p, self.cfg.crop_size)
+        self.crops.add(idx, crop)
+        self.timer.add("alignment", t1)
+        self.on_crop(idx, crop)

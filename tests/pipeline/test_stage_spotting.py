@@ -1,0 +1,38 @@
+"""Stage: spotting (mer.pipeline.spotting)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mer.pipeline.aus import AUResult
+from mer.pipeline.spotting import SPOTTING_METHOD, spot
+from mer.schemas import AU_NAMES
+from mer.spotting import SpottingConfig
+from tests.pipeline.streaming import Streamed
+
+
+def _aus(activity: np.ndarray | None) -> AUResult:
+    return AUResult(np.zeros((72, len(AU_NAMES)), np.float32), activity, "test")
+
+
+def test_the_real_smile_is_one_interval_with_its_apex_inside(smile_streamed: Streamed) -> None:
+    s = smile_streamed
+    r = spot(s.track, s.motion, _aus(None), SpottingConfig())
+    assert r.model.name == SPOTTING_METHOD and r.model.task == "apex"
+    longest = max(r.intervals, key=lambda iv: iv.offset - iv.onset)
+    assert longest.onset <= 24 and longest.offset >= 64
+    assert 24 <= longest.apex <= 64
+    assert 24 <= r.apex_frame(np.asarray(s.track.valid)) <= 64
+
+
+def test_au_activity_moves_the_apex_and_is_reported(smile_streamed: Streamed) -> None:
+    s = smile_streamed
+    activity = np.zeros(72, np.float32)
+    activity[50] = 1.0  # the detector is sure at frame 50 only
+    r = spot(s.track, s.motion, _aus(activity), SpottingConfig(au_weight=5.0))
+    assert r.model.name == SPOTTING_METHOD + "+au-activity"
+    assert abs(r.apex_frame(np.ones(72, bool)) - 50) <= 1
+    # frames without a face are never the apex
+    valid = np.ones(72, bool)
+    valid[45:56] = False
+    assert not 45 <= r.apex_frame(valid) < 56

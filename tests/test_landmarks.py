@@ -105,3 +105,34 @@ def test_rejects_non_rgb() -> None:
     with pytest.raises(ValueError, match="uint8"):
         lm.process(np.zeros((10, 10), np.uint8))
     lm.close()
+
+
+def test_steering_locks_the_tracker_on_a_chosen_face(two_faces: np.ndarray) -> None:
+    """The restart on a masked copy of the frame (used when a new track is not the largest
+    face) makes the one-face tracker follow the chosen face on the next, unmasked frames.
+    Called directly: on our media MediaPipe's detector picks up the larger face first, so a
+    video never needs it."""
+    lm = MediaPipeLandmarker(max_faces=3, detect_every=100)
+    faces = lm.process(two_faces)
+    small = min(faces, key=lambda f: f.area)
+    assert faces[0].area > small.area  # tracking the large face
+    steered = lm._steer(two_faces, small.bbox)
+    assert steered is not None and steered.bbox[2] < 400  # the small face, on the left
+    lm._prev_box = steered.bbox
+    for _ in range(4):
+        (f,) = lm.process(two_faces)
+        assert f.bbox[2] < 400
+    assert lm.stats["steers"] == 1
+    lm.close()
+
+
+def test_pipeline_geometry_accepts_478_points(frames: list[np.ndarray]) -> None:
+    """Alignment and region centroids read only mesh points: 478 points give the same result."""
+    from mer.face.align import fit_to_template
+    from mer.motion import region_centroids
+
+    lm = MediaPipeLandmarker(refine_landmarks=True)
+    pts = lm.process(frames[0])[0].landmarks
+    lm.close()
+    np.testing.assert_array_equal(fit_to_template(pts, 128), fit_to_template(pts[:N_POINTS], 128))
+    np.testing.assert_array_equal(region_centroids(pts), region_centroids(pts[:N_POINTS]))

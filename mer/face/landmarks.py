@@ -97,7 +97,7 @@ class MediaPipeLandmarker:
     track the largest face (bbox area x confidence, the rule of ``mer.pipeline.MainFaceTracker``)
     becomes the tracked one: if the one-face mesh picked up another, it is restarted on a copy
     of the frame where everything outside the largest face's box (plus ``steer_margin``) is
-    black, so that it locks on the largest face. Between scans only the tracked face is
+    grey, so that it locks on the largest face. Between scans only the tracked face is
     returned; a face that enters the frame is seen at the next scan (``detect_every`` frames,
     e.g. 5 frames = 0.17 s at 30 fps).
 
@@ -226,7 +226,7 @@ class MediaPipeLandmarker:
         my = self.steer_margin * (box[3] - box[1])
         x0, y0 = max(0, int(box[0] - mx)), max(0, int(box[1] - my))
         x1, y1 = min(iw, int(np.ceil(box[2] + mx))), min(ih, int(np.ceil(box[3] + my)))
-        masked = np.zeros_like(image)
+        masked = np.full_like(image, 128)  # mid grey: on black the detector missed faces
         masked[y0:y1, x0:x1] = image[y0:y1, x0:x1]
         self._mesh.close()
         self._mesh = self._face_mesh(False, 1)

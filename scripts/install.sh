@@ -15,4 +15,4 @@ PY=${PYTHON:-python3}
 # do not pull torch), so the TorchServe integration test runs in CI
 .venv/bin/python -m pip install -q -e ".[dev,serve]"
 .venv/bin/python -m pip install -q --no-deps "mediapipe==0.10.21"
-.venv/bin/python -c "import mediapipe, torch, av, cv2; print('installed: torch', torch.__version__, '| mediapipe', mediapipe.__version__, '| av', av.__version__, '| opencv', cv2.__version__)"
+.venv/bin/python -c "import mediapipe, torch, av, cv2, ai_edge_litert; print('installed: torch', torch.__version__, '| mediapipe', mediapipe.__version__, '| av', av.__version__, '| opencv', cv2.__version__, '| ai-edge-litert', ai_edge_litert.__version__)"

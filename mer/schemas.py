@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  #: 1.1: interval kinds speech/blink/head/gaze, emotion method, blendshapes
 
 #: Action Units scored for every frame, FACS numbering in OpenFace / py-feat spelling.
 AU_NAMES: tuple[str, ...] = (
@@ -51,6 +51,11 @@ class FrameResult(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0, description="Face tracking confidence.")
     apex_score: float = Field(ge=0.0, le=1.0)
     au: dict[str, float]
+    blendshapes: dict[str, float] | None = Field(
+        None,
+        description="MediaPipe's 52 blendshape coefficients in [0, 1] (ARKit names); only "
+        "when asked for (``blendshapes`` option), else null.",
+    )
 
 
 class ApexFrame(BaseModel):
@@ -61,13 +66,32 @@ class ApexFrame(BaseModel):
     score: float
 
 
-class EmotionPrediction(BaseModel):
-    """An emotion class and its probabilities from a trained model."""
+#: interval kinds: expressions (MEGC micro / macro) and movements that are not expressions
+EXPRESSION_KINDS: tuple[str, ...] = ("micro", "macro")
+NON_EXPRESSION_KINDS: tuple[str, ...] = ("speech", "blink", "head", "gaze")
+IntervalKind = Literal["micro", "macro", "speech", "blink", "head", "gaze"]
 
-    label: str
-    score: float = Field(ge=0.0, le=1.0, description="Probability of ``label``.")
-    probabilities: dict[str, float]
-    model: str = Field(description="Model name and version that produced it.")
+
+class EmotionPrediction(BaseModel):
+    """An emotion class, how it was decided, and the evidence behind it."""
+
+    label: str = Field(description="negative | positive | surprise | none")
+    score: float = Field(
+        ge=0.0, le=1.0, description="Confidence of ``label``: the deciding method's probability "
+        "or AU evidence.",
+    )  # fmt: skip
+    probabilities: dict[str, float] = Field(
+        description="SMA-STN's class probabilities (empty when it did not run)."
+    )
+    model: str = Field(description="Model name and version, or the rule set, that decided.")
+    method: str = Field(
+        "sma-stn",
+        description="Which method decided: au-evidence | sma-stn | au-evidence+sma-stn | "
+        "kind (not an expression: speech, blink, head or gaze motion).",
+    )
+    evidence: dict[str, float] | None = Field(
+        None, description="AU evidence of each class in [0, 1] (EMFACS objective classes)."
+    )
 
 
 class Interval(BaseModel):
@@ -80,8 +104,9 @@ class Interval(BaseModel):
     apex_s: float
     offset_s: float
     duration_s: float
-    kind: Literal["micro", "macro"] = Field(
-        description="MEGC convention: onset-to-offset at most 0.5 s is micro."
+    kind: IntervalKind = Field(
+        description="Expressions: micro (onset-to-offset at most 0.5 s, MEGC) or macro. "
+        "Not expressions (no emotion): speech, blink, head, gaze."
     )
     score: float = Field(ge=0.0, le=1.0, description="Apex score at the apex frame.")
     top_aus: list[str] = Field(description="AUs scoring >= 0.5 at the apex, strongest first.")

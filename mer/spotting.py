@@ -60,12 +60,17 @@ class SpottingConfig:
 
 @dataclass(frozen=True)
 class SpottedInterval:
-    """Onset, apex and offset frame indices (inclusive) and the apex score."""
+    """Onset, apex and offset frame indices (inclusive) and the apex score.
+
+    ``kind`` is ``expression`` or the non-expression movement it is (``speech``, ``blink``,
+    ``head``, ``gaze``; see :mod:`mer.events`).
+    """
 
     onset: int
     apex: int
     offset: int
     score: float
+    kind: str = "expression"
 
 
 def apex_strength(disp_iod: np.ndarray, top_k: int = 3, floor_percentile: float = 10.0):

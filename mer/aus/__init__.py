@@ -1,1 +1,3 @@
-"""Action Unit scores: the training-free FACS rules (:mod:`~mer.aus.rules`)."""
+"""Action Unit scores: FACS rules (:mod:`~mer.aus.rules`), blendshape evidence
+(:mod:`~mer.aus.blendshapes`) and their fusion with the learned detector
+(:mod:`~mer.aus.fusion`)."""

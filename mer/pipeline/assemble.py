@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mer.face.blendshapes import BLENDSHAPE_NAMES
 from mer.pipeline.aus import AUResult
 from mer.pipeline.emotion import NON_EMOTIONAL, EmotionResult
 from mer.pipeline.motion import MotionResult
@@ -19,6 +20,7 @@ from mer.pipeline.spotting import SpottingResult
 from mer.pipeline.track import FaceTrack
 from mer.schemas import (
     AU_NAMES,
+    EXPRESSION_KINDS,
     AnalysisResult,
     ApexFrame,
     EmotionPrediction,
@@ -44,9 +46,19 @@ class SourceInfo:
     fps: float = 30.0  #: nominal frame rate (frames/s)
 
 
-def frame_results(track: FaceTrack, motion: MotionResult, aus: AUResult) -> list[FrameResult]:
-    """One :class:`FrameResult` per frame (``frame``, ``timestamp_s``, ``AU01``...)."""
-    ts, score, au = track.timestamps_s, motion.score, aus.scores
+def frame_results(
+    track: FaceTrack, spotting: SpottingResult, aus: AUResult, blendshapes: bool = False
+) -> list[FrameResult]:
+    """One :class:`FrameResult` per frame (``frame``, ``timestamp_s``, ``AU01``...), with the
+    52 blendshapes when ``blendshapes`` is set and they were computed."""
+    ts, score, au = track.timestamps_s, spotting.score, aus.scores
+    bs = track.blendshape_array() if blendshapes else None
+
+    def coefficients(i: int) -> dict[str, float] | None:
+        if bs is None or np.isnan(bs[i]).any():
+            return None
+        return {n: round(float(v), 5) for n, v in zip(BLENDSHAPE_NAMES, bs[i], strict=True)}
+
     return [
         FrameResult(
             frame=i,
@@ -55,6 +67,7 @@ def frame_results(track: FaceTrack, motion: MotionResult, aus: AUResult) -> list
             confidence=round(float(track.confidence[i]), 4),
             apex_score=round(float(score[i]), 5),
             au={name: round(float(au[i, j]), 5) for j, name in enumerate(AU_NAMES)},
+            blendshapes=coefficients(i),
         )
         for i in range(track.n_frames)
     ]
@@ -78,7 +91,9 @@ def intervals_out(
                 apex_s=round(ts[iv.apex], 6),
                 offset_s=round(ts[iv.offset], 6),
                 duration_s=round(dur, 6),
-                kind="micro" if dur <= MICRO_MAX_S else "macro",
+                kind=iv.kind
+                if iv.kind != "expression"
+                else ("micro" if dur <= MICRO_MAX_S else "macro"),
                 score=round(iv.score, 5),
                 top_aus=[AU_NAMES[j] for j in order if au[iv.apex, j] >= AU_PRESENT],
                 emotion=emo,
@@ -91,13 +106,14 @@ def video_emotion(
     intervals: list[Interval], reason: str | None, min_score: float
 ) -> tuple[EmotionPrediction | None, str | None]:
     """The video's emotion (the strongest interval's) and, when there is none, why."""
-    if not intervals:
+    expressions = [iv for iv in intervals if iv.kind in EXPRESSION_KINDS]
+    if not expressions:
         return None, reason
-    top = max(intervals, key=lambda iv: iv.score).emotion
+    top = max(expressions, key=lambda iv: iv.score).emotion
     if top is None:
         return None, reason
     if top.label == NON_EMOTIONAL:
-        return None, "the strongest movement is not emotional (speech, blink or head motion)"
+        return None, "the strongest expression has no emotional AU pattern"
     if top.score < min_score:
         return None, (
             f"the strongest movement's emotion ({top.label}, p = {top.score:.2f}) is below "
@@ -117,6 +133,7 @@ def assemble(
     warnings: list[str],
     timings_ms: dict[str, float],
     emotion_min_score: float,
+    include_blendshapes: bool = False,
 ) -> AnalysisResult:
     """Build the result of one video from the outputs of every stage."""
     ts = track.timestamps_s
@@ -125,7 +142,9 @@ def assemble(
     top_emotion, reason = video_emotion(intervals, emotion.reason, emotion_min_score)
     apex_i = spotting.apex_frame(np.asarray(track.valid))
     apex = ApexFrame(
-        frame=apex_i, timestamp_s=round(ts[apex_i], 6), score=round(float(motion.score[apex_i]), 5)
+        frame=apex_i,
+        timestamp_s=round(ts[apex_i], 6),
+        score=round(float(spotting.score[apex_i]), 5),
     )
     duration = source.duration_s or (ts[-1] - ts[0] + 1.0 / source.fps)
     fps = (n - 1) / (ts[-1] - ts[0]) if n > 1 and ts[-1] > ts[0] else source.fps
@@ -141,7 +160,7 @@ def assemble(
             codec=source.codec,
             rotation_deg=source.rotation_deg,
         ),
-        frames=frame_results(track, motion, aus),
+        frames=frame_results(track, spotting, aus, include_blendshapes),
         apex=apex,
         intervals=intervals,
         emotion=top_emotion,

@@ -1,11 +1,10 @@
 """Stage 3, Action Units: per-frame scores of :data:`mer.schemas.AU_NAMES` in [0, 1].
 
-Sources: the training-free FACS rules over the region displacements
-(:mod:`mer.aus.rules`), and the learned subtle-motion AU detector (:mod:`mer.models.au_detector`)
-on each aligned frame, its local neutral reference and the flow between them, when a
-backend runs it. The detector knows the subtle range it was trained on; large movements
-(open-mouth smiles, speech) are scored by the rules, blended linearly between
-``au_blend_low`` and ``au_blend_high`` of movement strength (fractions of the IOD).
+Three sources, fused by :func:`mer.aus.fusion.fuse_scores`: the blendshape evidence relative
+to the person's neutral (:mod:`mer.aus.blendshapes`; real faces, macro and clear
+movements), the learned subtle-motion AU detector (:mod:`mer.models.au_detector`, on each
+aligned frame, its local neutral reference and the flow between them; micro amplitudes),
+and the training-free FACS rules (:mod:`mer.aus.rules`; the fallback).
 """
 
 from __future__ import annotations
@@ -15,6 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mer.aus import rules as au_rules
+from mer.aus.blendshapes import au_evidence
+from mer.aus.fusion import fuse_scores
+from mer.face.blendshapes import BLENDSHAPE_NAMES
 from mer.inference import InferenceBackend, au_input_u8
 from mer.pipeline.config import AnalysisConfig
 from mer.pipeline.crops import CropStore
@@ -22,23 +24,49 @@ from mer.pipeline.motion import MotionResult
 from mer.pipeline.track import FaceTrack
 from mer.schemas import AU_NAMES, ModelInfo
 
+BLENDSHAPE_AU_METHOD = "blendshape-au"  #: the blendshape -> AU table's name in ``au_method``
+BLENDSHAPE_AU_VERSION = "1"
+
 
 @dataclass
 class AUResult:
     """AU scores of ``T`` frames.
 
     Attributes:
-        scores: ``(T, len(AU_NAMES))`` float32 in [0, 1].
+        scores: ``(T, len(AU_NAMES))`` float32 in [0, 1], the fused scores.
         activity: ``(T,)`` float32 largest learned-detector probability per frame, or None
             when no learned detector ran (the spotting stage's apex term).
         method: the ``au_method`` reported in the result.
         models: the models that produced the scores.
+        evidence: ``(T, len(AU_NAMES))`` float32 blendshape evidence (NaN for the AUs the
+            blendshapes do not see and frames without face), or None without blendshapes.
     """
 
     scores: np.ndarray
     activity: np.ndarray | None
     method: str
     models: list[ModelInfo] = field(default_factory=list)
+    evidence: np.ndarray | None = None
+
+
+def _learned(
+    track: FaceTrack, motion: MotionResult, crops: CropStore, backend: InferenceBackend
+) -> tuple[np.ndarray, str, ModelInfo | None]:
+    """``(T, A)`` learned-detector probabilities, its name, and its model info."""
+    au_model = getattr(backend, "au", None)
+    learned = np.zeros((track.n_frames, len(AU_NAMES)), np.float32)
+    face_idx = np.flatnonzero(np.asarray(track.valid))
+    pair = au_model.meta.pair if au_model is not None else {}
+    pairs = np.stack(
+        [au_input_u8(crops[i], crops[motion.refs[i]], pair) for i in face_idx]
+    )  # (F, K, 1, M, M) uint8
+    probs = backend.predict_au(pairs)
+    labels = list(au_model.meta.labels) if au_model is not None else list(AU_NAMES)
+    for j, name in enumerate(AU_NAMES):
+        if name in labels:
+            learned[face_idx, j] = probs[:, labels.index(name)]
+    name = au_model.info.name + "-" + au_model.info.version if au_model else backend.name
+    return learned, name, au_model.info if au_model is not None else None
 
 
 def score_aus(
@@ -51,38 +79,37 @@ def score_aus(
     """Score every AU of every frame.
 
     Args:
-        track: the tracking stage's output (validity, lip gap).
+        track: the tracking stage's output (validity, lip gap, blendshapes).
         motion: the motion stage's output (displacements, strength, references).
         crops: aligned ``(S, S)`` uint8 crops of the face frames.
-        backend: runs the learned AU detector (``predict_au``); None = rules only.
-        cfg: ``au_blend_low`` / ``au_blend_high`` (fractions of the IOD).
+        backend: runs the learned AU detector (``predict_au``); None = no learned detector.
+        cfg: ``fusion`` and ``baseline`` parameters.
 
     Returns:
         :class:`AUResult`.
     """
     rules = au_rules.au_scores(motion.at_best_lag(), np.asarray(track.lip_gap))
     models = [ModelInfo(name=au_rules.METHOD_NAME, version="1", task="au", method="rules")]
+    parts = [au_rules.METHOD_NAME]
+    learned = activity = None
     au_model = getattr(backend, "au", None) if backend is not None else None
-    if backend is None or (au_model is None and hasattr(backend, "au")):
-        return AUResult(rules, None, au_rules.METHOD_NAME, models)
-    n = track.n_frames
-    learned = np.zeros((n, len(AU_NAMES)), np.float32)
-    face_idx = np.flatnonzero(np.asarray(track.valid))
-    pair = au_model.meta.pair if au_model is not None else {}
-    pairs = np.stack(
-        [au_input_u8(crops[i], crops[motion.refs[i]], pair) for i in face_idx]
-    )  # (F, K, 1, M, M) uint8
-    probs = backend.predict_au(pairs)
-    labels = list(au_model.meta.labels) if au_model is not None else list(AU_NAMES)
-    for j, name in enumerate(AU_NAMES):
-        if name in labels:
-            learned[face_idx, j] = probs[:, labels.index(name)]
-    w = np.clip(
-        (motion.strength - cfg.au_blend_low) / (cfg.au_blend_high - cfg.au_blend_low), 0.0, 1.0
-    )[:, None]
-    scores = ((1.0 - w) * learned + w * rules).astype(np.float32)
-    name = au_model.info.name + "-" + au_model.info.version if au_model else backend.name
-    if au_model is not None:
-        models.append(au_model.info)
-    method = f"{name}+{au_rules.METHOD_NAME} (blended by movement size)"
-    return AUResult(scores, learned.max(axis=1), method, models)
+    if backend is not None and (au_model is not None or not hasattr(backend, "au")):
+        learned, name, info = _learned(track, motion, crops, backend)
+        activity = learned.max(axis=1)
+        parts.insert(0, name)
+        if info is not None:
+            models.append(info)
+    evidence = None
+    bs = track.blendshape_array()
+    if bs is not None:
+        t = np.asarray(track.timestamps_s)
+        evidence = au_evidence(bs, BLENDSHAPE_NAMES, t, AU_NAMES, cfg.baseline)
+        parts.insert(0, BLENDSHAPE_AU_METHOD + "-v" + BLENDSHAPE_AU_VERSION)
+        models.append(
+            ModelInfo(
+                name=BLENDSHAPE_AU_METHOD, version=BLENDSHAPE_AU_VERSION, task="au", method="rules"
+            )
+        )
+    scores = fuse_scores(rules, learned, evidence, motion.strength, AU_NAMES, cfg.fusion)
+    method = "+".join(parts) + (" (fused)" if len(parts) > 1 else "")
+    return AUResult(scores, activity, method, models, evidence)

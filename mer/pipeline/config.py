@@ -4,24 +4,53 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mer.aus.blendshapes import BaselineConfig
+from mer.aus.fusion import FusionConfig
+from mer.emotion.fusion import EmotionFusionConfig
+from mer.events import EventConfig
+from mer.segments import SegmentConfig
 from mer.spotting import SpottingConfig
 
 
 @dataclass(frozen=True)
+class IntervalConfig:
+    """Segment and movement parameters of the spotting stage (seconds; shares of an
+    interval); the flow intervals' own are :class:`mer.spotting.SpottingConfig`."""
+
+    segments: SegmentConfig = field(default_factory=SegmentConfig)
+    events: EventConfig = field(default_factory=EventConfig)
+    #: share of an interval that a non-expression movement must cover to explain it
+    explained: float = 0.5
+    #: shortest non-expression movement reported as an interval (seconds)
+    min_event_s: float = 0.1
+
+
+@dataclass(frozen=True)
 class AnalysisConfig:
-    """Pipeline parameters. Times are seconds; sizes are pixels of the aligned crop."""
+    """Pipeline parameters. Times are seconds; sizes are pixels of the aligned crop.
+
+    ``blendshapes`` runs MediaPipe's blendshape model on every face frame (it needs the
+    478-point mesh, ``refine_landmarks``) for the AU fusion and the spotting;
+    ``include_blendshapes`` also reports the 52 coefficients per frame (larger results).
+    """
 
     crop_size: int = 128
     lags_s: tuple[float, ...] = (0.2, 0.5, 1.2, 2.5)
     fuse_low: float = 0.02  #: landmark displacement (fraction of IOD) below which flow rules
     fuse_high: float = 0.05  #: ... and above which landmarks rule
-    #: movement strength (fraction of IOD) up to which the learned AU detector scores alone
-    #: (its synthetic training movements are mostly below ~3 %) and from which the FACS
-    #: rules do; linear blend in between
-    au_blend_low: float = 0.03
-    au_blend_high: float = 0.06
+    #: AU sources and their fusion (the learned detector / FACS rules blend by movement
+    #: size, the blendshape evidence; :mod:`mer.aus.fusion`)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    #: off by default until its fusion and segmentation are calibrated on the real dev set
+    blendshapes: bool = False
+    include_blendshapes: bool = False
     align_sigma_s: float = 0.1
     flow_preset: str = "ultrafast"
     max_faces: int = 3
     detect_every: int = 5
     spotting: SpottingConfig = field(default_factory=SpottingConfig)
+    #: expression segments and non-expression movements (:mod:`mer.pipeline.spotting`)
+    intervals: IntervalConfig = field(default_factory=IntervalConfig)
+    #: the emotion of each expression: AU evidence and SMA-STN (:mod:`mer.emotion.fusion`)
+    emotion: EmotionFusionConfig = field(default_factory=EmotionFusionConfig)

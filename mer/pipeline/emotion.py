@@ -1,9 +1,11 @@
 """Stage 5, emotion: an MEGC class for every spotted interval.
 
-SMA-STN (:mod:`mer.models.sma_stn`) on the DSSI dynamic images of the interval's
-onset-to-offset span (:func:`mer.inference.dssi_u8_from_crops`). ``none`` is the model's
-class for speech, blinks and head motion. Without a trained emotion model, no interval has
-an emotion and the reason says why (never a random-weight prediction).
+Expression intervals: the EMFACS AU-evidence classifier over the interval's AU profile
+(:mod:`mer.emotion.evidence`) fused with SMA-STN (:mod:`mer.models.sma_stn`, on the DSSI
+dynamic images of the onset-to-offset span) by :func:`mer.emotion.fusion.decide`; each
+prediction says which method decided. Intervals that are not expressions (speech, blink,
+head, gaze) get ``none`` (``method = kind``). Without a trained SMA-STN the AU evidence
+decides alone (never a random-weight prediction).
 """
 
 from __future__ import annotations
@@ -12,61 +14,89 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mer.emotion.evidence import classify_profile, interval_profile
+from mer.emotion.fusion import EmotionFusionConfig, decide, not_an_expression
 from mer.inference import InferenceBackend, dssi_u8_from_crops
 from mer.pipeline.crops import CropStore
-from mer.schemas import EmotionPrediction, ModelInfo
+from mer.schemas import AU_NAMES, EmotionPrediction, ModelInfo
 from mer.spotting import SpottedInterval
 
-NON_EMOTIONAL = "none"  #: the emotion model's class for speech, blinks and head motion
+NON_EMOTIONAL = "none"  #: the class of speech, blinks, head motion and movements without AUs
 
 
 @dataclass
 class EmotionResult:
-    """One prediction per interval (None where no model ran) and why there is none."""
+    """One prediction per interval (None where nothing could decide) and why there is none."""
 
     predictions: list[EmotionPrediction | None]
     reason: str | None = None
     models: list[ModelInfo] = field(default_factory=list)
 
 
-def classify_intervals(
+def _sma_stn(
     intervals: list[SpottedInterval], crops: CropStore, backend: InferenceBackend | None
-) -> EmotionResult:
-    """Name the emotion of each interval.
-
-    Args:
-        intervals: spotted intervals (frame indices into ``crops``).
-        crops: aligned ``(S, S)`` uint8 crops of the face frames.
-        backend: runs SMA-STN (``predict_emotion``); None = no emotion.
-
-    Returns:
-        :class:`EmotionResult` with ``len(intervals)`` predictions.
-    """
-    none: list[EmotionPrediction | None] = [None] * len(intervals)
+) -> tuple[list[dict[str, float] | None], str | None, ModelInfo | None]:
+    """SMA-STN's probabilities for each interval (None where it did not run)."""
     emo_model = getattr(backend, "emotion", None) if backend is not None else None
-    if backend is None or emo_model is None:
-        return EmotionResult(
-            none,
-            "no trained emotion model is installed (model_store/sma_stn.pt); see the "
-            "README's training command",
-        )
-    if not intervals:
-        return EmotionResult(none, "no movement interval was spotted")
+    if backend is None or emo_model is None or not intervals:
+        return [None] * len(intervals), None, None
     dssi = np.stack(
         [dssi_u8_from_crops(crops, iv.onset, iv.offset, emo_model.meta.dssi) for iv in intervals]
     )
     probs = backend.predict_emotion(dssi)
     labels = list(emo_model.meta.labels)
-    name = f"{emo_model.info.name}-{emo_model.info.version}"
-    preds: list[EmotionPrediction | None] = []
-    for p in probs:
-        j = int(np.argmax(p))
-        preds.append(
-            EmotionPrediction(
-                label=labels[j],
-                score=round(float(p[j]), 5),
-                probabilities={c: round(float(v), 5) for c, v in zip(labels, p, strict=True)},
-                model=name,
-            )
+    out: list[dict[str, float] | None] = [
+        {c: round(float(v), 5) for c, v in zip(labels, p, strict=True)} for p in probs
+    ]
+    return out, f"{emo_model.info.name}-{emo_model.info.version}", emo_model.info
+
+
+def classify_intervals(
+    intervals: list[SpottedInterval],
+    crops: CropStore,
+    backend: InferenceBackend | None,
+    au_scores: np.ndarray | None = None,
+    cfg: EmotionFusionConfig | None = None,
+) -> EmotionResult:
+    """Name the emotion of each interval.
+
+    Args:
+        intervals: spotted intervals (frame indices into ``crops`` and ``au_scores``).
+        crops: aligned ``(S, S)`` uint8 crops of the face frames.
+        backend: runs SMA-STN (``predict_emotion``); None = AU evidence only.
+        au_scores: ``(T, len(AU_NAMES))`` fused AU scores; None = SMA-STN only (as before
+            the AU evidence existed).
+        cfg: fusion thresholds; default :class:`EmotionFusionConfig()`.
+
+    Returns:
+        :class:`EmotionResult` with ``len(intervals)`` predictions.
+    """
+    cfg = cfg or EmotionFusionConfig()
+    if not intervals:
+        return EmotionResult([], "no movement interval was spotted")
+    expr = [i for i, iv in enumerate(intervals) if iv.kind == "expression"]
+    probs, model_name, info = _sma_stn([intervals[i] for i in expr], crops, backend)
+    preds: list[EmotionPrediction | None] = [
+        not_an_expression(iv.kind) if iv.kind != "expression" else None for iv in intervals
+    ]
+    models = [info] if info is not None else []
+    if au_scores is None and info is None:
+        return EmotionResult(
+            preds,
+            "no trained emotion model is installed (model_store/sma_stn.pt); see the "
+            "README's training command",
         )
-    return EmotionResult(preds, None, [emo_model.info])
+    for k, i in enumerate(expr):
+        iv = intervals[i]
+        if au_scores is None:  # SMA-STN alone
+            p = probs[k] or {}
+            top = max(p, key=p.get)  # type: ignore[arg-type]
+            preds[i] = EmotionPrediction(
+                label=top, score=p[top], probabilities=p, model=model_name or "", method="sma-stn"
+            )
+            continue
+        profile = interval_profile(au_scores, iv.onset, iv.apex, iv.offset)
+        decision = classify_profile(profile, AU_NAMES, cfg.min_evidence)
+        preds[i] = decide(decision, probs[k], model_name, cfg)
+    reason = None if expr else "no expression was spotted (only speech, blinks, head or gaze)"
+    return EmotionResult(preds, reason, models)

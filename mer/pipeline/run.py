@@ -19,7 +19,7 @@ from mer.pipeline.emotion import classify_intervals
 from mer.pipeline.motion import MotionStage
 from mer.pipeline.spotting import spot
 from mer.pipeline.timing import StageTimer
-from mer.pipeline.track import TrackAlign, thread_landmarker
+from mer.pipeline.track import TrackAlign, thread_blendshape_model, thread_landmarker
 from mer.schemas import AnalysisResult, ModelInfo
 from mer.settings import Settings
 from mer.video import DecodedFrame, DecodeStats, iter_frames, probe_video, sha256_file
@@ -146,7 +146,8 @@ def analyze_frames(
         timer.add("motion", t1)
 
     with CropStore(cfg.crop_size) as crops:
-        stage = TrackAlign(landmarker, cfg, crops, on_crop, timer)
+        bs_model = thread_blendshape_model() if cfg.blendshapes else None
+        stage = TrackAlign(landmarker, cfg, crops, on_crop, timer, bs_model)
         report("landmarks", 2.0)
         t_wait = time.perf_counter()
         for fr in frames:
@@ -176,11 +177,13 @@ def analyze_frames(
         aus = score_aus(track, motion, crops, backend, cfg)
         t1 = timer.add("au", t1)
 
-        spotting = spot(track, motion, aus, cfg.spotting)
+        spotting = spot(track, motion, aus, cfg.spotting, cfg.intervals)
         t1 = timer.add("spotting", t1)
 
         report("emotion", 96.0)
-        emotion = classify_intervals(spotting.intervals, crops, backend)
+        emotion = classify_intervals(
+            spotting.intervals, crops, backend, aus.scores if cfg.blendshapes else None, cfg.emotion
+        )
         timer.add("emotion", t1)
 
     warnings = list(stats.warnings)
@@ -198,7 +201,7 @@ def analyze_frames(
     source = SourceInfo(filename, sha256, codec, rotation_deg, duration_s, fps_nominal)
     result = assemble(
         source, track, motion, aus, spotting, emotion, models, warnings, timer.ms,
-        settings.emotion_min_score,
+        settings.emotion_min_score, cfg.include_blendshapes,
     )  # fmt: skip
     report("done", 100.0)
     return result

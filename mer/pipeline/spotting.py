@@ -1,8 +1,22 @@
-"""Stage 4, spotting: onset / apex / offset intervals and the video's apex curve.
+"""Stage 4, spotting: onset / apex / offset of every expression, and the movements that are
+not expressions, in videos of any length.
 
-The intervals come from the apex score (:func:`mer.spotting.spot_intervals`); each apex,
-and the video's, is the maximum of the motion strength scaled to 1 plus the learned AU
-detector's activity where that detector ran (:func:`mer.spotting.apex_curve`).
+Three sources (:func:`spot`):
+
+1. **Expression segments** from the blendshape AU evidence relative to the person's neutral
+   (:func:`mer.segments.segment_expressions`): one segment per expression, split at valleys
+   and where the AU pattern changes; this is what holds on real, multi-event video.
+2. **Flow intervals** from the two-sided optical-flow apex score
+   (:func:`mer.spotting.spot_intervals`), which sees micro amplitudes the blendshapes miss;
+   a flow interval that overlaps an expression segment is that segment.
+3. **Non-expression movements** (:mod:`mer.events`): speech (rhythmic jaw), blinks, head
+   motion and gaze shifts become intervals of their own kind with no emotion; a flow
+   interval mostly inside one of them is that movement, and so is an expression segment
+   made only of mouth AUs inside speech.
+
+Without blendshapes (``blendshapes`` off) only the flow intervals exist, as before. The
+apex of a flow interval is the maximum of the motion curve plus the learned AU detector's
+activity (:func:`mer.spotting.apex_curve`); the apex of a segment is its activity maximum.
 """
 
 from __future__ import annotations
@@ -11,15 +25,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mer.events import EventConfig, blink_mask, gaze_mask, head_mask, runs, speech_mask
+from mer.face.blendshapes import BLENDSHAPE_NAMES
 from mer.pipeline.aus import AUResult
+from mer.pipeline.config import IntervalConfig
 from mer.pipeline.motion import MotionResult
 from mer.pipeline.track import FaceTrack
-from mer.schemas import ModelInfo
+from mer.schemas import AU_NAMES, ModelInfo
+from mer.segments import expression_activity, segment_expressions
 from mer.spotting import SpottedInterval, SpottingConfig, apex_curve, spot_intervals
 
 #: the apex method; with a learned AU detector its activity joins the motion curve
 SPOTTING_METHOD = "two-sided-flow-spotting"
 SPOTTING_VERSION = "2"
+#: with blendshapes: expression segments + flow intervals + non-expression movements
+SEGMENT_METHOD = "blendshape-segments+flow"
+SEGMENT_VERSION = "3"
+#: AUs of the mouth only: an expression segment of these alone inside speech is speech
+MOUTH_AUS: frozenset[str] = frozenset({"AU10", "AU14", "AU17", "AU25", "AU26"})
+_LOOK = tuple(n for n in BLENDSHAPE_NAMES if n.startswith("eyeLook"))
 
 
 @dataclass
@@ -29,11 +53,14 @@ class SpottingResult:
     Attributes:
         intervals: spotted intervals (frame indices, inclusive), in time order.
         curve: ``(T,)`` float apex curve (its maximum is the apex).
+        score: ``(T,)`` float per-frame apex score in [0, 1]: the flow score, and with
+            blendshapes the larger of it and the expression activity.
         model: the spotting method as reported in ``models``.
     """
 
     intervals: list[SpottedInterval]
     curve: np.ndarray
+    score: np.ndarray
     model: ModelInfo
 
     def apex_frame(self, valid: np.ndarray) -> int:
@@ -41,21 +68,97 @@ class SpottingResult:
         return int(np.argmax(np.where(valid, self.curve, -1.0)))
 
 
+def event_masks(track: FaceTrack, cfg: EventConfig) -> dict[str, np.ndarray]:
+    """Per-frame masks ``(T,)`` bool of speech, blink, head and gaze movements."""
+    t = np.asarray(track.timestamps_s)
+    params = np.stack(track.params) if track.params else np.full((len(t), 4), np.nan)
+    masks = {"head": head_mask(params, t, cfg)}
+    bs = track.blendshape_array()
+    if bs is not None:
+        col = {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}
+        masks["speech"] = speech_mask(bs[:, col["jawOpen"]], t, cfg)
+        masks["blink"] = blink_mask(bs[:, col["eyeBlinkLeft"]], bs[:, col["eyeBlinkRight"]], t, cfg)
+        masks["gaze"] = gaze_mask(bs[:, [col[n] for n in _LOOK]], t, cfg)
+    valid = np.asarray(track.valid, bool)
+    return {k: m & valid for k, m in masks.items()}
+
+
+def _explained_by(
+    lo: int, hi: int, masks: dict[str, np.ndarray], share: float, kinds: tuple[str, ...]
+) -> str | None:
+    """The movement kind covering at least ``share`` of frames lo..hi, the most covering one."""
+    best, cover = None, share
+    for kind in kinds:
+        if kind in masks:
+            c = float(masks[kind][lo : hi + 1].mean())
+            if c >= cover:
+                best, cover = kind, c
+    return best
+
+
+def _overlap(a: SpottedInterval, lo: int, hi: int) -> int:
+    return max(0, min(a.offset, hi) - max(a.onset, lo) + 1)
+
+
 def spot(
-    track: FaceTrack, motion: MotionResult, aus: AUResult, cfg: SpottingConfig
+    track: FaceTrack,
+    motion: MotionResult,
+    aus: AUResult,
+    flow_cfg: SpottingConfig,
+    cfg: IntervalConfig | None = None,
 ) -> SpottingResult:
-    """Spot the intervals of one video.
+    """Spot the intervals of one video (see the module docstring).
 
     Args:
-        track: timestamps (seconds).
-        motion: apex score and strength.
-        aus: the learned detector's activity (or None).
-        cfg: spotting parameters (seconds, fractions of the IOD).
+        track: timestamps (seconds), head pose, blendshapes.
+        motion: flow apex score and strength.
+        aus: fused AU scores, blendshape evidence, the learned detector's activity.
+        flow_cfg: the flow intervals' parameters (seconds, fractions of the IOD).
+        cfg: segment and movement parameters; default :class:`IntervalConfig()`.
     """
+    cfg = cfg or IntervalConfig()
     t = np.asarray(track.timestamps_s)
-    curve = apex_curve(motion.strength, t, cfg, aus.activity)
-    intervals = spot_intervals(motion.score, t, cfg, curve=curve)
-    with_au = aus.activity is not None and cfg.au_weight > 0
-    name = SPOTTING_METHOD + ("+au-activity" if with_au else "")
-    model = ModelInfo(name=name, version=SPOTTING_VERSION, task="apex", method="rules")
-    return SpottingResult(intervals, curve, model)
+    valid = np.asarray(track.valid)
+    curve = apex_curve(motion.strength, t, flow_cfg, aus.activity)
+    flow = spot_intervals(motion.score, t, flow_cfg, curve=curve)
+    with_au = aus.activity is not None and flow_cfg.au_weight > 0
+    if aus.evidence is None:
+        name = SPOTTING_METHOD + ("+au-activity" if with_au else "")
+        model = ModelInfo(name=name, version=SPOTTING_VERSION, task="apex", method="rules")
+        return SpottingResult(flow, curve, motion.score, model)
+
+    activity = expression_activity(aus.evidence, AU_NAMES, t, cfg.segments.smooth_s)
+    activity[~valid] = 0.0
+    score = np.maximum(motion.score, activity)
+    masks = event_masks(track, cfg.events)
+    out: list[SpottedInterval] = []
+    for seg in segment_expressions(aus.evidence, AU_NAMES, t, cfg.segments):
+        on = {AU_NAMES[j] for j in np.flatnonzero(np.nan_to_num(aus.evidence[seg.apex]) >= 0.5)}
+        kind = "expression"
+        if on and on <= MOUTH_AUS:
+            kind = _explained_by(seg.onset, seg.offset, masks, cfg.explained, ("speech",)) or kind
+        out.append(SpottedInterval(seg.onset, seg.apex, seg.offset, float(score[seg.apex]), kind))
+    for iv in flow:
+        if any(_overlap(iv, s.onset, s.offset) for s in out):
+            continue  # the expression (or movement) segment already holds it
+        kind = _explained_by(iv.onset, iv.offset, masks, cfg.explained, tuple(masks)) or (
+            "expression"
+        )
+        out.append(SpottedInterval(iv.onset, iv.apex, iv.offset, float(score[iv.apex]), kind))
+    # movements not yet reported, as intervals of their kind
+    min_len = max(
+        1, int(round(cfg.min_event_s / (float(np.median(np.diff(t))) if len(t) > 1 else 1 / 30)))
+    )
+    for kind, mask in masks.items():
+        free = mask.copy()
+        for iv in out:
+            free[iv.onset : iv.offset + 1] = False
+        for lo, hi in runs(free):
+            if hi - lo + 1 >= min_len:
+                apex = lo + int(np.argmax(motion.score[lo : hi + 1]))
+                out.append(SpottedInterval(lo, apex, hi, float(score[apex]), kind))
+    out.sort(key=lambda iv: (iv.onset, iv.offset))
+    curve_all = np.maximum(curve / max(float(curve.max()), 1e-9), activity)
+    name = SEGMENT_METHOD + ("+au-activity" if with_au else "")
+    model = ModelInfo(name=name, version=SEGMENT_VERSION, task="apex", method="rules")
+    return SpottingResult(out, curve_all, score, model)

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from mer.face.align import fit_to_template, gaussian_average, landmarks_to_crop, warp_to_crop
+from mer.face.blendshapes import N_BLENDSHAPES, BlendshapeModel
 from mer.face.landmarks import Face, Landmarker, create_landmarker, iou
 from mer.motion import region_centroids
 from mer.pipeline.config import AnalysisConfig
@@ -67,18 +68,36 @@ def thread_landmarker(name: str, cfg: AnalysisConfig) -> Landmarker:
 
     Args:
         name: landmarker backend (:func:`mer.face.landmarks.create_landmarker`).
-        cfg: its options (``max_faces``, ``detect_every``).
+        cfg: its options (``max_faces``, ``detect_every``; the 478-point mesh when
+            ``blendshapes`` is on).
     """
     lm = getattr(_local, "landmarker", None)
-    key = (name, cfg.max_faces, cfg.detect_every)
+    key = (name, cfg.max_faces, cfg.detect_every, cfg.blendshapes)
     if lm is None or getattr(_local, "key", None) != key:
         if lm is not None:
             lm.close()
-        lm = create_landmarker(name, max_faces=cfg.max_faces, detect_every=cfg.detect_every)
+        lm = create_landmarker(
+            name,
+            max_faces=cfg.max_faces,
+            detect_every=cfg.detect_every,
+            refine_landmarks=cfg.blendshapes,
+        )
         _local.landmarker, _local.key = lm, key
     else:
         lm.reset()
     return lm
+
+
+def thread_blendshape_model() -> BlendshapeModel:
+    """One blendshape model per thread (a LiteRT interpreter is not thread safe).
+
+    Raises:
+        ModelUnavailableError: the vendored model is missing or corrupt.
+    """
+    model = getattr(_local, "blendshapes", None)
+    if model is None:
+        model = _local.blendshapes = BlendshapeModel()
+    return model
 
 
 @dataclass
@@ -90,6 +109,10 @@ class FaceTrack:
         valid: a face was found.
         confidence: face detection score in [0, 1] (0 without a face).
         lip_gap: inner-lip gap (landmarks 13-14) in fractions of the IOD (NaN without face).
+        params: raw (unsmoothed) similarity ``(a, b, tx, ty)`` of each frame's template fit
+            (:func:`mer.face.align.fit_to_template`; NaN without face): the head's pose.
+        blendshapes: ``(52,)`` float32 blendshape coefficients per frame (NaN without face),
+            when the blendshape model ran; else empty.
         centroids: frame -> ``(R, 2)`` float FACS-region centroids in aligned-crop pixels.
         size: ``(width, height)`` of the frames (pixels).
     """
@@ -98,6 +121,8 @@ class FaceTrack:
     valid: list[bool] = field(default_factory=list)
     confidence: list[float] = field(default_factory=list)
     lip_gap: list[float] = field(default_factory=list)
+    params: list[np.ndarray] = field(default_factory=list)
+    blendshapes: list[np.ndarray] = field(default_factory=list)
     centroids: dict[int, np.ndarray] = field(default_factory=dict)
     size: tuple[int, int] = (0, 0)
 
@@ -105,6 +130,10 @@ class FaceTrack:
     def n_frames(self) -> int:
         """Number of frames seen."""
         return len(self.timestamps_s)
+
+    def blendshape_array(self) -> np.ndarray | None:
+        """``(T, 52)`` float32 blendshapes (NaN rows without face), or None if not computed."""
+        return np.stack(self.blendshapes) if self.blendshapes else None
 
     @property
     def n_face(self) -> int:
@@ -120,7 +149,9 @@ class TrackAlign:
         cfg: ``crop_size`` (pixels), ``align_sigma_s`` (seconds).
         crops: receives each aligned ``(S, S)`` uint8 crop of a face frame.
         on_crop: the next stage; receives every frame's crop (None without a face).
-        timer: adds ``landmarks`` and ``alignment`` times (the sink's own time is its own).
+        timer: adds ``landmarks``, ``blendshapes`` and ``alignment`` times (the sink's own
+            time is its own).
+        blendshapes: the blendshape model run on each face's 478 landmarks, or None.
     """
 
     def __init__(
@@ -130,8 +161,10 @@ class TrackAlign:
         crops: CropStore,
         on_crop: CropSink,
         timer: StageTimer | None = None,
+        blendshapes: BlendshapeModel | None = None,
     ) -> None:
         self.landmarker = landmarker
+        self.blendshape_model = blendshapes
         self.cfg = cfg
         self.crops = crops
         self.on_crop = on_crop
@@ -152,8 +185,15 @@ class TrackAlign:
         t1 = self.timer.add("landmarks", t1)
         tr.timestamps_s.append(fr.timestamp_s)
         gray = None
+        if self.blendshape_model is not None:
+            bs = np.full(N_BLENDSHAPES, np.nan, np.float32)
+            if face is not None and len(face.landmarks) >= 478:
+                bs = self.blendshape_model.predict(face.landmarks[None])[0]
+            tr.blendshapes.append(bs)
+            t1 = self.timer.add("blendshapes", t1)
         if face is not None:
             p = fit_to_template(face.landmarks, self.cfg.crop_size)
+            tr.params.append(p)
             tr.valid.append(True)
             tr.confidence.append(face.confidence)
             gap = np.linalg.norm(face.landmarks[13] - face.landmarks[14])
@@ -166,6 +206,7 @@ class TrackAlign:
             tr.valid.append(False)
             tr.confidence.append(0.0)
             tr.lip_gap.append(np.nan)
+            tr.params.append(np.full(4, np.nan))
         self._pending.append((fr.index, gray))
         self.timer.add("alignment", t1)
         pending = self._pending

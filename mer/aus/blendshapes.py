@@ -1,0 +1,210 @@
+"""AU evidence from MediaPipe's blendshapes, relative to the person's own neutral face.
+
+MediaPipe's Face Landmarker V2 blendshape model (:mod:`mer.face.blendshapes`) gives 52
+ARKit-named coefficients in [0, 1] per frame, trained by Google on real faces. Each AU below
+reads the blendshape(s) that the ARKit definitions describe as the same movement (Apple,
+``ARFaceAnchor.BlendShapeLocation``: "browInnerUp: upward movement of the inner portion of
+both eyebrows", "mouthSmileLeft: upward movement of the left corner of the mouth" ...)
+against the FACS Manual's appearance changes (Ekman, Friesen & Hager 2002):
+
+============  =========================================  ====================================
+AU            blendshapes (max of left / right)          FACS action
+============  =========================================  ====================================
+AU01          browInnerUp                                inner brow raiser
+AU02          browOuterUpLeft / Right                    outer brow raiser
+AU04          browDownLeft / Right                       brow lowerer
+AU05          eyeWideLeft / Right                        upper lid raiser
+AU06          (see below)                                cheek raiser
+AU10          mouthUpperUpLeft / Right                   upper lip raiser
+AU12          mouthSmileLeft / Right                     lip corner puller
+AU14          mouthDimpleLeft / Right                    dimpler
+AU17          mouthShrugLower                            chin raiser
+AU26          jawOpen                                    jaw drop
+============  =========================================  ====================================
+
+Measured here, and so *not* used: ``cheekSquint*`` (AU06) and ``noseSneer*`` (AU09) are 0.00
+on all 102 London Set faces, neutral and smiling, and on every dev clip; ``mouthFrown*``
+(AU15) stays below 0.03 on the three labelled sad faces; ``eyeSquint*`` (AU07) rises as much
+in smiles as in anger (dev set), so it separates nothing. Those AUs keep the other sources
+(the learned detector and the FACS rules, :mod:`mer.aus.fusion`). AU06 is read from the
+smile: a strong AU12 raises the infraorbital triangle and the cheeks (FACS Manual, AU12 at
+high intensity), so AU06 = the AU12 score above ``AU06_FROM_AU12`` of mouthSmile.
+
+Neutral baseline (:func:`neutral_baseline`): per blendshape, a low percentile of the
+person's own frames over a sliding window (so it follows a long video), capped at the 90th
+percentile of 102 neutral faces (London Set, ``mer/aus/neutral_prior.json``, made by
+``scripts/blendshape_neutral_prior.py``): a face held in one expression for a whole clip
+(no neutral frame at all) is still judged against what a neutral face can show.
+
+Each AU's evidence is ``smoothstep((x - baseline - lo) / (hi - lo))`` with ``lo, hi`` in
+blendshape units per AU (:data:`AU_RAMPS`), calibrated on the real dev set's labelled
+apexes (``mer evaluate-real``; see the model card) so that 0.5 falls between the labelled
+present and absent values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+#: AU -> the blendshapes read for it (the maximum of the listed channels: one-sided actions count)
+AU_BLENDSHAPES: dict[str, tuple[str, ...]] = {
+    "AU01": ("browInnerUp",),
+    "AU02": ("browOuterUpLeft", "browOuterUpRight"),
+    "AU04": ("browDownLeft", "browDownRight"),
+    "AU05": ("eyeWideLeft", "eyeWideRight"),
+    "AU10": ("mouthUpperUpLeft", "mouthUpperUpRight"),
+    "AU12": ("mouthSmileLeft", "mouthSmileRight"),
+    "AU14": ("mouthDimpleLeft", "mouthDimpleRight"),
+    "AU17": ("mouthShrugLower",),
+    "AU26": ("jawOpen",),
+}
+
+#: AU -> (lo, hi): blendshape rise above the neutral baseline at which the evidence starts
+#: (0) and saturates (1); 0.5 at the midpoint. Calibrated on the dev set's labelled apexes.
+AU_RAMPS: dict[str, tuple[float, float]] = {
+    "AU01": (0.15, 0.45),
+    "AU02": (0.15, 0.45),
+    "AU04": (0.10, 0.30),
+    "AU05": (0.02, 0.08),
+    "AU10": (0.25, 0.65),
+    "AU12": (0.35, 0.95),
+    "AU14": (0.15, 0.45),
+    "AU17": (0.25, 0.55),
+    "AU26": (0.10, 0.30),
+}
+
+#: mouthSmile rise (above baseline) from which a smile is strong enough to raise the cheeks
+AU06_FROM_AU12: tuple[float, float] = (0.50, 0.80)
+
+PRIOR_FILE = Path(__file__).with_name("neutral_prior.json")
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Neutral-baseline parameters.
+
+    Attributes:
+        percentile: low percentile of the person's frames taken as neutral.
+        window_s: sliding window (seconds) over which it is taken; a clip shorter than the
+            window uses all its frames.
+        step_s: the baseline is computed every ``step_s`` seconds and interpolated between.
+        use_prior: cap it at the neutral population's 90th percentile.
+    """
+
+    percentile: float = 10.0
+    window_s: float = 60.0
+    step_s: float = 2.0
+    use_prior: bool = True
+
+
+@cache
+def neutral_prior() -> dict[str, float]:
+    """Blendshape name -> 90th percentile over 102 neutral faces (London Set).
+
+    Raises:
+        FileNotFoundError: ``neutral_prior.json`` is missing from the package.
+    """
+    data = json.loads(PRIOR_FILE.read_text())
+    return {k: float(v) for k, v in data["p90"].items()}
+
+
+def neutral_baseline(
+    x: np.ndarray, timestamps_s: np.ndarray, cfg: BaselineConfig, cap: np.ndarray | None = None
+) -> np.ndarray:
+    """The person's neutral level of each channel, following the video.
+
+    Args:
+        x: ``(T, C)`` float channels; NaN rows where no face was found.
+        timestamps_s: ``(T,)`` seconds.
+        cfg: percentile and window.
+        cap: ``(C,)`` upper bound of the baseline (the population's neutral range), or None.
+
+    Returns:
+        ``(T, C)`` float64 baseline (0 where a channel never had a value).
+    """
+    x = np.asarray(x, np.float64)
+    t = np.asarray(timestamps_s, np.float64)
+    T, C = x.shape
+    if T == 0:
+        return np.zeros((0, C))
+    ok = ~np.isnan(x).any(axis=1)
+    span = t[-1] - t[0] if T > 1 else 0.0
+    if span <= cfg.window_s or ok.sum() < 2:
+        rows = x[ok] if ok.any() else np.zeros((1, C))
+        knots_t = np.array([t[0]])
+        knots = np.percentile(rows, cfg.percentile, axis=0)[None]
+    else:
+        knots_t = np.arange(t[0], t[-1] + cfg.step_s, cfg.step_s)
+        knots = np.zeros((len(knots_t), C))
+        tv, xv = t[ok], x[ok]
+        for i, tc in enumerate(knots_t):
+            lo = np.searchsorted(tv, tc - cfg.window_s / 2)
+            hi = np.searchsorted(tv, tc + cfg.window_s / 2)
+            lo, hi = max(0, min(lo, len(tv) - 2)), max(hi, min(lo, len(tv) - 2) + 2)
+            knots[i] = np.percentile(xv[lo:hi], cfg.percentile, axis=0)
+    if cap is not None:
+        knots = np.minimum(knots, np.asarray(cap, np.float64)[None])
+    if len(knots_t) == 1:
+        return np.repeat(knots, T, axis=0)
+    return np.stack([np.interp(t, knots_t, knots[:, c]) for c in range(C)], axis=1)
+
+
+def _smoothstep(u: np.ndarray) -> np.ndarray:
+    u = np.clip(u, 0.0, 1.0)
+    return u * u * (3 - 2 * u)
+
+
+def au_evidence(
+    blendshapes: np.ndarray,
+    names: list[str] | tuple[str, ...],
+    timestamps_s: np.ndarray,
+    au_names: list[str] | tuple[str, ...],
+    cfg: BaselineConfig | None = None,
+) -> np.ndarray:
+    """Per-frame AU evidence in [0, 1] from blendshapes, NaN for AUs they cannot see.
+
+    Args:
+        blendshapes: ``(T, 52)`` float blendshape coefficients in [0, 1]; NaN rows where no
+            face was found.
+        names: the 52 blendshape names in column order.
+        timestamps_s: ``(T,)`` seconds.
+        au_names: the AUs wanted (columns of the output), e.g. :data:`mer.schemas.AU_NAMES`.
+        cfg: neutral-baseline parameters; default :class:`BaselineConfig()`.
+
+    Returns:
+        ``(T, len(au_names))`` float32: evidence in [0, 1] for the AUs of
+        :data:`AU_BLENDSHAPES` and AU06; NaN for the others and where no face was found.
+
+    Raises:
+        KeyError: a needed blendshape is missing from ``names``.
+    """
+    cfg = cfg or BaselineConfig()
+    col = {n: i for i, n in enumerate(names)}
+    T = blendshapes.shape[0]
+    out = np.full((T, len(au_names)), np.nan, np.float32)
+    aus = list(AU_BLENDSHAPES)
+    chans = sorted({c for au in aus for c in AU_BLENDSHAPES[au]})
+    x = np.asarray(blendshapes, np.float64)[:, [col[c] for c in chans]]
+    cap = None
+    if cfg.use_prior:
+        prior = neutral_prior()
+        cap = np.array([prior.get(c, 1.0) for c in chans])
+    rise = x - neutral_baseline(x, timestamps_s, cfg, cap)  # (T, C), NaN where no face
+    ci = {c: i for i, c in enumerate(chans)}
+    per_au: dict[str, np.ndarray] = {}
+    for au in aus:
+        r = np.max(rise[:, [ci[c] for c in AU_BLENDSHAPES[au]]], axis=1)
+        lo, hi = AU_RAMPS[au]
+        per_au[au] = np.where(np.isnan(r), np.nan, _smoothstep((r - lo) / (hi - lo)))
+        if au == "AU12":
+            lo6, hi6 = AU06_FROM_AU12
+            per_au["AU06"] = np.where(np.isnan(r), np.nan, _smoothstep((r - lo6) / (hi6 - lo6)))
+    for j, au in enumerate(au_names):
+        if au in per_au:
+            out[:, j] = per_au[au]
+    return out

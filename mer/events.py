@@ -1,0 +1,174 @@
+"""Movements that are not expressions: speech, blinks, head motion and gaze shifts.
+
+All detectors take per-frame signals and timestamps in seconds and return boolean masks
+``(T,)``; every parameter is in seconds or in the signal's own units, so 25 and 200 fps
+clips behave the same.
+
+- **Speech**: rhythmic jaw and lip activity. MediaPipe's ``jawOpen`` (or the inner-lip gap)
+  oscillates at the syllable rate, 2-8 Hz in read and conversational speech (Chandrasekaran
+  et al., "The natural statistics of audiovisual speech", PLoS Comput Biol 2009: mouth
+  area modulates at 2-7 Hz). A frame is speech when, over a window of ``speech_window_s``,
+  the mouth opening crosses its running median at least ``min_crossings_per_s`` times
+  per second with a peak-to-peak range of ``min_range`` or more.
+- **Blink**: ``eyeBlinkLeft/Right`` both above ``blink_on`` for at most ``blink_max_s``.
+- **Head**: the rigid similarity fit of the face (:func:`mer.face.align.fit_to_template`)
+  rotating faster than ``head_deg_per_s`` or translating faster than ``head_iod_per_s``
+  inter-ocular distances per second, over ``head_smooth_s``.
+- **Gaze**: the ``eyeLook*`` blendshapes changing faster than ``gaze_per_s`` (units/s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import binary_closing, binary_opening, gaussian_filter1d
+
+
+@dataclass(frozen=True)
+class EventConfig:
+    """Detector parameters (seconds, or the signals' own units)."""
+
+    speech_window_s: float = 1.0
+    min_crossings_per_s: float = 2.0
+    min_range: float = 0.08  #: jawOpen units (0-1)
+    speech_close_s: float = 0.4  #: pauses shorter than this stay inside one speech stretch
+    blink_on: float = 0.45
+    blink_max_s: float = 0.5
+    head_smooth_s: float = 0.1
+    head_deg_per_s: float = 25.0
+    head_iod_per_s: float = 0.6
+    head_min_s: float = 0.2
+    gaze_per_s: float = 1.5
+    gaze_min_s: float = 0.1
+
+
+def _dt(t: np.ndarray) -> float:
+    return float(np.median(np.diff(t))) if len(t) > 1 else 1 / 30
+
+
+def _frames(seconds: float, t: np.ndarray) -> int:
+    return max(1, int(round(seconds / max(_dt(t), 1e-6))))
+
+
+def _fill(x: np.ndarray) -> np.ndarray:
+    """Linear interpolation over NaN (no face); 0 when all NaN."""
+    x = np.asarray(x, np.float64).copy()
+    ok = ~np.isnan(x)
+    if not ok.any():
+        return np.zeros_like(x)
+    idx = np.arange(len(x))
+    x[~ok] = np.interp(idx[~ok], idx[ok], x[ok])
+    return x
+
+
+def speech_mask(mouth_open: np.ndarray, t: np.ndarray, cfg: EventConfig) -> np.ndarray:
+    """Frames inside rhythmic mouth activity (speech).
+
+    Args:
+        mouth_open: ``(T,)`` float mouth opening (``jawOpen`` in [0, 1]); NaN without face.
+        t: ``(T,)`` seconds.
+        cfg: ``speech_window_s``, ``min_crossings_per_s``, ``min_range``, ``speech_close_s``.
+
+    Returns:
+        ``(T,)`` bool.
+    """
+    x = _fill(mouth_open)
+    T = len(x)
+    if T < 4:
+        return np.zeros(T, bool)
+    w = _frames(cfg.speech_window_s, t)
+    half = w // 2
+    out = np.zeros(T, bool)
+    # detrended signal: the running median removes held mouth shapes (an O-mouth, a smile)
+    pad = np.pad(x, half, mode="edge")
+    med = np.array([np.median(pad[i : i + w]) for i in range(T)])
+    d = x - med
+    sign = np.sign(d)
+    cross = np.zeros(T)
+    cross[1:] = (sign[1:] * sign[:-1] < 0).astype(float)
+    for i in range(T):
+        lo, hi = max(0, i - half), min(T, i + half + 1)
+        span_s = max(t[hi - 1] - t[lo], _dt(t))
+        rate = cross[lo:hi].sum() / span_s
+        rng = x[lo:hi].max() - x[lo:hi].min()
+        out[i] = rate >= cfg.min_crossings_per_s and rng >= cfg.min_range
+    close = _frames(cfg.speech_close_s, t)
+    return binary_closing(out, np.ones(close, bool)) | out if close > 1 else out
+
+
+def blink_mask(blink_l: np.ndarray, blink_r: np.ndarray, t: np.ndarray, cfg: EventConfig):
+    """Frames of short closures of both eyes (blinks): ``(T,)`` bool.
+
+    Args:
+        blink_l, blink_r: ``(T,)`` ``eyeBlinkLeft`` / ``eyeBlinkRight`` in [0, 1].
+        t: ``(T,)`` seconds.
+    """
+    closed = (_fill(blink_l) >= cfg.blink_on) & (_fill(blink_r) >= cfg.blink_on)
+    out = np.zeros_like(closed)
+    max_len = _frames(cfg.blink_max_s, t)
+    for a, b in runs(closed):
+        if b - a + 1 <= max_len:
+            out[a : b + 1] = True
+    return out
+
+
+def head_mask(params: np.ndarray, t: np.ndarray, cfg: EventConfig) -> np.ndarray:
+    """Frames of fast rigid head motion.
+
+    Args:
+        params: ``(T, 4)`` similarity parameters per frame ``(a, b, tx, ty)`` with
+            ``a = s cos(theta)``, ``b = s sin(theta)`` mapping image to template
+            (:func:`mer.face.align.fit_to_template`, template IOD units); NaN without face.
+        t: ``(T,)`` seconds.
+        cfg: ``head_*`` thresholds.
+
+    Returns:
+        ``(T,)`` bool.
+    """
+    p = np.stack([_fill(params[:, k]) for k in range(4)], axis=1)
+    if len(p) < 3:
+        return np.zeros(len(p), bool)
+    sigma = cfg.head_smooth_s / max(_dt(t), 1e-6)
+    if sigma >= 0.3:
+        p = gaussian_filter1d(p, sigma, axis=0)
+    theta = np.degrees(np.unwrap(np.arctan2(p[:, 1], p[:, 0])))
+    scale = np.hypot(p[:, 0], p[:, 1])
+    dt = np.gradient(t)
+    dt[dt <= 0] = _dt(t)
+    rot = np.abs(np.gradient(theta)) / dt
+    # translation of the template origin in image terms, relative to the scale
+    trans = np.hypot(np.gradient(p[:, 2]), np.gradient(p[:, 3])) / dt / np.maximum(scale, 1e-6)
+    fast = (rot >= cfg.head_deg_per_s) | (trans >= cfg.head_iod_per_s)
+    k = _frames(cfg.head_min_s, t)
+    return binary_opening(fast, np.ones(k, bool)) if k > 1 else fast
+
+
+def gaze_mask(look: np.ndarray, t: np.ndarray, cfg: EventConfig) -> np.ndarray:
+    """Frames of fast gaze shifts.
+
+    Args:
+        look: ``(T, 8)`` ``eyeLook{Down,In,Out,Up}{Left,Right}`` blendshapes in [0, 1].
+        t: ``(T,)`` seconds.
+
+    Returns:
+        ``(T,)`` bool.
+    """
+    x = np.stack([_fill(look[:, k]) for k in range(look.shape[1])], axis=1)
+    if len(x) < 3:
+        return np.zeros(len(x), bool)
+    dt = np.gradient(t)
+    dt[dt <= 0] = _dt(t)
+    speed = np.abs(np.gradient(x, axis=0)).max(axis=1) / dt
+    fast = speed >= cfg.gaze_per_s
+    k = _frames(cfg.gaze_min_s, t)
+    return binary_opening(fast, np.ones(k, bool)) if k > 1 else fast
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``(first, last)`` frame of each run of True in a ``(T,)`` bool mask (inclusive)."""
+    m = np.asarray(mask, bool).astype(np.int8)
+    d = np.diff(np.concatenate([[0], m, [0]]))
+    starts = np.flatnonzero(d == 1)
+    ends = np.flatnonzero(d == -1) - 1
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))

@@ -1,0 +1,159 @@
+"""Expression segments in long, multi-event video from real-face AU evidence.
+
+The blendshape AU evidence (:mod:`mer.aus.blendshapes`, relative to the person's neutral
+baseline) says *which* AUs are on in every frame; this module cuts it into one segment per
+expression:
+
+1. **Activity**: ``a(t)`` = the largest evidence over the expression AUs (AU25 / AU26, the
+   lips parting and the jaw dropping, are left out: speech), smoothed over ``smooth_s``.
+2. **Hysteresis**: a segment holds frames where ``a >= on`` and extends to where ``a``
+   falls below ``off``.
+3. **Valleys**: inside a segment, two peaks whose valley lies ``split_depth`` below the
+   lower peak are two expressions; the cut is at the valley's minimum.
+4. **Pattern change**: where the dominant MEGC class of the frame's AU evidence
+   (:func:`mer.emotion.evidence.class_evidence`) changes and the new class holds for at
+   least ``min_pattern_s``, the segment is cut there (a smile turning into a frown with no
+   neutral gap).
+5. **Merge**: neighbouring segments closer than ``merge_gap_s`` with the same dominant
+   class are one expression that dipped.
+6. Segments shorter than ``min_duration_s`` are dropped; the apex is the maximum of ``a``.
+
+Every parameter is in seconds or evidence units (0-1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
+
+from mer.emotion.evidence import CLASSES, class_evidence
+from mer.events import runs
+
+#: AUs that do not make an expression on their own (lips part / jaw drop: speech)
+NON_EXPRESSIVE: tuple[str, ...] = ("AU25", "AU26")
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Segmentation parameters (seconds; evidence in [0, 1])."""
+
+    smooth_s: float = 0.05
+    on: float = 0.5
+    off: float = 0.25
+    split_depth: float = 0.25
+    min_pattern_s: float = 0.2
+    merge_gap_s: float = 0.2
+    min_duration_s: float = 0.1
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One expression: onset, apex, offset (frame indices, inclusive), peak activity and
+    the dominant class of :data:`mer.emotion.evidence.CLASSES` at the apex."""
+
+    onset: int
+    apex: int
+    offset: int
+    peak: float
+    pattern: str
+
+
+def _frames(seconds: float, t: np.ndarray) -> int:
+    dt = float(np.median(np.diff(t))) if len(t) > 1 else 1 / 30
+    return max(1, int(round(seconds / max(dt, 1e-6))))
+
+
+def expression_activity(
+    evidence: np.ndarray, au_names: Sequence[str], t: np.ndarray, smooth_s: float
+) -> np.ndarray:
+    """``(T,)`` float64 activity: the largest expression-AU evidence, smoothed (0 without face).
+
+    Args:
+        evidence: ``(T, A)`` AU evidence in [0, 1]; NaN where unknown.
+        au_names: the AU of each column.
+        t: ``(T,)`` seconds.
+        smooth_s: Gaussian sigma (seconds).
+    """
+    keep = [j for j, n in enumerate(au_names) if n not in NON_EXPRESSIVE]
+    x = np.nan_to_num(np.asarray(evidence, np.float64)[:, keep])
+    a = x.max(axis=1) if x.size else np.zeros(len(t))
+    sigma = smooth_s / (float(np.median(np.diff(t))) if len(t) > 1 else 1 / 30)
+    return gaussian_filter1d(a, sigma) if sigma >= 0.3 and len(a) > 1 else a
+
+
+def _dominant(evidence: np.ndarray, au_names: Sequence[str], t: np.ndarray, hold: int):
+    """Per-frame index of the dominant class, with changes shorter than ``hold`` frames undone."""
+    lab = np.argmax(class_evidence(evidence, au_names), axis=1)
+    out = lab.copy()
+    for a, b in [(a, b) for v in range(len(CLASSES)) for a, b in runs(lab == v)]:
+        if b - a + 1 < hold and a > 0:
+            out[a : b + 1] = out[a - 1]
+    return out
+
+
+def _split_valleys(a: np.ndarray, lo: int, hi: int, depth: float) -> list[int]:
+    """Cut points (first frame of each new part) at deep valleys between peaks in a[lo:hi+1]."""
+    seg = a[lo : hi + 1]
+    peaks, _ = find_peaks(np.concatenate([[0.0], seg, [0.0]]), prominence=depth)
+    peaks = peaks - 1
+    cuts = []
+    for p, q in zip(peaks[:-1], peaks[1:], strict=True):
+        v = p + int(np.argmin(seg[p : q + 1]))
+        if min(seg[p], seg[q]) - seg[v] >= depth:
+            cuts.append(lo + v)
+    return cuts
+
+
+def segment_expressions(
+    evidence: np.ndarray,
+    au_names: Sequence[str],
+    t: np.ndarray,
+    cfg: SegmentConfig | None = None,
+) -> list[Segment]:
+    """Cut the AU evidence of a video into expression segments (see the module docstring).
+
+    Args:
+        evidence: ``(T, A)`` float AU evidence in [0, 1] relative to the person's neutral;
+            NaN where unknown (no face).
+        au_names: the AU of each column (:data:`mer.schemas.AU_NAMES`).
+        t: ``(T,)`` float timestamps (seconds).
+        cfg: parameters; default :class:`SegmentConfig()`.
+
+    Returns:
+        Segments in time order, not overlapping.
+    """
+    cfg = cfg or SegmentConfig()
+    t = np.asarray(t, np.float64)
+    if len(t) == 0:
+        return []
+    a = expression_activity(evidence, au_names, t, cfg.smooth_s)
+    dom = _dominant(np.nan_to_num(evidence), au_names, t, _frames(cfg.min_pattern_s, t))
+    parts: list[tuple[int, int]] = []
+    for lo, hi in runs(a >= cfg.off):
+        if a[lo : hi + 1].max() < cfg.on:
+            continue
+        cuts = set(_split_valleys(a, lo, hi, cfg.split_depth))
+        active = a[lo : hi + 1] >= cfg.on
+        for k in range(lo + 1, hi + 1):
+            if dom[k] != dom[k - 1] and active[k - lo] and active[k - 1 - lo]:
+                cuts.add(k)
+        bounds = [lo, *sorted(c for c in cuts if lo < c <= hi), hi + 1]
+        parts += [(b0, b1 - 1) for b0, b1 in zip(bounds[:-1], bounds[1:], strict=True)]
+    segs = [_segment(a, dom, lo, hi) for lo, hi in parts if a[lo : hi + 1].max() >= cfg.on]
+    merged: list[Segment] = []
+    gap = cfg.merge_gap_s
+    for s in segs:
+        if merged and merged[-1].pattern == s.pattern and t[s.onset] - t[merged[-1].offset] <= gap:
+            prev = merged.pop()
+            s = _segment(a, dom, prev.onset, s.offset)
+        merged.append(s)
+    return [s for s in merged if t[s.offset] - t[s.onset] >= cfg.min_duration_s]
+
+
+def _segment(a: np.ndarray, dom: np.ndarray, lo: int, hi: int) -> Segment:
+    apex = lo + int(np.argmax(a[lo : hi + 1]))
+    return Segment(lo, apex, hi, float(a[apex]), CLASSES[int(dom[apex])])

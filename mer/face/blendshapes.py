@@ -17,10 +17,22 @@ tensor. Our landmarks are already pixels, so no image size is needed. Output: 52
 Backend: the LiteRT interpreter (``ai-edge-litert``), one invocation per frame. The graph cannot
 be resized to a batch (its output tensor is a fixed ``(52,)``; resizing the input fails in
 XNNPack's reshape), so a batch is a loop over frames inside :meth:`BlendshapeModel.predict`.
-Measured with ``bench/blendshapes_speed.py`` on this 2-core machine (single_face.mp4, 72 frames):
-about 0.8 ms/frame with 1 interpreter thread, 1.4 ms/frame with 2 (the model is too small
-for threads to pay). A PyTorch port would batch, but at under 1 ms/frame against ~9 ms/frame
-for FaceMesh the model is not worth a second implementation of MediaPipe's graph.
+Measured with ``bench/landmarks_speed.py`` (single_face.mp4, 72 frames, 2-core machine under
+heavy load from other jobs, median of 5 interleaved runs), wall / CPU ms per frame: one batch
+of 72 frames 1.82 / 0.34 with 1 interpreter thread, 2.27 / 0.64 with 2; one call per frame
+1.90 / 0.37 (1 thread), 3.53 / 0.72 (2 threads). Less loaded (load average 5): 0.78 ms/frame
+(1 thread).
+So 1 thread; the batch loop costs what per-frame calls cost. Against FaceMesh (~1.8-2.3 CPU
+ms/frame) a PyTorch port that batches would save well under 0.4 ms/frame: not worth a second
+implementation of the model.
+
+Accuracy: given the task's own landmarks, the scores equal those of MediaPipe's
+``FaceLandmarker`` task to 2e-6. Given mediapipe 0.10.21 FaceMesh landmarks
+(``refine_landmarks=True``, the attention mesh, as :class:`mer.face.landmarks.MediaPipeLandmarker`
+gives them), the mouth, jaw, brow, cheek and nose scores stay within 0.04 of the task's on
+single_face.mp4 (mean over frames; mouthSmile* 0.00 at rest, 0.85-0.90 in the smile), but the
+eye scores do not (mean gap up to 0.12 for eyeSquintLeft, 0.08 for eyeBlinkLeft): the task
+feeds the model with FaceMesh V2 landmarks, whose eyelids differ from the attention mesh's.
 """
 
 from __future__ import annotations

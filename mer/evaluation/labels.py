@@ -145,6 +145,7 @@ def load_labels(path: str | Path) -> list[LabelledClip]:
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or '(clip)'}: {e['msg']}"
+                + (f" (got {e['input']!r})" if isinstance(e["input"], str | int | float) else "")
                 for e in exc.errors()
             )
             raise LabelFileError(f"{path}: clip {name!r}: {problems}") from exc

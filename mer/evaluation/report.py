@@ -265,7 +265,8 @@ def plot_clip(run: ClipRun, path: Path) -> None:
     ax_au.set_xlabel("frame (bars: spotted intervals, hatched = false positive; "
                      "dashed: labelled apex)")  # fmt: skip
     ax_au.set_xlim(-0.5, n - 0.5)
-    ax_au.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if res is not None:
+        ax_au.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)

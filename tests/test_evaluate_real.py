@@ -105,14 +105,21 @@ def test_iou_inclusive_ranges() -> None:
     assert iou((5, 5), (5, 5)) == 1.0
 
 
-def test_matching_megc_rule(clips, results) -> None:
+def test_matching_megc_rule(tmp_path, clips, results) -> None:
     a = clips[0].labels.events
     m = match_intervals(a, results["a.mp4"].intervals)
     assert [(x.interval, x.event, x.apex_hit) for x in m] == [(0, 0, False), (3, 2, True)]
     assert m[1].iou == 0.6
-    # order does not decide a double match in favour of the worse interval
+    # a double match goes to the better IoU, whatever the order or the onsets
     swapped = [results["a.mp4"].intervals[1], results["a.mp4"].intervals[0]]
     assert [(x.interval, x.event) for x in match_intervals(a, swapped)] == [(1, 0)]
+    early = [interval(19, 30, 38), interval(20, 30, 39)]  # IoU 19/21 (earlier onset), 1.0
+    assert [(x.interval, x.iou) for x in match_intervals(a, early)] == [(1, 1.0)]
+    # one interval over two events takes the better one; the other event stays free
+    two = [event(3, 6, 12, (5, 7)), event(0, 5, 9, (4, 6))]
+    two_events = load_labels(write_labels(tmp_path / "two.json", {"t.mp4": clip_entry(20, two)}))
+    both = match_intervals(two_events[0].labels.events, [interval(1, 5, 10)])
+    assert [(x.interval, x.event, x.iou) for x in both] == [(0, 1, 0.8182)]  # 9/11 vs 8/12
     b = match_intervals(clips[1].labels.events, results["b.mp4"].intervals)
     assert [(x.interval, x.event, x.iou) for x in b] == [(0, 0, 0.5)]
 

@@ -5,8 +5,9 @@ Pure functions of :class:`~mer.evaluation.labels.LabelledClip` and
 
 - spotting, MEGC rule (Li et al., "MEGC2020 — the third facial micro-expression grand
   challenge", FG 2020; See et al., MEGC2019): a predicted micro/macro interval matches an
-  unmatched ``expression`` event when their IoU over inclusive frame ranges is >= 0.5;
-  every other predicted micro/macro interval is a false positive;
+  unmatched ``expression`` event when their IoU over inclusive frame ranges is >= 0.5
+  (best IoU first, one interval per event); every other predicted micro/macro interval is
+  a false positive;
 - apex hit: the matched interval's apex lies in ``apex_range`` or within 5 frames of ``apex``;
 - AUs at the labelled ``apex`` of expression events of high / medium confidence, present
   when the per-frame score is >= 0.5 (labelled AUs positive, every other AU negative);
@@ -90,30 +91,31 @@ class Match:
 def match_intervals(events: Sequence[LabelledEvent], intervals: Sequence[Interval]) -> list[Match]:
     """MEGC matching of one clip.
 
-    Predicted micro/macro intervals are taken in onset order; each matches the still
-    unmatched ``expression`` event of highest IoU if that IoU is >= 0.5 (ties: the earlier
-    event). An event matches at most one interval, so a second interval on the same event
-    is a false positive.
+    Every (micro/macro interval, ``expression`` event) pair with IoU >= 0.5 is a candidate;
+    candidates are taken best IoU first (ties: earlier interval, then earlier event) and
+    kept while both sides are still unmatched, so each event matches at most one interval
+    (a second interval on the same event is a false positive) and a double match goes to
+    the interval that fits the event best, whatever the order of the intervals.
 
     Returns:
         One :class:`Match` per true positive, in interval order.
     """
-    free = {j for j, e in enumerate(events) if e.kind == "expression"}
-    order = sorted(
-        (i for i, iv in enumerate(intervals) if is_expression(iv)),
-        key=lambda i: (intervals[i].onset, intervals[i].offset, i),
-    )
+    pairs = sorted(
+        (-iou(span(iv), span(e)), i, j)
+        for i, iv in enumerate(intervals) if is_expression(iv)
+        for j, e in enumerate(events) if e.kind == "expression"
+        and iou(span(iv), span(e)) >= IOU_THRESHOLD
+    )  # fmt: skip
+    used_i: set[int] = set()
+    used_j: set[int] = set()
     matches = []
-    for i in order:
-        iv = intervals[i]
-        best = max(sorted(free), key=lambda j: iou(span(iv), span(events[j])), default=None)
-        if best is None:
+    for neg, i, j in pairs:
+        if i in used_i or j in used_j:
             continue
-        score = iou(span(iv), span(events[best]))
-        if score >= IOU_THRESHOLD:
-            free.discard(best)
-            matches.append(Match(i, best, round(score, 4), apex_hit(events[best], iv.apex)))
-    return matches
+        used_i.add(i)
+        used_j.add(j)
+        matches.append(Match(i, j, round(-neg, 4), apex_hit(events[j], intervals[i].apex)))
+    return sorted(matches, key=lambda m: m.interval)
 
 
 def apex_hit(event: LabelledEvent, apex: int) -> bool:

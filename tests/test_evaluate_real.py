@@ -13,7 +13,8 @@ from mer.cli import app
 from mer.errors import NoFaceDetectedError
 from mer.evaluation import ClipNotFoundError, LabelFileError, evaluate_real, load_labels
 from mer.evaluation.labels import LabelledClip, find_video, load_label_files
-from mer.evaluation.scoring import au12_baseline_frames, iou, match_intervals, pool, score_clip
+from mer.evaluation.pooled import pool
+from mer.evaluation.scoring import au12_baseline_frames, iou, match_intervals, score_clip
 from mer.schemas import AU_NAMES, AnalysisResult, EmotionPrediction, Interval
 from tests.helpers import fake_result
 

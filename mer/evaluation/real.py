@@ -6,6 +6,7 @@ version (default: :func:`mer.pipeline.analyze_video` with default settings and b
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from mer.errors import MERError
 from mer.evaluation.labels import LabelledClip, find_video, load_label_files
-from mer.evaluation.scoring import ClipScore, pool, score_clip
+from mer.evaluation.pooled import pool
+from mer.evaluation.scoring import ClipScore, score_clip
 from mer.schemas import AnalysisResult
 
 #: ``analyze(path) -> AnalysisResult``; MERError means "this clip failed" (reported).
@@ -56,6 +58,7 @@ class RealReport:
     metrics: dict
     runs: list[ClipRun]
     models: list[dict] = field(default_factory=list)
+    host: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """The ``report.json`` payload (no per-frame data)."""
@@ -87,6 +90,7 @@ class RealReport:
             "n_clips": len(self.runs),
             "failed": [r.clip.name for r in self.runs if r.result is None],
             "models": self.models,
+            "host": self.host,
             "seconds": round(total_s, 1),
             "frames": total_f,
             "frames_per_s": round(total_f / total_s, 1) if total_s else None,
@@ -127,6 +131,7 @@ def evaluate_real(
     """
     clips = load_label_files(label_files)
     videos = [find_video(c, video_dirs) for c in clips]  # all present before any work
+    load_start = os.getloadavg()[0]
     runs: list[ClipRun] = []
     for k, (clip, video) in enumerate(zip(clips, videos, strict=True)):
         if progress is not None:
@@ -149,7 +154,9 @@ def evaluate_real(
         metrics=pool([r.score for r in runs]),
         runs=runs,
         models=list(models.values()),
-    )
+        host={"cpus": os.cpu_count(), "load_avg_1min": [round(load_start, 1),
+                                                        round(os.getloadavg()[0], 1)]},
+    )  # fmt: skip
     if out_dir is not None:
         from mer.evaluation.report import write_report
 

@@ -100,7 +100,9 @@ def markdown(p: dict) -> str:
     lines = [
         "# Real-video evaluation (hand-labelled clips)", "",
         f"Labels: {', '.join(p['label_files'])}; {p['n_clips']} clips, {p['frames']} frames "
-        f"in {p['seconds']:.0f} s ({_f(p['frames_per_s'], 1)} frames/s)."
+        f"in {p['seconds']:.0f} s ({_f(p['frames_per_s'], 1)} frames/s wall time on "
+        f"{p['host'].get('cpus')} CPUs, 1-min load average "
+        f"{' -> '.join(map(str, p['host'].get('load_avg_1min', [])))})."
         + (f" **Failed: {', '.join(p['failed'])}**" if p["failed"] else ""), "",
         "Models: " + ", ".join(f"{m['name']} {m['version']} ({m['task']}, {m['method']})"
                                for m in p["models"]), "",

@@ -21,7 +21,6 @@ overlap. Frames are 0-based decode-order indices throughout.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -29,7 +28,6 @@ import numpy as np
 
 from mer.evaluation.labels import SCORED_EMOTIONS, LabelledClip, LabelledEvent
 from mer.schemas import AU_NAMES, AnalysisResult, Interval
-from mer.training import confusion, per_au_f1, uf1_uar
 
 #: Interval kinds that are expression predictions (MEGC micro / macro).
 EXPRESSION_KINDS: tuple[str, ...] = ("micro", "macro")
@@ -176,7 +174,6 @@ def score_clip(clip: LabelledClip, result: AnalysisResult | None, error: str | N
     """
     events = clip.labels.events
     intervals = result.intervals if result is not None else []
-    warnings: list[str] = []
     matches = match_intervals(events, intervals)
     by_interval = {m.interval: m for m in matches}
     interval_rows = [
@@ -191,56 +188,97 @@ def score_clip(clip: LabelledClip, result: AnalysisResult | None, error: str | N
         }
         for i, iv in enumerate(intervals)
     ]  # fmt: skip
+    warnings: list[str] = []
+    return ClipScore(
+        clip=clip.name,
+        error=error,
+        n_expression_events=sum(e.kind == "expression" for e in events),
+        n_expression_intervals=sum(is_expression(iv) for iv in intervals),
+        matches=matches,
+        intervals=interval_rows,
+        au_rows=_au_rows(clip, result, warnings),
+        smile_rows=[
+            _smile_row(clip, j, e, result)
+            for j, e in enumerate(events)
+            if e.kind == "expression" and e.emotion == "positive"
+        ],
+        emotion_rows=_emotion_rows(clip, intervals),
+        non_expression_rows=_non_expression_rows(clip, intervals),
+        other_kind_rows=[
+            {
+                "clip": clip.name,
+                "interval": i,
+                "kind": iv.kind,
+                "onset": iv.onset,
+                "offset": iv.offset,
+                "overlaps": [
+                    {"event": j, "kind": e.kind}
+                    for j, e in enumerate(events)
+                    if e.kind != "expression" and overlap(span(iv), span(e)) > 0
+                ],
+            }
+            for i, iv in enumerate(intervals)
+            if not is_expression(iv)
+        ],  # fmt: skip
+        warnings=warnings,
+    )
 
-    au_rows = []
-    for j, e in enumerate(events):
+
+def _au_rows(clip: LabelledClip, result: AnalysisResult | None, warnings: list[str]
+             ) -> list[dict]:  # fmt: skip
+    """AU scores at the apex of each high/medium-confidence expression event."""
+    rows = []
+    for j, e in enumerate(clip.labels.events):
         if e.kind != "expression" or e.confidence not in AU_CONFIDENCES:
             continue
         scores = au_scores_at(result, e.apex)
         if scores is None and result is not None:
             warnings.append(f"no frame {e.apex} in the result (apex of {event_name(j, e)})")
         scores = scores or {}
-        au_rows.append({
+        rows.append({
             "clip": clip.name, "event": j, "apex": e.apex, "confidence": e.confidence,
             "labelled": list(e.aus),
             "scores": {au: round(float(scores.get(au, 0.0)), 4) for au in AU_NAMES},
             "present": [au for au in AU_NAMES if scores.get(au, 0.0) >= AU_THRESHOLD],
         })  # fmt: skip
+    return rows
 
-    smile_rows = [
-        _smile_row(clip, j, e, result)
-        for j, e in enumerate(events)
-        if e.kind == "expression" and e.emotion == "positive"
-    ]
 
-    expr = [(i, iv) for i, iv in enumerate(intervals) if is_expression(iv)]
-    emotion_rows = []
-    for j, e in enumerate(events):
+def _emotion_rows(clip: LabelledClip, intervals: Sequence[Interval]) -> list[dict]:
+    """Each positive/negative/surprise expression event against the micro/macro interval
+    overlapping it most (ties: higher apex score, then earlier)."""
+    rows = []
+    for j, e in enumerate(clip.labels.events):
         if e.kind != "expression" or e.emotion not in SCORED_EMOTIONS:
             continue
         best, best_ov = None, 0
-        for i, iv in expr:  # most overlap; ties: higher apex score, then earlier
-            ov = overlap(span(iv), span(e))
+        for i, iv in enumerate(intervals):
+            ov = overlap(span(iv), span(e)) if is_expression(iv) else 0
             if ov > best_ov or (ov == best_ov > 0 and iv.score > intervals[best].score):
                 best, best_ov = i, ov
-        iv = intervals[best] if best is not None else None
-        emotion_rows.append({
+        emo = intervals[best].emotion if best is not None else None
+        rows.append({
             "clip": clip.name, "event": j, "name": event_name(j, e),
             "confidence": e.confidence, "label": e.emotion, "label_alt": e.emotion_alt,
-            "predicted": emotion_of(iv), "interval": best, "overlap_frames": best_ov,
-            "score": round(iv.emotion.score, 4) if iv is not None and iv.emotion else None,
-            "model": iv.emotion.model if iv is not None and iv.emotion else None,
-            "method": getattr(iv.emotion, "method", None) if iv is not None and iv.emotion
-            else None,
+            "predicted": emotion_of(intervals[best] if best is not None else None),
+            "interval": best, "overlap_frames": best_ov,
+            "score": round(emo.score, 4) if emo else None,
+            "model": emo.model if emo else None,
+            "method": getattr(emo, "method", None),
         })  # fmt: skip
+    return rows
 
-    non_expression_rows = []
-    for j, e in enumerate(events):
+
+def _non_expression_rows(clip: LabelledClip, intervals: Sequence[Interval]) -> list[dict]:
+    """Each labelled non-expression event with the intervals over it; an emotional
+    (micro/macro, emotion not none) one there is an error."""
+    rows = []
+    for j, e in enumerate(clip.labels.events):
         if e.kind == "expression":
             continue
         hits = [i for i, iv in enumerate(intervals) if overlap(span(iv), span(e)) > 0]
         emotional = [i for i in hits if is_emotional(intervals[i])]
-        non_expression_rows.append({
+        rows.append({
             "clip": clip.name, "event": j, "name": event_name(j, e), "kind": e.kind,
             "emotional_intervals": [
                 {"interval": i, "kind": intervals[i].kind, "emotion": emotion_of(intervals[i])}
@@ -252,33 +290,7 @@ def score_clip(clip: LabelledClip, result: AnalysisResult | None, error: str | N
             ],
             "error": bool(emotional),
         })  # fmt: skip
-
-    other_kind_rows = [
-        {
-            "clip": clip.name, "interval": i, "kind": iv.kind, "onset": iv.onset,
-            "offset": iv.offset,
-            "overlaps": [
-                {"event": j, "kind": e.kind} for j, e in enumerate(events)
-                if e.kind != "expression" and overlap(span(iv), span(e)) > 0
-            ],
-        }
-        for i, iv in enumerate(intervals) if not is_expression(iv)
-    ]  # fmt: skip
-
-    return ClipScore(
-        clip=clip.name,
-        error=error,
-        n_expression_events=sum(e.kind == "expression" for e in events),
-        n_expression_intervals=len(expr),
-        matches=matches,
-        intervals=interval_rows,
-        au_rows=au_rows,
-        smile_rows=smile_rows,
-        emotion_rows=emotion_rows,
-        non_expression_rows=non_expression_rows,
-        other_kind_rows=other_kind_rows,
-        warnings=warnings,
-    )
+    return rows
 
 
 def au12_baseline_frames(clip: LabelledClip) -> list[int]:
@@ -316,107 +328,3 @@ def _smile_row(clip: LabelledClip, j: int, e: LabelledEvent, result: AnalysisRes
 
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
-
-
-def _prf(tp: int, fp: int, fn: int) -> dict:
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-    return {"tp": tp, "fp": fp, "fn": fn, "precision": round(p, 4), "recall": round(r, 4),
-            "f1": round(f1, 4)}  # fmt: skip
-
-
-def pool(scores: Sequence[ClipScore]) -> dict:
-    """Metrics pooled over clips (counts summed before dividing).
-
-    Returns:
-        ``{"spotting", "apex", "au", "au12_smiles", "emotion", "non_expression"}``: see
-        the module docstring for the rules; AU F1 via :func:`mer.training.per_au_f1` (AUs
-        with at least one positive label only), emotion confusion rows = truth,
-        columns = prediction (the MEGC 3 classes, ``none``, then any other label).
-    """
-    tp = sum(s.tp for s in scores)
-    n_events = sum(s.n_expression_events for s in scores)
-    n_pred = sum(s.n_expression_intervals for s in scores)
-    spotting = {**_prf(tp, n_pred - tp, n_events - tp), "n_events": n_events,
-                "n_intervals": n_pred, "iou_threshold": IOU_THRESHOLD}  # fmt: skip
-
-    matched = [(s, m) for s in scores for m in s.matches]
-    hits = sum(m.apex_hit for _, m in matched)
-    apex = {"n_matched": len(matched), "hits": hits,
-            "share": round(hits / len(matched), 4) if matched else None,
-            "tolerance_frames": APEX_TOLERANCE_FRAMES}  # fmt: skip
-
-    au_rows = [r for s in scores for r in s.au_rows]
-    au: dict = {"n_apexes": len(au_rows), "threshold": AU_THRESHOLD,
-                "confidences": list(AU_CONFIDENCES)}  # fmt: skip
-    if au_rows:
-        targets = np.array([[a in r["labelled"] for a in AU_NAMES] for r in au_rows], np.float32)
-        probs = np.array([[r["scores"][a] for a in AU_NAMES] for r in au_rows], np.float32)
-        f1 = per_au_f1(targets, probs, AU_THRESHOLD)
-        au |= {
-            "f1": {k: round(v, 4) for k, v in f1.items()},
-            "macro_f1": round(float(np.mean(list(f1.values()))), 4) if f1 else None,
-            "scored_aus": list(f1),
-            "support": {a: int(targets[:, j].sum()) for j, a in enumerate(AU_NAMES)},
-            "predicted_positive": {a: int((probs[:, j] >= AU_THRESHOLD).sum())
-                                   for j, a in enumerate(AU_NAMES)},
-        }  # fmt: skip
-
-    smiles = [r for s in scores for r in s.smile_rows]
-    au12 = {"rows": smiles, "n": len(smiles), "n_rise": sum(r["au12_rises"] for r in smiles),
-            "rises_at_every_smile": bool(smiles) and all(r["au12_rises"] for r in smiles),
-            "apex_min": AU12_APEX_MIN, "rise_min": AU12_RISE_MIN}  # fmt: skip
-
-    rows = [r for s in scores for r in s.emotion_rows]
-    return {
-        "spotting": spotting,
-        "apex": apex,
-        "au": au,
-        "au12_smiles": au12,
-        "emotion": _emotion_metrics(rows),
-        "non_expression": _non_expression(scores),
-    }
-
-
-def _emotion_metrics(rows: list[dict]) -> dict:
-    extra = sorted({r["predicted"] for r in rows} - {*SCORED_EMOTIONS, NO_EMOTION})
-    classes = [*SCORED_EMOTIONS, NO_EMOTION, *extra]
-    out: dict = {"n": len(rows), "classes": classes, "rows": rows}
-    if not rows:
-        return out
-    idx = {c: k for k, c in enumerate(classes)}
-    y_true = np.array([idx[r["label"]] for r in rows])
-    y_pred = np.array([idx[r["predicted"]] for r in rows])
-    cm = confusion(y_true, y_pred, len(classes))
-    uf1, uar = uf1_uar(cm)  # over the truth classes present
-    correct = int((y_true == y_pred).sum())
-    hm = [r for r in rows if r["confidence"] in AU_CONFIDENCES]
-    hm_correct = sum(r["label"] == r["predicted"] for r in hm)
-    return out | {
-        "correct": correct, "accuracy": round(correct / len(rows), 4), "uar": round(uar, 4),
-        "uf1": round(uf1, 4),
-        "truth_classes": [c for c in SCORED_EMOTIONS if (y_true == idx[c]).any()],
-        "confusion": cm[: len(SCORED_EMOTIONS)].tolist(),
-        "predicted_none": int((y_pred == idx[NO_EMOTION]).sum()),
-        "high_medium": {"n": len(hm), "correct": hm_correct,
-                        "accuracy": round(hm_correct / len(hm), 4) if hm else None},
-    }  # fmt: skip
-
-
-def _non_expression(scores: Sequence[ClipScore]) -> dict:
-    rows = [r for s in scores for r in s.non_expression_rows]
-    other = [r for s in scores for r in s.other_kind_rows]
-    return {
-        "n_events": len(rows),
-        "by_kind": dict(Counter(r["kind"] for r in rows)),
-        "with_emotional_interval": sum(r["error"] for r in rows),
-        "errors": [r for r in rows if r["error"]],
-        "rows": rows,
-        "other_kind_intervals": {
-            "n": len(other),
-            "by_kind": dict(Counter(r["kind"] for r in other)),
-            "overlapping_labelled": sum(bool(r["overlaps"]) for r in other),
-            "rows": other,
-        },
-    }

@@ -209,6 +209,8 @@ def plot_clip(run: ClipRun, path: Path) -> None:
         key = e.emotion if e.kind == "expression" else e.kind
         ax.text(e.onset, 1.07 if e.kind == "expression" else 1.0, key, fontsize=7,
                 va="bottom" if e.kind == "expression" else "top")  # fmt: skip
+    if lab.no_face_frames:
+        handles.append(Patch(color="k", alpha=0.12, hatch="//", label="label: no face"))
     if lab.rest_frames:
         a, b = lab.rest_frames
         ax.axvspan(a - 0.5, b + 0.5, ymin=0.93, ymax=1.0, color="k", alpha=0.5, lw=0)

@@ -110,6 +110,42 @@ def analyze(
         out.print("(use --json OUT / --csv OUT to save the full per-frame result)")
 
 
+@app.command("evaluate-real")
+def evaluate_real_cmd(
+    labels: Annotated[list[Path], typer.Argument(help="Label JSON files (dev-set format).")],
+    out: Annotated[Path, typer.Option(help="Report folder (report.json/.md, a PNG per clip).")],
+    videos: Annotated[
+        list[Path] | None,
+        typer.Option(help="Folder searched for clips after the label file's own (repeatable)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+) -> None:
+    """Analyse every hand-labelled real clip with the shipped pipeline and score it
+    (MEGC spotting, apex, AUs at the apex, emotion); writes a JSON/Markdown/PNG report."""
+    from mer.evaluation import evaluate_real
+
+    show = not quiet and err.is_terminal
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description:<40}"), BarColumn(), TaskProgressColumn(),
+            TimeElapsedColumn(), console=err, disable=not show,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("clips", total=None)
+
+            def progress(done: int, total: int, name: str) -> None:
+                bar.update(task, description=name or "done", completed=done, total=total)
+
+            report = evaluate_real(labels, videos or [], out, progress=progress)
+    except MERError as exc:
+        err.print(f"[red]error[/red] {exc.code}: {exc.message}")
+        raise typer.Exit(code=2) from exc
+    if not quiet:
+        from mer.evaluation.report import summary_lines
+
+        typer.echo("\n".join(summary_lines(report.to_json())))
+        typer.echo(f"report: {out / 'report.md'}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
 

@@ -145,6 +145,8 @@ class JobRecord(BaseModel):
         request_id: the ``X-Request-ID`` of the submitting request (for the logs).
         worker: who runs the current attempt (``host:pid``).
         heartbeat_at: last sign of life of the current attempt (its lease).
+        queue: the Celery queue the current attempt was delivered from (the lease
+            reaper publishes a takeover there); ``None`` in the embedded runner.
         webhook: the ``callback_url`` and its delivery (``None``: no callback asked).
     """
 
@@ -162,6 +164,7 @@ class JobRecord(BaseModel):
     request_id: str | None = None
     worker: str | None = None
     heartbeat_at: datetime | None = None
+    queue: str | None = None
     webhook: WebhookDelivery | None = None
 
 

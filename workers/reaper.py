@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 from mer.settings import Settings
 from workers.jobstore import JobProgress, JobRecord, JobState, JobStore, RedisJobStore, utcnow
+from workers.logs import bind
 
 logger = logging.getLogger(__name__)
 
@@ -76,14 +77,15 @@ def reap_expired_leases(
         )
         if not moved:
             continue
-        logger.warning(
-            "job %s: attempt %d (%s) lost its lease; requeued for a live worker",
-            job_id, record.attempts, record.worker,
-        )  # fmt: skip
-        try:
-            requeue(record)
-        except Exception:  # noqa: BLE001 - the broker's own redelivery remains
-            logger.warning("job %s: could not publish it again", job_id, exc_info=True)
+        with bind(job_id=job_id, request_id=record.request_id):
+            logger.warning(
+                "job %s: attempt %d (%s) lost its lease; requeued for a live worker",
+                job_id, record.attempts, record.worker,
+            )  # fmt: skip
+            try:
+                requeue(record)
+            except Exception:  # noqa: BLE001 - the broker's own redelivery remains
+                logger.warning("job %s: could not publish it again", job_id, exc_info=True)
         requeued.append(job_id)
     return requeued
 

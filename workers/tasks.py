@@ -267,6 +267,7 @@ def run_job(
     settings: Settings,
     analyzer: Analyzer | None = None,
     ignore_lease: bool = False,
+    queue: str | None = None,
 ) -> JobState | None:
     """Run one job to its end and record the outcome in ``store``.
 
@@ -282,6 +283,7 @@ def run_job(
         analyzer: the analysis function; :func:`load_analyzer` when omitted.
         ignore_lease: take over a ``running`` job even if its heartbeat is fresh (the
             embedded runner after a restart: its previous process is gone).
+        queue: the Celery queue the message came from (recorded for the lease reaper).
 
     Returns:
         The final state, or ``None`` when the job was skipped.
@@ -295,7 +297,7 @@ def run_job(
         logger.info("job %s: no record (deleted or expired); skipped", job_id)
         return None
     with bind(job_id=job_id, request_id=record.request_id):
-        return _run_job(record, path, filename, store, settings, analyzer, ignore_lease)
+        return _run_job(record, path, filename, store, settings, analyzer, ignore_lease, queue)
 
 
 def _run_job(
@@ -306,6 +308,7 @@ def _run_job(
     settings: Settings,
     analyzer: Analyzer | None,
     ignore_lease: bool,
+    queue: str | None,
 ) -> JobState | None:
     job_id = record.id
     if record.state in TERMINAL_STATES:
@@ -363,6 +366,7 @@ def _run_job(
         attempts=attempt,
         worker=worker_id(),
         heartbeat_at=utcnow(),
+        queue=queue,
         progress=JobProgress(stage="starting", percent=0.0),
     )
     if not started:
@@ -479,8 +483,11 @@ def analyze_job(self: Task, job_id: str, path: str, filename: str) -> str | None
     worker, or whose store is unreachable, is re-published with a delay (``retry``), so
     the message is never dropped.
     """
+    queue = (self.request.delivery_info or {}).get("routing_key")
     try:
-        state = run_job(job_id, path, filename, store=_worker_store(), settings=get_settings())
+        state = run_job(
+            job_id, path, filename, store=_worker_store(), settings=get_settings(), queue=queue
+        )
     except JobBusyError as exc:
         logger.info("job %s: %s", job_id, exc)
         raise self.retry(countdown=exc.retry_in_s) from None
@@ -502,7 +509,10 @@ def _start_reaper(**_: object) -> None:
     settings = get_settings()
 
     def requeue(record: JobRecord) -> None:
-        analyze_job.apply_async(args=[record.id, record.upload_path, record.filename])
+        analyze_job.apply_async(
+            args=[record.id, record.upload_path, record.filename],
+            queue=record.queue or settings.celery_queue,
+        )
 
     lease_s = LEASE_PERIODS * settings.heartbeat_s
     _reaper = LeaseReaper(_worker_store(), settings, requeue, lease_s).start()

@@ -11,6 +11,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from mer.settings import Settings
 from service.main import create_app
 from workers import tasks
 from workers.jobstore import FileJobStore, JobRecord, JobState, WebhookDelivery, new_job_id
+from workers.reaper import reap_expired_leases
 from workers.runner import CeleryRunner
 from workers.webhooks import (
     SIGNATURE_HEADER,
@@ -274,3 +276,23 @@ def test_webhook_from_a_celery_worker(
         except BaseException:
             print(worker.log()[-5000:])
             raise
+
+
+def test_reaper_resumes_a_webhook_whose_sender_died(
+    tmp_path: Path, webhook_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MER_WEBHOOK_RETRY_S", "1")
+    store = FileJobStore(tmp_path / "jobs", ttl_s=3600)
+    with Receiver() as rx:
+        record = _finished_record(store, rx.url)  # "delivering", no attempt recorded
+        long_ago = record.updated_at - timedelta(minutes=10)
+        store.update(record.id, updated_at=long_ago)
+        fresh = _finished_record(store, rx.url)  # a live delivery: left alone
+        assert reap_expired_leases(store, 30.0, lambda r: None) == []
+        wait_for(
+            lambda: store.get(record.id).webhook.model_dump(),
+            lambda h: h["status"] == "delivered",
+            timeout_s=20,
+        )
+        assert len(rx.calls) == 1 and json.loads(rx.calls[0]["body"])["job_id"] == record.id
+        assert store.get(fresh.id).webhook.status == "delivering"

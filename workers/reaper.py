@@ -22,6 +22,8 @@ The original message, redelivered after the visibility timeout, then finds the j
 finished (a no-op) or running with a fresh lease (deferred until it ends). A job that
 lost :data:`~workers.tasks.MAX_ATTEMPTS` workers fails with ``worker_lost``. Takeover
 time after a death: at most the lease (3 x 10 s) plus one scan interval (10 s).
+
+The same scan restarts webhooks whose sender died (:func:`~workers.webhooks.resume_stalled`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from collections.abc import Callable
 from mer.settings import Settings
 from workers.jobstore import JobProgress, JobRecord, JobState, JobStore, RedisJobStore, utcnow
 from workers.logs import bind
+from workers.webhooks import WebhookSettings, resume_stalled
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +66,14 @@ def reap_expired_leases(
         The ids of the requeued jobs.
     """
     requeued: list[str] = []
+    hooks = WebhookSettings()
     for job_id in list(store.iter_ids()):
         record = store.get(job_id)
+        if record is not None and record.webhook is not None:
+            try:
+                resume_stalled(store, record, hooks)
+            except Exception:  # noqa: BLE001 - webhooks never stop the reaper
+                logger.warning("job %s: could not resume its webhook", job_id, exc_info=True)
         if record is None or not lease_expired(record, lease_s):
             continue
         moved = store.update(

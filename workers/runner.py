@@ -27,7 +27,7 @@ from mer.settings import Settings
 from workers.celery_app import ANALYZE_TASK_NAME, create_celery_app
 from workers.errors import QueueUnavailableError
 from workers.jobstore import ACTIVE_STATES, JobProgress, JobState, JobStore
-from workers.webhooks import notify_job_end
+from workers.webhooks import WebhookSettings, notify_job_end, resume_stalled
 
 logger = logging.getLogger(__name__)
 
@@ -123,11 +123,15 @@ class EmbeddedRunner(JobRunner):
         return int(queue.qsize()) if queue is not None else 0
 
     def start(self) -> None:
-        """Requeue jobs left ``queued`` or ``running`` by a previous process."""
+        """Requeue jobs left ``queued`` or ``running`` by a previous process and resume
+        the webhooks it left unsent."""
         from workers.tasks import MAX_ATTEMPTS
 
+        hooks = WebhookSettings()
         for job_id in list(self.store.iter_ids()):
             record = self.store.get(job_id)
+            if record is not None and record.webhook is not None:
+                resume_stalled(self.store, record, hooks)  # its sender stopped with us
             if record is None or record.state not in ACTIVE_STATES:
                 continue
             if record.attempts >= MAX_ATTEMPTS:

@@ -365,6 +365,38 @@ def dispatcher() -> WebhookDispatcher:
         return _dispatcher
 
 
+def resume_stalled(store: JobStore, record: JobRecord, settings: WebhookSettings) -> bool:
+    """Restart the webhook of a finished job whose sender died (the lease reaper).
+
+    ``pending`` after the job ended more than a minute ago (its process died between
+    recording the end and starting the delivery), or ``delivering`` with no attempt for
+    longer than a whole retry window (its process died mid-retries): set back to
+    ``pending`` with a compare-and-set, then delivered here. Returns ``True`` if resumed.
+    """
+    hook = record.webhook
+    if hook is None or record.state not in _ENDED:
+        return False
+    now = utcnow()
+    if hook.status == "pending":
+        stalled = (now - record.updated_at).total_seconds() > 60
+    elif hook.status == "delivering":
+        last = hook.last_attempt_at or record.updated_at
+        window = settings.retry_s + settings.backoff_max_s + settings.timeout_s + 60
+        stalled = (now - last).total_seconds() > window
+    else:
+        return False
+    if not stalled:
+        return False
+    if hook.status == "delivering":
+        reset = hook.model_copy(update={"status": "pending"})
+        if not store.update(record.id, expect={"webhook": hook}, webhook=reset):
+            return False
+        record = record.model_copy(update={"webhook": reset})
+    with bind(job_id=record.id):
+        logger.warning("job %s: its webhook stalled (%s); resuming", record.id, hook.status)
+    return dispatcher().notify(store, record)
+
+
 def notify_job_end(store: JobStore, job_id: str) -> None:
     """Announce ``job_id``'s end if it asked for a webhook; never raises."""
     try:

@@ -84,8 +84,16 @@ class Settings(BaseSettings):
     upload_timeout_s: float = Field(
         600.0, gt=0, description="Seconds within which a whole upload must arrive (408)."
     )
+    max_queued_jobs_per_key: int = Field(
+        100,
+        ge=1,
+        description="Backlog of one key: queued + running jobs it may have; one more "
+        "upload gets 429 too_many_jobs.",
+    )
     max_concurrent_jobs_per_key: int = Field(
-        4, ge=1, description="Queued + running jobs one key may have at once."
+        4,
+        ge=1,
+        description="Jobs of one key that run at once; its other jobs wait in the queue.",
     )
     tombstone_ttl_s: int = Field(
         30 * 24 * 3600,
@@ -97,6 +105,12 @@ class Settings(BaseSettings):
     )
     heartbeat_s: float = Field(
         10.0, gt=0, description="Seconds between a running job's heartbeats (its lease)."
+    )
+    reaper_interval_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds between a worker's scans for running jobs whose lease (3 "
+        "heartbeats) expired; such jobs are requeued for a live worker.",
     )
     log_format: Literal["json", "text"] = Field(
         "json", description="API and worker log lines: JSON objects or plain text."

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from mer.schemas import AnalysisResult, ErrorInfo
-from workers.jobstore import JobProgress, JobRecord, JobState
+from workers.jobstore import JobProgress, JobRecord, JobState, WebhookDelivery
 
 
 class JobAccepted(BaseModel):
@@ -33,6 +33,11 @@ class JobStatus(BaseModel):
     cancel_requested: bool = Field(
         False, description="Cancellation was asked for; a running job stops at its next check."
     )
+    webhook: WebhookDelivery | None = Field(
+        None,
+        description="The callback_url given at upload and its delivery: status (pending, "
+        "delivering, delivered, failed), attempts, last HTTP status and error.",
+    )
 
     @classmethod
     def from_record(cls, record: JobRecord, result: AnalysisResult | None) -> JobStatus:
@@ -47,6 +52,7 @@ class JobStatus(BaseModel):
             result=result,
             error=record.error,
             cancel_requested=record.cancel_requested,
+            webhook=record.webhook,
         )
 
 

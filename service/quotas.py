@@ -4,9 +4,13 @@
   (``effective_redis_url``; shared by every API process), else in memory.
   ``MER_RATE_LIMIT`` applies to every ``/v1`` request, ``MER_SUBMIT_RATE_LIMIT`` also to
   ``POST /v1/analyze``. Over the limit: 429 ``rate_limited`` with ``Retry-After``.
-* Concurrent jobs: each key holds at most ``MER_MAX_CONCURRENT_JOBS_PER_KEY`` queued or
+* Backlog: each key may have at most ``MER_MAX_QUEUED_JOBS_PER_KEY`` (100) queued or
   running jobs (slots kept by the job store, see :meth:`JobStore.reserve_slot`); one
-  more: 429 ``too_many_jobs`` with ``Retry-After``.
+  more: 429 ``too_many_jobs`` with ``Retry-After``. A job's slot is released when it
+  ends or is deleted.
+* Concurrency: at most ``MER_MAX_CONCURRENT_JOBS_PER_KEY`` (4) of a key's jobs run at
+  once; the others wait in the queue (run slots taken by the workers, see
+  :meth:`JobStore.acquire_run_slot`). This never refuses an upload.
 
 If Redis is unreachable the limiter answers 503 ``rate_limiter_unavailable``: it fails
 closed, like the rest of the API without its store.
@@ -30,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 #: ``Retry-After`` (seconds) suggested when the concurrent-job quota is full.
 TOO_MANY_JOBS_RETRY_S = 5
+#: A backlog slot whose job record does not exist yet (its upload is still arriving)
+#: counts for the upload timeout plus this many seconds.
+SLOT_GRACE_MARGIN_S = 60.0
 
 
 def parse_limits(text: str, setting: str) -> list[RateLimitItem]:

@@ -14,7 +14,7 @@ import logging
 import shutil
 import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -94,20 +94,32 @@ class StoredUpload:
         path: absolute server path of the stored file.
         filename: the client's file name, sanitised (metadata only).
         size: bytes written.
+        fields: the accepted text fields of the form (see ``text_fields`` of
+            :func:`receive_upload`), e.g. ``{"callback_url": "https://..."}``.
     """
 
     path: Path
     filename: str
     size: int
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+#: Text form fields accepted beside the file, and the longest value of each (bytes).
+TEXT_FIELDS: dict[str, int] = {"callback_url": 2048}
 
 
 class _FilePartSink:
     """python-multipart callbacks that route one form field's bytes to a file."""
 
-    def __init__(self, dest_dir: Path, field: str, max_bytes: int) -> None:
+    def __init__(
+        self, dest_dir: Path, field: str, max_bytes: int, text_fields: dict[str, int]
+    ) -> None:
         self.dest_dir = dest_dir
         self.field = field
         self.max_bytes = max_bytes
+        self.text_fields = text_fields
+        self.texts: dict[str, bytearray] = {}
+        self._text: str | None = None
         self.pending: list[bytes] = []
         self.fh: IO[bytes] | None = None
         self.path: Path | None = None
@@ -122,6 +134,7 @@ class _FilePartSink:
     # python-multipart callbacks -------------------------------------------------------
     def on_part_begin(self) -> None:
         self._in_target = False
+        self._text = None
         self._disposition = b""
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
@@ -139,6 +152,10 @@ class _FilePartSink:
     def on_headers_finished(self) -> None:
         _, options = parse_options_header(self._disposition)
         name = options.get(b"name", b"").decode("utf-8", "replace")
+        if name in self.text_fields and b"filename" not in options and name not in self.texts:
+            self._text = name
+            self.texts[name] = bytearray()
+            return
         if name != self.field or self.found:
             return  # other fields and repeated file fields are ignored
         self.found = True
@@ -150,6 +167,15 @@ class _FilePartSink:
         self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._text is not None:
+            value = self.texts[self._text]
+            value += data[start:end]
+            if len(value) > self.text_fields[self._text]:
+                raise RequestBodyError(
+                    f"the form field {self._text!r} is longer than "
+                    f"{self.text_fields[self._text]} bytes"
+                )
+            return
         if not self._in_target:
             return
         self.size += end - start
@@ -163,6 +189,7 @@ class _FilePartSink:
 
     def on_part_end(self) -> None:
         self._in_target = False
+        self._text = None
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -194,6 +221,7 @@ async def receive_upload(
     max_bytes: int,
     field: str = "file",
     timeout_s: float | None = None,
+    text_fields: dict[str, int] | None = None,
 ) -> StoredUpload:
     """Stream the multipart form field ``field`` of ``request`` into ``dest_dir``.
 
@@ -204,12 +232,15 @@ async def receive_upload(
         field: the form field holding the file.
         timeout_s: the whole body must arrive within this many seconds (slow clients
             would otherwise hold a connection and a job slot forever).
+        text_fields: text fields kept beside the file, with their largest size in bytes
+            (default :data:`TEXT_FIELDS`); other fields are ignored.
 
     Returns:
         The :class:`StoredUpload`.
 
     Raises:
-        RequestBodyError: not multipart, malformed, or no ``field`` part (422).
+        RequestBodyError: not multipart, malformed, no ``field`` part, or a text field
+            too long or not UTF-8 (422).
         VideoLimitError: ``file_too_large`` (413), checked while receiving.
         EmptyUploadError: the file part is empty (422 ``empty_upload``).
         UploadTimeoutError: the body did not arrive within ``timeout_s`` (408).
@@ -226,7 +257,9 @@ async def receive_upload(
             http_status=413,
         )
 
-    sink = _FilePartSink(dest_dir, field, max_bytes)
+    sink = _FilePartSink(
+        dest_dir, field, max_bytes, TEXT_FIELDS if text_fields is None else text_fields
+    )
     parser = multipart.MultipartParser(params[b"boundary"], sink.callbacks())
     try:
         try:
@@ -234,7 +267,7 @@ async def receive_upload(
                 async for chunk in request.stream():
                     try:
                         parser.write(chunk)
-                    except (VideoLimitError, OSError):
+                    except (VideoLimitError, RequestBodyError, OSError):
                         raise
                     except Exception as exc:  # python-multipart parse errors
                         raise RequestBodyError(f"malformed multipart body ({exc})") from exc
@@ -257,7 +290,13 @@ async def receive_upload(
         raise RequestBodyError(f"the form field {field!r} (the video file) is missing")
     if sink.size == 0:
         raise EmptyUploadError("the upload is empty (0 bytes)")
-    return StoredUpload(path=sink.path, filename=sink.filename, size=sink.size)
+    fields: dict[str, str] = {}
+    for name, raw in sink.texts.items():
+        try:
+            fields[name] = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RequestBodyError(f"the form field {name!r} is not UTF-8 text") from exc
+    return StoredUpload(path=sink.path, filename=sink.filename, size=sink.size, fields=fields)
 
 
 def remove_upload_dir(settings: Settings, job_id: str) -> None:

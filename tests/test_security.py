@@ -226,7 +226,7 @@ def test_submit_rate_limit(keyed_settings: Settings, api_key: str, tiny_video: P
 
 
 @pytest.mark.parametrize("kind", ["file", pytest.param("redis", marks=pytest.mark.redis)])
-def test_concurrent_job_quota(
+def test_backlog_quota(
     kind: str,
     request: pytest.FixtureRequest,
     keyed_settings: Settings,
@@ -234,7 +234,7 @@ def test_concurrent_job_quota(
     tiny_video: Path,
     fake: FakeAnalyzer,
 ) -> None:
-    s = keyed_settings.model_copy(update={"max_concurrent_jobs_per_key": 2})
+    s = keyed_settings.model_copy(update={"max_queued_jobs_per_key": 2})
     store: JobStore
     if kind == "redis":
         store = RedisJobStore(request.getfixturevalue("redis_url"), ttl_s=3600)

@@ -8,8 +8,12 @@ Start a worker with::
 Reliability settings: tasks are acknowledged *after* they ran (``task_acks_late``) and
 requeued if the worker process dies (``task_reject_on_worker_lost``); each worker
 prefetches one task at a time; the Redis visibility timeout comes from
-``MER_VISIBILITY_TIMEOUT_S`` and must exceed the longest job. No result backend is used:
-job state lives in the job store (:mod:`workers.jobstore`).
+``MER_VISIBILITY_TIMEOUT_S`` (2 h) and must exceed the longest job (else a long job's
+message is handed to a second worker while the first still runs; the job's lease defers
+that duplicate). A worker killed outright (SIGKILL, OOM, lost node) does not wait for it:
+the lease reaper of the live workers (:mod:`workers.reaper`, started on ``worker_ready``)
+requeues its job about 30-40 s after its last heartbeat. No result backend is used: job
+state lives in the job store (:mod:`workers.jobstore`).
 """
 
 from __future__ import annotations

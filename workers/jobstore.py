@@ -20,7 +20,9 @@ compare-and-set on other fields (the ``attempts`` counter is the run's lease tok
 Besides records and results, a store keeps small bookkeeping shared by every API process
 and worker: *tombstones* (an expired id answers 410, an unknown one 404), *idempotency
 keys* (a replayed ``POST /v1/analyze`` returns the first job), *per-owner job slots* (the
-concurrent-job quota) and *job outcome statistics* (Prometheus metrics).
+backlog quota: queued + running jobs of a key), *per-owner run slots* (how many of a key's
+jobs run at once; leases that a dead worker's heartbeat stops renewing) and *job outcome
+statistics* (Prometheus metrics).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import tempfile
@@ -43,7 +46,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import redis
 from pydantic import BaseModel, Field, ValidationError
@@ -54,6 +57,10 @@ from workers.errors import StoreUnavailableError
 
 _JOB_ID_RE = re.compile(r"[0-9a-f]{32}")
 logger_store = logging.getLogger(__name__)
+
+
+#: Quota owner of jobs submitted with authentication off (the API's anonymous principal).
+ANONYMOUS_OWNER = "anonymous"
 
 
 def is_valid_job_id(job_id: str) -> bool:
@@ -96,6 +103,31 @@ class JobProgress(BaseModel):
     percent: float = Field(0.0, ge=0.0, le=100.0, description="Overall progress (%).")
 
 
+class WebhookDelivery(BaseModel):
+    """The job's ``callback_url`` and what became of its notification.
+
+    Attributes:
+        url: where the service POSTs the job's outcome (http or https).
+        result_url: the job's absolute status URL, sent in the notification.
+        status: ``pending`` (job not finished), ``delivering`` (being sent, with
+            retries), ``delivered`` (the receiver answered 2xx) or ``failed`` (refused,
+            or still failing when the retry time ran out).
+        attempts: HTTP requests made so far.
+        last_status_code: HTTP status of the last answer (``None``: no answer).
+        last_error: why the last attempt failed (``None`` after a success).
+        last_attempt_at, delivered_at: UTC timestamps.
+    """
+
+    url: str
+    result_url: str | None = None
+    status: Literal["pending", "delivering", "delivered", "failed"] = "pending"
+    attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = None
+    last_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
 class JobRecord(BaseModel):
     """What the service knows about one job.
 
@@ -113,6 +145,9 @@ class JobRecord(BaseModel):
         request_id: the ``X-Request-ID`` of the submitting request (for the logs).
         worker: who runs the current attempt (``host:pid``).
         heartbeat_at: last sign of life of the current attempt (its lease).
+        queue: the Celery queue the current attempt was delivered from (the lease
+            reaper publishes a takeover there); ``None`` in the embedded runner.
+        webhook: the ``callback_url`` and its delivery (``None``: no callback asked).
     """
 
     id: str
@@ -129,6 +164,13 @@ class JobRecord(BaseModel):
     request_id: str | None = None
     worker: str | None = None
     heartbeat_at: datetime | None = None
+    queue: str | None = None
+    webhook: WebhookDelivery | None = None
+
+
+def quota_owner(record: JobRecord) -> str:
+    """The name the job's backlog and run slots are kept under (its key, or anonymous)."""
+    return record.owner or ANONYMOUS_OWNER
 
 
 _UPDATABLE = frozenset(JobRecord.model_fields) - {"id", "created_at"}
@@ -229,15 +271,17 @@ class JobStore(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (no-op by default)."""
 
-    def request_cancel(self, job_id: str) -> JobRecord | None:
+    def request_cancel(
+        self, job_id: str, on_cancelled: Callable[[JobRecord], None] | None = None
+    ) -> JobRecord | None:
         """Ask for a job to stop and return the updated record (``None`` if unknown).
 
-        A queued job becomes ``cancelled`` at once; a running one gets
-        ``cancel_requested`` and stops at the worker's next poll; a finished one is
-        left unchanged.
+        A queued job becomes ``cancelled`` at once (then ``on_cancelled(record)`` is
+        called, e.g. to send its webhook); a running one gets ``cancel_requested`` and
+        stops at the worker's next poll; a finished one is left unchanged.
         """
         cancelled = ErrorInfo(code="job_cancelled", message="the job was cancelled")
-        self.update(
+        ended = self.update(
             job_id,
             only_if_state={JobState.QUEUED},
             state=JobState.CANCELLED,
@@ -246,7 +290,10 @@ class JobStore(ABC):
             progress=JobProgress(stage="cancelled", percent=0.0),
         )
         self.update(job_id, only_if_state={JobState.RUNNING}, cancel_requested=True)
-        return self.get(job_id)
+        record = self.get(job_id)
+        if ended and record is not None and on_cancelled is not None:
+            on_cancelled(record)
+        return record
 
     # -- retention tombstones ----------------------------------------------------------
     @abstractmethod
@@ -279,7 +326,7 @@ class JobStore(ABC):
     def release_idempotency(self, scope: str, job_id: str) -> None:
         """Unbind ``scope`` if it is still bound to ``job_id`` (its submission failed)."""
 
-    # -- per-owner job slots (concurrent-job quota) -------------------------------------
+    # -- per-owner job slots (backlog quota) -------------------------------------------
     @abstractmethod
     def _slot_members(self, owner: str) -> dict[str, float]:
         """``{job_id: reserved_at (epoch s)}`` of ``owner``'s slots."""
@@ -292,12 +339,13 @@ class JobStore(ABC):
     def release_slot(self, owner: str, job_id: str) -> None:
         """Give back ``owner``'s slot for ``job_id`` (no-op if it holds none)."""
 
-    def active_slots(self, owner: str, grace_s: float = 3600.0) -> int:
+    def active_slots(self, owner: str, grace_s: float = 900.0) -> int:
         """How many of ``owner``'s slots still hold a queued or running job.
 
         Slots of finished, deleted or expired jobs are released on the way. A slot whose
         record does not exist yet (its upload is still arriving) counts for ``grace_s``
-        seconds after it was reserved.
+        seconds after it was reserved (the upload timeout plus a margin); a deleted job's
+        slot is released by the delete itself (:meth:`release_slot`).
         """
         now = time.time()
         active = 0
@@ -311,17 +359,39 @@ class JobStore(ABC):
                 active += 1
         return active
 
-    def reserve_slot(self, owner: str, job_id: str, limit: int, grace_s: float = 3600.0) -> bool:
-        """Take one of ``owner``'s ``limit`` job slots for ``job_id``.
+    def reserve_slot(self, owner: str, job_id: str, limit: int, grace_s: float = 900.0) -> bool:
+        """Take one of ``owner``'s ``limit`` backlog slots (queued + running jobs).
 
         Add-then-count, so two racing submissions can both be refused but never both
-        pass the limit. Returns ``False`` (and holds nothing) when the quota is full.
+        pass the limit. Returns ``False`` (and holds nothing) when the backlog is full.
         """
         self.active_slots(owner, grace_s)  # release finished jobs' slots first
         if self._slot_add(owner, job_id, time.time()) > limit:
             self.release_slot(owner, job_id)
             return False
         return True
+
+    # -- per-owner run slots (how many of a key's jobs run at once) ---------------------
+    @abstractmethod
+    def acquire_run_slot(self, owner: str, job_id: str, limit: int, lease_s: float) -> bool:
+        """Let ``job_id`` run if ``owner`` has fewer than ``limit`` jobs running.
+
+        Each run slot is a lease that ends ``lease_s`` seconds from now unless renewed
+        (:meth:`renew_run_slot`, by the job's heartbeat), so a dead worker's slot frees
+        itself. A job that holds a slot already (a takeover) keeps it. Atomic: racing
+        workers never pass the limit together.
+
+        Returns:
+            ``True`` if the job holds a run slot now.
+        """
+
+    @abstractmethod
+    def renew_run_slot(self, owner: str, job_id: str, lease_s: float) -> None:
+        """Extend ``job_id``'s run slot to ``lease_s`` seconds from now (if it holds one)."""
+
+    @abstractmethod
+    def release_run_slot(self, owner: str, job_id: str) -> None:
+        """Give back ``job_id``'s run slot (no-op if it holds none)."""
 
     # -- job outcome statistics (Prometheus) --------------------------------------------
     def record_outcome(
@@ -412,7 +482,8 @@ class FileJobStore(JobStore):
 
     Records older than ``ttl_s`` read as absent and are removed when read, leaving a
     tombstone ``<id>.expired`` for ``tombstone_ttl_s``. Idempotency keys live in
-    ``idem/<sha256>.json``, per-owner job slots in ``slots/<sha256>.json``. Outcome
+    ``idem/<sha256>.json``, per-owner job slots in ``slots/<sha256>.json``, run slots in
+    ``running/<sha256>.json``. Outcome
     statistics are per process (this store serves one API process and its embedded
     runner).
     """
@@ -676,6 +747,43 @@ class FileJobStore(JobStore):
             if members.pop(job_id, None) is not None:
                 self._write_atomic(self._slots_path(owner), json.dumps(members))
 
+    # -- run slots ---------------------------------------------------------------------
+    def _run_slots_path(self, owner: str) -> Path:
+        return self.root / "running" / f"{scope_digest(owner)}.json"
+
+    def _live_run_slots(self, owner: str, now: float) -> dict[str, float]:
+        data = self._read_json(self._run_slots_path(owner))
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): float(v) for k, v in data.items() if float(v) > now}
+
+    def acquire_run_slot(self, owner: str, job_id: str, limit: int, lease_s: float) -> bool:
+        """See :meth:`JobStore.acquire_run_slot` (``running/<sha256>.json``, locked)."""
+        now = time.time()
+        with self._locked():
+            slots = self._live_run_slots(owner, now)
+            if job_id not in slots and len(slots) >= limit:
+                return False
+            slots[job_id] = now + lease_s
+            self._write_atomic(self._run_slots_path(owner), json.dumps(slots))
+        return True
+
+    def renew_run_slot(self, owner: str, job_id: str, lease_s: float) -> None:
+        """See :meth:`JobStore.renew_run_slot`."""
+        now = time.time()
+        with self._locked():
+            slots = self._live_run_slots(owner, now)
+            if job_id in slots:
+                slots[job_id] = now + lease_s
+                self._write_atomic(self._run_slots_path(owner), json.dumps(slots))
+
+    def release_run_slot(self, owner: str, job_id: str) -> None:
+        """See :meth:`JobStore.release_run_slot`."""
+        with self._locked():
+            slots = self._live_run_slots(owner, time.time())
+            slots.pop(job_id, None)
+            self._write_atomic(self._run_slots_path(owner), json.dumps(slots))
+
 
 # --------------------------------------------------------------------------------------
 # Redis store
@@ -709,6 +817,18 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS[1] = owner's running sorted set (member: job id, score: lease end, epoch s).
+# ARGV[1] = job id, ARGV[2] = limit, ARGV[3] = now, ARGV[4] = lease end, ARGV[5] = key TTL.
+_ACQUIRE_RUN_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -735,7 +855,8 @@ class RedisJobStore(JobStore):
     Both keys expire ``ttl_s`` seconds after the job was created; the tombstone
     ``<prefix><id>:expires`` outlives them by ``tombstone_ttl_s``. Bookkeeping keys start
     with ``<base>`` (``mer:``): ``idem:<sha256>``, ``owner:<sha256>:jobs`` (a sorted set),
-    ``stats:outcomes`` and ``stats:stages`` (hashes shared by every worker).
+    ``owner:<sha256>:running`` (run slots, scored by lease end), ``stats:outcomes`` and
+    ``stats:stages`` (hashes shared by every worker).
     """
 
     kind = "redis"
@@ -758,6 +879,7 @@ class RedisJobStore(JobStore):
         self.base = base
         self._update_script = self.client.register_script(_UPDATE_LUA)
         self._release_script = self.client.register_script(_RELEASE_LUA)
+        self._acquire_run_script = self.client.register_script(_ACQUIRE_RUN_LUA)
 
     def _key(self, job_id: str) -> str:
         return f"{self.prefix}{job_id}"
@@ -914,6 +1036,31 @@ class RedisJobStore(JobStore):
         """See :meth:`JobStore.release_slot`."""
         self.client.zrem(self._slots_key(owner), job_id)
 
+    def _run_slots_key(self, owner: str) -> str:
+        return f"{self.base}owner:{scope_digest(owner)}:running"
+
+    @_redis_errors
+    def acquire_run_slot(self, owner: str, job_id: str, limit: int, lease_s: float) -> bool:
+        """See :meth:`JobStore.acquire_run_slot` (one Lua script on a sorted set)."""
+        now = time.time()
+        ttl = max(1, math.ceil(lease_s * 2))
+        args = [job_id, limit, now, now + lease_s, ttl]
+        return bool(self._acquire_run_script(keys=[self._run_slots_key(owner)], args=args))
+
+    @_redis_errors
+    def renew_run_slot(self, owner: str, job_id: str, lease_s: float) -> None:
+        """See :meth:`JobStore.renew_run_slot` (``ZADD XX``)."""
+        key = self._run_slots_key(owner)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zadd(key, {job_id: time.time() + lease_s}, xx=True)
+        pipe.expire(key, max(1, math.ceil(lease_s * 2)))
+        pipe.execute()
+
+    @_redis_errors
+    def release_run_slot(self, owner: str, job_id: str) -> None:
+        """See :meth:`JobStore.release_run_slot`."""
+        self.client.zrem(self._run_slots_key(owner), job_id)
+
     def record_outcome(
         self, state: str, code: str | None, timings_ms: Mapping[str, float] | None = None
     ) -> None:
@@ -968,6 +1115,7 @@ def make_job_store(settings: Settings) -> JobStore:
 
 __all__ = [
     "ACTIVE_STATES",
+    "ANONYMOUS_OWNER",
     "TERMINAL_STATES",
     "FileJobStore",
     "JobProgress",
@@ -979,4 +1127,6 @@ __all__ = [
     "is_valid_job_id",
     "make_job_store",
     "new_job_id",
+    "quota_owner",
+    "WebhookDelivery",
 ]

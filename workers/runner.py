@@ -7,12 +7,15 @@
 
 Both execute :func:`workers.tasks.run_job`, so the job record goes through the same states.
 Cancellation is cooperative in both: the owner sets the record's cancel flag and the
-pipeline polls it.
+pipeline polls it. A job whose key already runs ``max_concurrent_jobs_per_key`` jobs stays
+``queued`` and is offered again a few seconds later (a Celery retry with a countdown, a
+timer in the embedded runner).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from abc import ABC, abstractmethod
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -24,6 +27,7 @@ from mer.settings import Settings
 from workers.celery_app import ANALYZE_TASK_NAME, create_celery_app
 from workers.errors import QueueUnavailableError
 from workers.jobstore import ACTIVE_STATES, JobProgress, JobState, JobStore
+from workers.webhooks import WebhookSettings, notify_job_end, resume_stalled
 
 logger = logging.getLogger(__name__)
 
@@ -77,15 +81,26 @@ class EmbeddedRunner(JobRunner):
         self._closed = False
 
     def _run(self, job_id: str, path: str, filename: str) -> None:
-        from workers.tasks import run_job
+        from workers.tasks import JobBusyError, run_job
 
         try:
             # one process owns the store: a "running" record is a leftover of a dead one
             run_job(
                 job_id, path, filename, store=self.store, settings=self.settings, ignore_lease=True
             )
+        except JobBusyError as exc:  # its key runs its quota of jobs: offer it again later
+            logger.debug("%s", exc)
+            timer = threading.Timer(exc.retry_in_s, self._resubmit, (job_id, path, filename))
+            timer.daemon = True
+            timer.start()
         except Exception:  # noqa: BLE001 - keep the pool alive whatever happens
             logger.exception("job %s: the runner could not record the outcome", job_id)
+
+    def _resubmit(self, job_id: str, path: str, filename: str) -> None:
+        try:
+            self.submit(job_id, path, filename)
+        except QueueUnavailableError:
+            logger.info("job %s: runner shut down; left queued for the next start", job_id)
 
     def submit(self, job_id: str, path: str, filename: str) -> None:
         """See :meth:`JobRunner.submit`."""
@@ -108,15 +123,19 @@ class EmbeddedRunner(JobRunner):
         return int(queue.qsize()) if queue is not None else 0
 
     def start(self) -> None:
-        """Requeue jobs left ``queued`` or ``running`` by a previous process."""
+        """Requeue jobs left ``queued`` or ``running`` by a previous process and resume
+        the webhooks it left unsent."""
         from workers.tasks import MAX_ATTEMPTS
 
+        hooks = WebhookSettings()
         for job_id in list(self.store.iter_ids()):
             record = self.store.get(job_id)
+            if record is not None and record.webhook is not None:
+                resume_stalled(self.store, record, hooks)  # its sender stopped with us
             if record is None or record.state not in ACTIVE_STATES:
                 continue
             if record.attempts >= MAX_ATTEMPTS:
-                self.store.update(
+                if self.store.update(
                     job_id,
                     only_if_state=ACTIVE_STATES,
                     state=JobState.FAILED,
@@ -124,7 +143,8 @@ class EmbeddedRunner(JobRunner):
                         code="worker_lost",
                         message="the service stopped repeatedly while analysing this video",
                     ),
-                )
+                ):
+                    notify_job_end(self.store, job_id)
                 continue
             self.store.update(
                 job_id,

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Protocol
 
 from celery import Task
+from celery.signals import worker_ready, worker_shutdown
 
 from mer.errors import JobCancelledError, MERError
 from mer.schemas import AnalysisResult, ErrorInfo
@@ -46,9 +47,12 @@ from workers.jobstore import (
     JobState,
     JobStore,
     make_job_store,
+    quota_owner,
     utcnow,
 )
 from workers.logs import bind
+from workers.reaper import LeaseReaper
+from workers.webhooks import notify_job_end
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +69,18 @@ LEASE_PERIODS = 3.0
 class JobBusyError(Exception):
     """Another live attempt runs this job; try again in ``retry_in_s`` seconds."""
 
-    def __init__(self, job_id: str, retry_in_s: float) -> None:
+    def __init__(self, job_id: str, retry_in_s: float, why: str = "is running elsewhere") -> None:
         """Job ``job_id`` is leased for about ``retry_in_s`` more seconds."""
-        super().__init__(f"job {job_id} is running elsewhere; retry in {retry_in_s:.1f} s")
+        super().__init__(f"job {job_id} {why}; retry in {retry_in_s:.1f} s")
         self.retry_in_s = retry_in_s
+
+
+class OwnerBusyError(JobBusyError):
+    """The job's key already runs ``max_concurrent_jobs_per_key`` jobs; the job waits."""
+
+
+#: Seconds before a job whose key had no free run slot is offered again.
+OWNER_BUSY_RETRY_S = 3.0
 
 
 def worker_id() -> str:
@@ -177,12 +189,16 @@ class CancelFlag:
 
 
 class Heartbeat:
-    """Background thread that renews a running attempt's lease every ``interval_s``."""
+    """Background thread that renews a running attempt's lease every ``interval_s``: the
+    record's ``heartbeat_at`` and, while the attempt owns the job, its key's run slot."""
 
-    def __init__(self, store: JobStore, job_id: str, attempt: int, interval_s: float) -> None:
+    def __init__(
+        self, store: JobStore, job_id: str, attempt: int, interval_s: float, owner: str
+    ) -> None:
         """Renew ``job_id``'s ``heartbeat_at`` while attempt ``attempt`` owns it."""
         self.store, self.job_id, self.attempt = store, job_id, attempt
         self.interval_s = interval_s
+        self.owner = owner
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
 
@@ -190,12 +206,14 @@ class Heartbeat:
         with bind(job_id=self.job_id):
             while not self._stop.wait(self.interval_s):
                 try:
-                    self.store.update(
+                    if self.store.update(
                         self.job_id,
                         only_if_state={JobState.RUNNING},
                         expect={"attempts": self.attempt},
                         heartbeat_at=utcnow(),
-                    )
+                    ):
+                        lease_s = LEASE_PERIODS * self.interval_s
+                        self.store.renew_run_slot(self.owner, self.job_id, lease_s)
                 except Exception:  # noqa: BLE001 - the next beat tries again
                     logger.warning("could not renew the job's heartbeat", exc_info=True)
 
@@ -231,6 +249,7 @@ def _finish(
     )
     if done:
         store.record_outcome(state.value, error.code if error else None)
+        notify_job_end(store, job_id)
     return done
 
 
@@ -248,6 +267,7 @@ def run_job(
     settings: Settings,
     analyzer: Analyzer | None = None,
     ignore_lease: bool = False,
+    queue: str | None = None,
 ) -> JobState | None:
     """Run one job to its end and record the outcome in ``store``.
 
@@ -263,6 +283,7 @@ def run_job(
         analyzer: the analysis function; :func:`load_analyzer` when omitted.
         ignore_lease: take over a ``running`` job even if its heartbeat is fresh (the
             embedded runner after a restart: its previous process is gone).
+        queue: the Celery queue the message came from (recorded for the lease reaper).
 
     Returns:
         The final state, or ``None`` when the job was skipped.
@@ -276,7 +297,7 @@ def run_job(
         logger.info("job %s: no record (deleted or expired); skipped", job_id)
         return None
     with bind(job_id=job_id, request_id=record.request_id):
-        return _run_job(record, path, filename, store, settings, analyzer, ignore_lease)
+        return _run_job(record, path, filename, store, settings, analyzer, ignore_lease, queue)
 
 
 def _run_job(
@@ -287,6 +308,7 @@ def _run_job(
     settings: Settings,
     analyzer: Analyzer | None,
     ignore_lease: bool,
+    queue: str | None,
 ) -> JobState | None:
     job_id = record.id
     if record.state in TERMINAL_STATES:
@@ -301,6 +323,7 @@ def _run_job(
             progress=JobProgress(stage="cancelled", percent=record.progress.percent),
         ):
             store.record_outcome(JobState.CANCELLED.value, "job_cancelled")
+            notify_job_end(store, job_id)
         return JobState.CANCELLED
     lease_s = LEASE_PERIODS * settings.heartbeat_s
     if record.state == JobState.RUNNING and not ignore_lease:
@@ -326,7 +349,14 @@ def _run_job(
             progress=JobProgress(stage="failed", percent=record.progress.percent),
         ):
             store.record_outcome(JobState.FAILED.value, error.code)
+            notify_job_end(store, job_id)
         return JobState.FAILED
+    owner = quota_owner(record)
+    limit = settings.max_concurrent_jobs_per_key
+    if not store.acquire_run_slot(owner, job_id, limit, lease_s):
+        raise OwnerBusyError(
+            job_id, OWNER_BUSY_RETRY_S, f"waits: its key runs {limit} job(s) already"
+        )
     attempt = record.attempts + 1
     started = store.update(
         job_id,
@@ -336,17 +366,45 @@ def _run_job(
         attempts=attempt,
         worker=worker_id(),
         heartbeat_at=utcnow(),
+        queue=queue,
         progress=JobProgress(stage="starting", percent=0.0),
     )
     if not started:
         logger.info("job %s: taken by another attempt meanwhile; skipped", job_id)
         return None
+    try:
+        return _run_attempt(record, attempt, owner, path, filename, store, settings, analyzer)
+    finally:
+        _release_run_slot(store, owner, job_id, attempt)
 
+
+def _release_run_slot(store: JobStore, owner: str, job_id: str, attempt: int) -> None:
+    """Give back the key's run slot unless a newer attempt (a takeover) holds it now."""
+    try:
+        current = store.get(job_id)
+        if current is None or current.attempts == attempt:
+            store.release_run_slot(owner, job_id)
+    except Exception:  # noqa: BLE001 - the slot's lease runs out by itself
+        logger.warning("job %s: could not release its run slot", job_id, exc_info=True)
+
+
+def _run_attempt(
+    record: JobRecord,
+    attempt: int,
+    owner: str,
+    path: str,
+    filename: str,
+    store: JobStore,
+    settings: Settings,
+    analyzer: Analyzer | None,
+) -> JobState | None:
+    """Run attempt ``attempt`` (already recorded as ``running``) to its outcome."""
+    job_id = record.id
     logger.info("job %s: started (attempt %d)", job_id, attempt)
     t0 = time.monotonic()
     should_cancel = CancelFlag(store, job_id)
     try:
-        with Heartbeat(store, job_id, attempt, settings.heartbeat_s):
+        with Heartbeat(store, job_id, attempt, settings.heartbeat_s, owner):
             analyze = analyzer or partial(load_analyzer(), backend=get_backend(settings))
             result = analyze(
                 Path(path),
@@ -376,6 +434,7 @@ def _run_job(
             return None
         store.record_outcome(JobState.SUCCEEDED.value, None, result.timings_ms)
         logger.info("job %s: succeeded in %.1f s", job_id, time.monotonic() - t0)
+        notify_job_end(store, job_id)
         return JobState.SUCCEEDED
     except StoreUnavailableError:
         # not the video's fault: leave the attempt to be retried (Celery) or requeued
@@ -424,8 +483,11 @@ def analyze_job(self: Task, job_id: str, path: str, filename: str) -> str | None
     worker, or whose store is unreachable, is re-published with a delay (``retry``), so
     the message is never dropped.
     """
+    queue = (self.request.delivery_info or {}).get("routing_key")
     try:
-        state = run_job(job_id, path, filename, store=_worker_store(), settings=get_settings())
+        state = run_job(
+            job_id, path, filename, store=_worker_store(), settings=get_settings(), queue=queue
+        )
     except JobBusyError as exc:
         logger.info("job %s: %s", job_id, exc)
         raise self.retry(countdown=exc.retry_in_s) from None
@@ -433,3 +495,34 @@ def analyze_job(self: Task, job_id: str, path: str, filename: str) -> str | None
         logger.warning("job %s: %s; retrying in %.0f s", job_id, exc.message, STORE_RETRY_S)
         raise self.retry(countdown=STORE_RETRY_S) from None
     return None if state is None else state.value
+
+
+_reaper: LeaseReaper | None = None
+
+
+@worker_ready.connect
+def _start_reaper(**_: object) -> None:
+    """Every live worker runs the lease reaper (:mod:`workers.reaper`): a job whose
+    worker died is requeued within the lease plus one scan interval, not after the
+    broker's visibility timeout."""
+    global _reaper
+    settings = get_settings()
+
+    def requeue(record: JobRecord) -> None:
+        analyze_job.apply_async(
+            args=[record.id, record.upload_path, record.filename],
+            queue=record.queue or settings.celery_queue,
+        )
+
+    lease_s = LEASE_PERIODS * settings.heartbeat_s
+    _reaper = LeaseReaper(_worker_store(), settings, requeue, lease_s).start()
+    logger.info(
+        "lease reaper started (lease %.0f s, scan every %.0f s)", lease_s,
+        settings.reaper_interval_s,
+    )  # fmt: skip
+
+
+@worker_shutdown.connect
+def _stop_reaper(**_: object) -> None:
+    if _reaper is not None:
+        _reaper.stop()

@@ -18,10 +18,11 @@ from service.errors import (
 )
 from service.models import JobAccepted
 from service.probe import inspect_upload
-from service.quotas import TOO_MANY_JOBS_RETRY_S
+from service.quotas import SLOT_GRACE_MARGIN_S, TOO_MANY_JOBS_RETRY_S
 from service.upload import receive_upload, remove_upload_dir, upload_dir_for
-from workers.jobstore import JobRecord, JobStore, new_job_id
+from workers.jobstore import JobRecord, JobStore, WebhookDelivery, new_job_id
 from workers.logs import bind, request_id_var
+from workers.webhooks import WebhookSettings, check_callback_url
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,17 @@ _UPLOAD_OPENAPI: dict[str, Any] = {
                             "type": "string",
                             "format": "binary",
                             "description": "The video (MP4, MOV, AVI, MKV, WebM, MPEG ...).",
-                        }
+                        },
+                        "callback_url": {
+                            "type": "string",
+                            "format": "uri",
+                            "maxLength": 2048,
+                            "description": "Optional http(s) URL the service POSTs the "
+                            "job's outcome to when it ends (JSON: job_id, state, error, "
+                            "result_url; signed with X-MER-Signature when the server has "
+                            "MER_WEBHOOK_SECRET). Private, loopback and link-local "
+                            "targets are refused (400 callback_url_not_allowed).",
+                        },
                     },
                 }
             }
@@ -78,11 +89,21 @@ def _replay(
     raise IdempotencyKeyInUseError("the Idempotency-Key is contended; retry later")
 
 
+def _webhook_for(request: Request, job_id: str, fields: dict[str, str]) -> WebhookDelivery | None:
+    """The job's webhook from the form's ``callback_url`` (checked), or ``None``."""
+    url = fields.get("callback_url")
+    if url is None or not url.strip():
+        return None
+    url = check_callback_url(url, allow_private=WebhookSettings().allow_private)
+    result_url = str(request.url_for("get_job", job_id=job_id))
+    return WebhookDelivery(url=url, result_url=result_url)
+
+
 @router.post(
     "/analyze",
     status_code=202,
     response_model=JobAccepted,
-    responses=error_responses(401, 403, 408, 409, 413, 415, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 408, 409, 413, 415, 422, 429, 503),
     openapi_extra=_UPLOAD_OPENAPI,
     summary="Upload a video for analysis",
 )
@@ -106,7 +127,9 @@ async def analyze(
     """Stream the ``file`` field to disk, check it is a decodable video within the limits,
     and queue an analysis job.
 
-    Rejected synchronously with ``{code, message}``: ``file_too_large`` (413),
+    With ``callback_url``, the outcome is also POSTed there when the job ends (see
+    :mod:`workers.webhooks`). Rejected synchronously with ``{code, message}``:
+    ``invalid_callback_url`` / ``callback_url_not_allowed`` (400), ``file_too_large`` (413),
     ``empty_upload``, ``invalid_video``, ``truncated_video``, ``no_video_stream``, limits
     (422), ``unsupported_codec`` / ``not_a_video`` (415), ``upload_timeout`` (408),
     ``rate_limited`` / ``too_many_jobs`` (429).
@@ -134,12 +157,16 @@ async def analyze(
     reserved = False
     try:
         reserved = await run_in_threadpool(
-            store.reserve_slot, owner, job_id, settings.max_concurrent_jobs_per_key
+            store.reserve_slot,
+            owner,
+            job_id,
+            settings.max_queued_jobs_per_key,
+            settings.upload_timeout_s + SLOT_GRACE_MARGIN_S,
         )
         if not reserved:
             raise TooManyJobsError(
-                f"this API key already has {settings.max_concurrent_jobs_per_key} queued or "
-                "running jobs; wait for one to finish",
+                f"this API key already has {settings.max_queued_jobs_per_key} queued or "
+                "running jobs (its backlog is full); wait for some to finish",
                 headers={"Retry-After": str(TOO_MANY_JOBS_RETRY_S)},
             )
         upload = await receive_upload(
@@ -148,6 +175,7 @@ async def analyze(
             max_bytes=settings.max_upload_bytes,
             timeout_s=settings.upload_timeout_s,
         )
+        webhook = await run_in_threadpool(_webhook_for, request, job_id, upload.fields)
         await run_in_threadpool(inspect_upload, upload.path, settings)
         record = JobRecord(
             id=job_id,
@@ -155,6 +183,7 @@ async def analyze(
             upload_path=str(upload.path),
             owner=owner if principal.authenticated else None,
             request_id=request_id_var.get(),
+            webhook=webhook,
         )
         await run_in_threadpool(store.create, record)
         try:

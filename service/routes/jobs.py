@@ -21,6 +21,7 @@ from service.errors import (
 from service.models import JobStatus
 from service.upload import remove_upload_dir
 from workers.jobstore import ACTIVE_STATES, JobRecord, JobState, JobStore
+from workers.webhooks import notify_job_end
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -103,7 +104,8 @@ def get_job_csv(job_id: str, store: JobStoreDep, principal: PrincipalDep) -> Res
 def delete_job(
     job_id: str, store: JobStoreDep, settings: SettingsDep, principal: PrincipalDep
 ) -> Response:
-    """Cancel the job if it is queued or running, delete its upload, result and record.
+    """Cancel the job if it is queued or running, delete its upload, result and record
+    (no webhook is sent for a deleted job), and free its backlog slot.
 
     Answers 204 with no body; afterwards ``GET`` answers 404. A running analysis stops at
     its next cancellation check.
@@ -113,6 +115,7 @@ def delete_job(
         store.request_cancel(job_id)
     remove_upload_dir(settings, job_id)
     store.delete(job_id)
+    store.release_slot(principal.name, job_id)  # its backlog slot is free at once
     return Response(status_code=204)
 
 
@@ -130,9 +133,10 @@ def cancel_job(job_id: str, store: JobStoreDep, principal: PrincipalDep) -> JobS
     A queued job is ``cancelled`` at once; a running one gets ``cancel_requested`` and
     becomes ``cancelled`` (error ``job_cancelled``) at its next cancellation check,
     within about a second. A finished job is left unchanged. Answers the job's status.
+    The job's ``callback_url``, if any, is notified once it is ``cancelled``.
     """
     _record_or_404(store, job_id, principal)
-    record = store.request_cancel(job_id)
+    record = store.request_cancel(job_id, on_cancelled=lambda r: notify_job_end(store, r.id))
     if record is None:
         raise JobNotFoundError(f"no job with id {job_id!r}")
     return JobStatus.from_record(record, None)

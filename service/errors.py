@@ -125,6 +125,13 @@ class JobExpiredError(MERError):
     http_status = 410
 
 
+class UploadNotFoundError(MERError):
+    """The job record exists but its stored upload does not (deleted, or on another host)."""
+
+    code = "upload_not_found"
+    http_status = 404
+
+
 class IdempotencyKeyInUseError(ServiceError):
     """Another request with the same ``Idempotency-Key`` is still uploading."""
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import REPO_ROOT, TEST_API_KEY, _missing
 
 from service.auth import hash_key
-from tests.conftest import REPO_ROOT, TEST_API_KEY, _missing
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
@@ -176,8 +176,7 @@ def test_upload_then_results_page_in_chromium(
 
             # the JSON / CSV links point at the API
             assert page.locator("#link-csv").get_attribute("href", timeout=1000) == (
-                page.url.replace(live_server, "").replace("/ui/jobs/", "/v1/jobs/")
-                + "/result.csv"
+                page.url.replace(live_server, "").replace("/ui/jobs/", "/v1/jobs/") + "/result.csv"
             )
             shot = tmp_path / "job.png"
             page.screenshot(path=str(shot), full_page=True)

@@ -85,9 +85,7 @@ def job_page(job_id: str, store: JobStoreDep) -> HTMLResponse:
 @router.get("/ui/config", response_model=UiConfig, summary="Settings the web pages need")
 def ui_config(settings: SettingsDep) -> UiConfig:
     """Whether an API key is needed and the upload size limit (no secrets)."""
-    return UiConfig(
-        auth_enabled=settings.auth_enabled, max_upload_bytes=settings.max_upload_bytes
-    )
+    return UiConfig(auth_enabled=settings.auth_enabled, max_upload_bytes=settings.max_upload_bytes)
 
 
 def mount_ui(app: FastAPI) -> None:

@@ -69,10 +69,13 @@
         ctx.textAlign = "left";
         for (const iv of result.intervals) {
           const x0 = xPos(u, iv.onset_s);
+          const text = [`${emotionOf(iv)} · ${iv.kind}`, iv.top_aus.slice(0, 3).join(" ")];
+          const lines = text.filter(Boolean);
+          const w = Math.max(...lines.map((t) => ctx.measureText(t).width)) + 8 * px;
+          ctx.fillStyle = "rgba(255, 255, 255, 0.85)";
+          ctx.fillRect(x0 + 2 * px, bbox.top + 2 * px, w, (lines.length * 16 + 4) * px);
           ctx.fillStyle = colorOf(iv);
-          const aus = iv.top_aus.slice(0, 3).join(" ");
-          ctx.fillText(`${emotionOf(iv)} · ${iv.kind}`, x0 + 4 * px, bbox.top + 4 * px);
-          if (aus) ctx.fillText(aus, x0 + 4 * px, bbox.top + 20 * px);
+          lines.forEach((t, i) => ctx.fillText(t, x0 + 6 * px, bbox.top + (4 + 16 * i) * px));
         }
       }
       if (result.apex) {
@@ -191,6 +194,35 @@
     return URL.createObjectURL(await r.blob());
   }
 
+  /** The overall emotion's class probabilities as bars (or why there is none). */
+  function showEmotion() {
+    const box = $("emotion");
+    const emotion = result.emotion;
+    if (!emotion) {
+      box.textContent = result.emotion_reason ? `No emotion: ${result.emotion_reason}` : "";
+      return;
+    }
+    const rows = Object.entries(emotion.probabilities).sort((a, b) => b[1] - a[1]);
+    for (const [label, p] of rows) {
+      const row = document.createElement("div");
+      row.className = "prob";
+      const name = document.createElement("span");
+      name.textContent = label;
+      const bar = document.createElement("meter");
+      bar.min = 0;
+      bar.max = 1;
+      bar.value = p;
+      const value = document.createElement("span");
+      value.textContent = `${(p * 100).toFixed(1)} %`;
+      row.append(name, bar, value);
+      box.append(row);
+    }
+    const model = document.createElement("div");
+    model.className = "hint";
+    model.textContent = emotion.model;
+    box.append(model);
+  }
+
   function drawApexFrame(src) {
     const apex = result.apex;
     if (!apex) {
@@ -307,6 +339,7 @@
     result = job.result;
     loaded = true;
     summarize(job);
+    showEmotion();
     setupLinks(cfg);
     $("result").hidden = false;
     listIntervals();

@@ -56,14 +56,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[str]:
-    """``uvicorn service.main:app`` on a free 127.0.0.1 port; yields its base URL."""
+@pytest.fixture(params=["api-key", "open"])
+def live_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """``uvicorn service.main:app`` on a free 127.0.0.1 port, authentication on
+    (``api-key``) or off (``open``); yields its base URL."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MER_")}
     env.update(
         MER_DATA_DIR=str(tmp_path / "data"),
-        MER_AUTH_ENABLED="true",
+        MER_AUTH_ENABLED="true" if request.param == "api-key" else "false",
         MER_API_KEYS=f"tester:{hash_key(TEST_API_KEY)}",
         MER_RATE_LIMIT="100000/minute",
         MER_SUBMIT_RATE_LIMIT="100000/minute",
@@ -98,6 +99,18 @@ def live_server(tmp_path: Path) -> Iterator[str]:
             proc.wait(timeout=10)
 
 
+def result_last_timestamp(page) -> float:  # type: ignore[no-untyped-def]
+    """The last frame's timestamp (s) of the job shown, read from the API like the page."""
+    job_id = page.url.rsplit("/", 1)[-1]
+    return float(
+        page.evaluate(
+            "async id => { const r = await MER.apiFetch(`/v1/jobs/${id}`);"
+            " const j = await r.json(); return j.result.frames.at(-1).timestamp_s; }",
+            job_id,
+        )
+    )
+
+
 def test_upload_then_results_page_in_chromium(
     live_server: str, sample_clip: Path, tmp_path: Path
 ) -> None:
@@ -107,7 +120,9 @@ def test_upload_then_results_page_in_chromium(
     except ImportError:
         _missing("playwright is not installed (pip install -e '.[dev]')")
 
+    auth = httpx.get(f"{live_server}/ui/config").json()["auth_enabled"]
     console_errors: list[str] = []
+    video_statuses: list[int] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=executable, headless=True, args=["--no-sandbox"]
@@ -119,12 +134,19 @@ def test_upload_then_results_page_in_chromium(
                 lambda m: console_errors.append(m.text) if m.type == "error" else None,
             )
             page.on("pageerror", lambda e: console_errors.append(str(e)))
+            page.on(
+                "response",
+                lambda r: video_statuses.append(r.status) if r.url.endswith("/video") else None,
+            )
 
             # upload page: the key field shows (auth is on), the upload runs, progress
             page.goto(f"{live_server}/")
-            expect(page.locator("#key-section")).to_be_visible()
-            page.fill("#api-key", TEST_API_KEY)
-            page.locator("#api-key").dispatch_event("change")
+            if auth:
+                expect(page.locator("#key-section")).to_be_visible()
+                page.fill("#api-key", TEST_API_KEY)
+                page.locator("#api-key").dispatch_event("change")
+            else:
+                expect(page.locator("#key-section")).to_be_hidden()
             page.set_input_files("#file", str(sample_clip))
             expect(page.locator("#job-section")).to_be_visible()
             open_result = page.locator("#open-result")
@@ -156,7 +178,12 @@ def test_upload_then_results_page_in_chromium(
             page.wait_for_function(
                 "() => document.getElementById('video').readyState >= 2", timeout=30_000
             )
-            assert video.evaluate("v => v.src.startsWith('blob:')")  # auth on: fetched blob
+            if auth:  # fetched with the key header, played from a blob
+                assert video.evaluate("v => v.src.startsWith('blob:')")
+                assert video_statuses == [200]
+            else:  # streamed by the browser itself with range requests
+                assert video.evaluate("v => v.src.endsWith('/video')")
+                assert 206 in video_statuses, video_statuses
             assert video.evaluate("v => v.duration") == pytest.approx(72 / 30, abs=0.1)
             expect(page.locator("#apex-thumb")).to_have_attribute("data-drawn", "true")
             expect(page.locator("#apex-caption")).to_contain_text("frame ")
@@ -173,6 +200,15 @@ def test_upload_then_results_page_in_chromium(
             )
             expect(positive).to_have_class("interval active")
             expect(page.locator("#video-status")).to_contain_text("frame ")
+
+            # a click on a plot seeks to the time under the cursor (mid-plot: mid-clip)
+            page.locator("#apex-plot .u-over").click()
+            last_t = result_last_timestamp(page)
+            page.wait_for_function(
+                "t => Math.abs(document.getElementById('video').currentTime - t) < 0.1",
+                arg=last_t / 2,
+                timeout=10_000,
+            )
 
             # the JSON / CSV links point at the API
             assert page.locator("#link-csv").get_attribute("href", timeout=1000) == (

@@ -185,9 +185,21 @@ def test_video_route_honours_ranges(client: TestClient, api_key: str) -> None:
     r = get("bytes=-16")
     assert r.status_code == 206 and r.content == VIDEO_BYTES[-16:]
 
+    r = get("bytes=0-1, 20-21")
+    assert r.status_code == 206
+    assert r.headers["content-type"].startswith("multipart/byteranges")
+
     r = get(f"bytes={size}-")
     assert r.status_code == 416
     assert r.headers["content-range"] == f"bytes */{size}"
+    assert r.json()["code"] == "range_not_satisfiable"
+    for bad in ("bytes=abc", "bytes=50-10", "pages=1-2"):
+        r = get(bad)
+        assert r.status_code == 400, bad
+        assert set(r.json()) == {"code", "message"} and r.json()["code"] == "invalid_range"
+    # a stale If-Range: the whole file (RFC 9110), never an error
+    r = client.get(url, headers={"X-API-Key": api_key, "Range": "bytes=0-9", "If-Range": '"stale"'})
+    assert r.status_code == 200 and r.content == VIDEO_BYTES
 
 
 def test_video_route_unknown_gone_and_deleted(client: TestClient, api_key: str) -> None:

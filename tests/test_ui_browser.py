@@ -214,6 +214,11 @@ def test_upload_then_results_page_in_chromium(
             assert page.locator("#link-csv").get_attribute("href", timeout=1000) == (
                 page.url.replace(live_server, "").replace("/ui/jobs/", "/v1/jobs/") + "/result.csv"
             )
+            page.wait_for_function(  # the seeked frame is shown (no loading spinner)
+                "() => document.getElementById('video').readyState >= 3", timeout=10_000
+            )
+            if os.environ.get("MER_UI_SCREENSHOT"):  # for docs/ui.png: let Chromium's
+                page.wait_for_timeout(1500)  # media controls fade their loading spinner out
             shot = tmp_path / "job.png"
             page.screenshot(path=str(shot), full_page=True)
             if os.environ.get("MER_UI_SCREENSHOT"):

@@ -111,7 +111,7 @@
       height,
       scales: { x: { time: false }, y: { range: [0, 1] } },
       axes: [{ label: "time (s)" }, { label: yLabel }],
-      cursor: { sync: { key: "mer" }, drag: { x: false, y: false } },
+      cursor: { y: false, sync: { key: "mer" }, drag: { x: false, y: false } },
       series: [{ label: "t (s)", value: (u, v) => (v == null ? "" : v.toFixed(3)) }, ...series],
       plugins: [overlayPlugin(withLabels)],
     };

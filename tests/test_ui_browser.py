@@ -134,6 +134,17 @@ def test_upload_then_results_page_in_chromium(
                 lambda m: console_errors.append(m.text) if m.type == "error" else None,
             )
             page.on("pageerror", lambda e: console_errors.append(str(e)))
+            outside: list[str] = []  # the pages work offline: nothing beyond the service
+
+            def only_local(route) -> None:  # type: ignore[no-untyped-def]
+                url = route.request.url
+                if url.startswith(live_server) or url.startswith(("blob:", "data:")):
+                    route.continue_()
+                else:
+                    outside.append(url)
+                    route.abort()
+
+            page.route("**/*", only_local)
             page.on(
                 "response",
                 lambda r: video_statuses.append(r.status) if r.url.endswith("/video") else None,
@@ -226,3 +237,4 @@ def test_upload_then_results_page_in_chromium(
         finally:
             browser.close()
     assert console_errors == [], console_errors
+    assert outside == [], outside

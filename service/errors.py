@@ -125,6 +125,27 @@ class JobExpiredError(MERError):
     http_status = 410
 
 
+class UploadNotFoundError(MERError):
+    """The job record exists but its stored upload does not (deleted, or on another host)."""
+
+    code = "upload_not_found"
+    http_status = 404
+
+
+class InvalidRangeError(MERError):
+    """A malformed ``Range`` header (not ``bytes=start-end[, ...]``)."""
+
+    code = "invalid_range"
+    http_status = 400
+
+
+class RangeNotSatisfiableError(ServiceError):
+    """A ``Range`` that starts past the end of the file (416 with ``Content-Range``)."""
+
+    code = "range_not_satisfiable"
+    http_status = 416
+
+
 class IdempotencyKeyInUseError(ServiceError):
     """Another request with the same ``Idempotency-Key`` is still uploading."""
 
@@ -181,6 +202,7 @@ _HTTP_CODES: dict[int, str] = {
     410: "gone",
     413: "file_too_large",
     415: "unsupported_media_type",
+    416: "range_not_satisfiable",
     422: "validation_error",
     429: "too_many_requests",
     503: "service_unavailable",

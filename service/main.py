@@ -26,7 +26,8 @@ from service.deps import authenticate
 from service.errors import register_error_handlers
 from service.observability import Metrics, ObservabilityMiddleware
 from service.quotas import RateLimiter
-from service.routes import analyze, health, jobs
+from service.routes import analyze, health, jobs, video
+from service.routes.ui import mount_ui
 from service.upload import sweep_orphans
 from workers.jobstore import JobStore, make_job_store
 from workers.logs import configure_logging
@@ -139,8 +140,10 @@ def create_app(
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
     v1.include_router(analyze.router)
     v1.include_router(jobs.router)
+    v1.include_router(video.router)
     app.include_router(v1)
     app.include_router(health.router)
+    mount_ui(app)
     return app
 
 

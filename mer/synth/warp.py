@@ -190,5 +190,10 @@ def output_grid(out: int, ss: int) -> tuple[np.ndarray, tuple[np.ndarray, np.nda
 def photo_coords(a_t: np.ndarray, grid_pts: np.ndarray, out: int) -> tuple[np.ndarray, np.ndarray]:
     """Photo pixels ``(px, py)`` ``(out, out)`` float32 of the output grid under the 3x3
     photo -> supersampled-crop transform ``a_t``."""
-    p = np.linalg.inv(a_t) @ grid_pts
-    return p[0].reshape(out, out).astype(np.float32), p[1].reshape(out, out).astype(np.float32)
+    m = np.linalg.inv(a_t)
+    # elementwise rather than a BLAS product: a (3, 3) @ (3, N) product is slow when BLAS
+    # threads compete for the cores, and this gives the same values
+    gx, gy = grid_pts[0], grid_pts[1]
+    px = m[0, 0] * gx + m[0, 1] * gy + m[0, 2] * grid_pts[2]
+    py = m[1, 0] * gx + m[1, 1] * gy + m[1, 2] * grid_pts[2]
+    return px.reshape(out, out).astype(np.float32), py.reshape(out, out).astype(np.float32)

@@ -1,0 +1,433 @@
+"""Long synthetic clips with several events: what happens when (the timeline).
+
+A long clip (default 20 s at 30 fps) starts with a neutral rest of 1-2 s (no event, no
+blink; the labels' ``rest_frames``) and then strings *segments* one after another, each
+followed by a neutral gap of 0.3-1.5 s, or by none when an expression turns straight into
+the next one (probability ``no_gap_prob``); the last segment ends at least ``tail_s`` before
+the end. Segments never overlap; blinks and the head micro-motion of
+:func:`mer.synth.sampling.sample_nuisance` run throughout (blinks also during expressions).
+Segment kinds (weights in :class:`LongClipConfig`, ours):
+
+- ``expression`` (:data:`EXPRESSION_TYPES`, EMFACS prototypes and the CASME II AU
+  combinations of the mission notes): *micro* lasts 0.2-0.5 s onset to offset (at most
+  ``0.5 s - 1`` frame), *macro* 0.6-3 s; micro and macro alternate for the first two
+  expressions of a clip, then each is micro with ``micro_fraction``. Amplitude: log-uniform
+  in :data:`mer.synth.sampling.MICRO_AMPLITUDE` for micro, ``MACRO_AMPLITUDE`` for macro,
+  except a share ``subtle_macro`` of the macro ones at micro amplitude. Course: raised-cosine
+  rise, plateau at 1 (the labels' ``apex_range``), raised-cosine fall;
+- ``speech``: 1-4 s of syllables at 3-6 Hz, AU26 + AU25 and one or two small lip AUs (10, 17,
+  14), as the non-emotional speech clips of :mod:`mer.synth.sampling`;
+- ``head_turn``: a rigid head movement there and back (0.8-2.5 s, hold up to 1 s): roll
+  2-8 deg, scale up to 4 %, shift up to 4 % of the frame, and a horizontal squash of
+  2-8 % standing in for yaw (the renderer warps a 2-D photo; a true out-of-plane turn is not
+  possible);
+- ``gaze``: both irises shift 0.025-0.05 IOD sideways (up to 0.015 IOD vertically) in a 2-3
+  frame saccade, hold 0.4-2 s, shift back;
+- ``eyes``: a slow eye closure (close 0.1-0.2 s, closed 0.3-1 s, open 0.15-0.3 s).
+
+Blinks: a Poisson process of ``blink_rate_hz`` (0.25 Hz, 15 per minute), at least 1 s apart,
+outside the rest and ``eyes`` segments; timing as the background blinks of
+:mod:`mer.synth.sampling` (close ~80 ms, closed ~30 ms, open ~150 ms, peak closure 0.6-1).
+Nuisances: pose, micro-motion, lighting and noise of :func:`mer.synth.sampling.sample_nuisance`,
+with a tenth of its head drift (over 20 s the full drift would carry the face off centre).
+All frame values are 0-based frame indices (floats; the labels take whole frames).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from mer.synth.sampling import (
+    MACRO_AMPLITUDE,
+    MICRO_AMPLITUDE,
+    SPEECH_MINOR_AUS,
+    SPEECH_RATE_HZ,
+    Nuisance,
+    SynthConfig,
+    sample_nuisance,
+)
+
+EventKind = Literal["expression", "speech", "head_turn", "gaze", "eyes"]
+#: Segment kinds and their default relative frequencies.
+SEGMENT_WEIGHTS: dict[str, float] = {
+    "expression": 0.5, "speech": 0.25, "head_turn": 0.1, "gaze": 0.1, "eyes": 0.05,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExpressionType:
+    """One expression prototype.
+
+    Attributes:
+        name: short name (labels' ``desc``).
+        emotion: MEGC 3 class (``positive``, ``negative``, ``surprise``).
+        aus: FACS AUs, primary first.
+        gains: amplitude factor of each AU relative to the primary (1).
+        weight: relative frequency.
+        one_sided: drawn on one side of the face only (contempt).
+        macro_only: never drawn as a micro-expression (broad open-mouth displays).
+    """
+
+    name: str
+    emotion: str
+    aus: tuple[int, ...]
+    gains: tuple[float, ...]
+    weight: float
+    one_sided: bool = False
+    macro_only: bool = False
+
+
+#: Expression prototypes (ours, after the EMFACS table and the CASME II AU counts of the
+#: mission notes; AU12 alone = social smile, positive; one-sided AU14 = contempt, negative).
+EXPRESSION_TYPES: tuple[ExpressionType, ...] = (
+    ExpressionType("smile", "positive", (12,), (1.0,), 2.0),
+    ExpressionType("happiness", "positive", (12, 6), (1.0, 0.7), 3.0),
+    ExpressionType("open-mouth smile", "positive", (12, 6, 25, 26), (1.0, 0.8, 0.8, 0.6), 1.0,
+                   macro_only=True),
+    ExpressionType("surprise", "surprise", (2, 1, 5), (1.0, 1.0, 1.0), 2.0),
+    ExpressionType("open-mouth surprise", "surprise", (2, 1, 5, 26, 25),
+                   (1.0, 1.0, 1.0, 0.8, 0.6), 1.0, macro_only=True),
+    ExpressionType("frown", "negative", (4,), (1.0,), 2.0),
+    ExpressionType("anger", "negative", (4, 7), (1.0, 1.0), 1.5),
+    ExpressionType("disgust (nose wrinkle)", "negative", (9, 4), (1.0, 0.6), 1.0),
+    ExpressionType("disgust (upper lip)", "negative", (10,), (1.0,), 1.0),
+    ExpressionType("sadness (mouth)", "negative", (15, 17), (1.0, 0.8), 1.0),
+    ExpressionType("sadness", "negative", (1, 4, 15), (1.0, 0.8, 0.9), 1.0),
+    ExpressionType("contempt", "negative", (14,), (1.0,), 1.0, one_sided=True),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LongClipConfig:
+    """Options of a long multi-event clip (units in each description).
+
+    Attributes:
+        duration_s: clip length, seconds.
+        fps: frame rate, frames/s.
+        out_size: side of the square video frame, pixels.
+        supersample: internal rendering scale before the area downscale.
+        margin: crop margin around the face template on each side (fraction; 0.3 shows
+            hair and shoulders like a webcam close-up).
+        segment_weights: relative frequencies of the segment kinds (None:
+            :data:`SEGMENT_WEIGHTS`; 0 disables a kind).
+        micro_fraction: share of micro-expressions after the first two expressions.
+        subtle_macro: share of macro expressions drawn at micro amplitude.
+        micro_duration_s, macro_duration_s: onset-to-offset ranges, seconds.
+        gap_s: neutral gap after a segment, seconds; ``no_gap_prob``: chance that an
+            expression follows an expression without gap.
+        lead_s: neutral rest at the start, seconds; ``tail_s``: least neutral end.
+        blink_rate_hz: mean blink rate (0 disables blinks).
+        gaze: allow gaze segments (iris shifts).
+        head_motion, lighting, noise, pose_jitter: nuisance strengths as in
+            :class:`mer.synth.sampling.SynthConfig`.
+    """
+
+    duration_s: float = 20.0
+    fps: float = 30.0
+    out_size: int = 320
+    supersample: int = 2
+    margin: float = 0.3
+    segment_weights: dict[str, float] | None = None
+    micro_fraction: float = 0.4
+    subtle_macro: float = 0.2
+    micro_duration_s: tuple[float, float] = (0.2, 0.5)
+    macro_duration_s: tuple[float, float] = (0.6, 3.0)
+    gap_s: tuple[float, float] = (0.3, 1.5)
+    no_gap_prob: float = 0.25
+    lead_s: tuple[float, float] = (1.0, 2.0)
+    tail_s: float = 0.5
+    blink_rate_hz: float = 0.25
+    gaze: bool = True
+    head_motion: float = 1.0
+    lighting: float = 1.0
+    noise: float = 1.0
+    pose_jitter: float = 1.0
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One segment of a long clip.
+
+    Attributes:
+        kind: ``expression``, ``speech``, ``head_turn``, ``gaze`` or ``eyes``.
+        name: expression prototype or a short description.
+        emotion: ``positive``, ``negative``, ``surprise`` or ``other``.
+        onset, peak_start, peak_end, offset: frame indices (floats): the course rises from
+            onset, is 1 from peak_start to peak_end and is 0 again at offset.
+        scale: ``micro`` or ``macro`` (expressions; others ``macro``).
+        aus, au_gain: AUs rendered and their amplitude factors.
+        amplitude: peak intensity, IOD fraction (an AU moves ``amplitude * gain_i`` times its
+            FACS gain of :mod:`mer.synth.aus`); gaze: the iris shift, IOD fraction.
+        side: 0 both sides; -1 / +1 only the subject's right / left side (one-sided AU).
+        syllables: ``(centre, half_width, peak)`` frames (speech).
+        head: ``(roll_deg, log_scale, shift_x, shift_y, squash_x)`` at the peak (shifts and
+            squash as fractions of the frame side / width).
+        gaze_dir: ``(x, y)`` unit-free direction of the iris shift (image axes).
+    """
+
+    kind: EventKind
+    name: str
+    emotion: str
+    onset: float
+    peak_start: float
+    peak_end: float
+    offset: float
+    scale: Literal["micro", "macro"] = "macro"
+    aus: tuple[int, ...] = ()
+    au_gain: tuple[float, ...] = ()
+    amplitude: float = 0.0
+    side: int = 0
+    syllables: tuple[tuple[float, float, float], ...] = ()
+    head: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0)
+    gaze_dir: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class LongClipSpec:
+    """Everything needed to render one long clip (deterministic given ``seed``).
+
+    Attributes:
+        identity: London Set id.
+        fps: frames/s; ``n_frames``: frame count.
+        rest: ``(first, last)`` frame of the neutral rest.
+        events: segments in time order.
+        blinks: ``(start, close, hold, open, peak)`` frames and closure, as
+            :func:`mer.synth.sampling.blink_course`.
+        nuisance: pose, micro-motion, lighting and noise.
+        seed: seed of the render-time draws (sensor noise).
+    """
+
+    identity: str
+    fps: float
+    n_frames: int
+    rest: tuple[int, int]
+    events: tuple[TimelineEvent, ...]
+    blinks: tuple[tuple[float, float, float, float, float], ...]
+    nuisance: Nuisance = field(default_factory=Nuisance)
+    seed: int = 0
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+def _expression(
+    rng: np.random.Generator, t0: float, cfg: LongClipConfig, micro: bool
+) -> TimelineEvent:
+    fps = cfg.fps
+    types = [e for e in EXPRESSION_TYPES if not (micro and e.macro_only)]
+    w = np.array([e.weight for e in types])
+    et = types[int(rng.choice(len(types), p=w / w.sum()))]
+    if micro:
+        n = round(rng.uniform(*cfg.micro_duration_s) * fps)
+        n = int(min(max(n, 5), math.floor(0.5 * fps) - 1))
+        rise = rng.uniform(0.35, 0.5) * n
+        hold = rng.uniform(0.0, 0.15) * n
+        amp = _log_uniform(rng, *MICRO_AMPLITUDE)
+    else:
+        n = round(_log_uniform(rng, *cfg.macro_duration_s) * fps)
+        rise = rng.uniform(0.2, 0.35) * n
+        hold = rng.uniform(0.2, 0.5) * n
+        subtle = rng.random() < cfg.subtle_macro
+        amp = _log_uniform(rng, *(MICRO_AMPLITUDE if subtle else MACRO_AMPLITUDE))
+    side = int(rng.choice([-1, 1])) if et.one_sided else 0
+    return TimelineEvent(
+        kind="expression", name=et.name, emotion=et.emotion, onset=t0,
+        peak_start=t0 + rise, peak_end=t0 + rise + hold, offset=t0 + n,
+        scale="micro" if micro else "macro", aus=et.aus, au_gain=et.gains,
+        amplitude=amp, side=side,
+    )  # fmt: skip
+
+
+def _speech(rng: np.random.Generator, t0: float, cfg: LongClipConfig) -> TimelineEvent:
+    fps = cfg.fps
+    rate = float(rng.uniform(*SPEECH_RATE_HZ))
+    dur = float(rng.uniform(1.0, 4.0))
+    w = 0.6 / rate
+    n_syl = max(2, round((dur - 2 * w) * rate) + 1)
+    gaps = (1.0 + rng.uniform(-0.15, 0.15, n_syl - 1)) / rate
+    centres = t0 + (w + np.concatenate([[0.0], np.cumsum(gaps)])) * fps
+    peaks = rng.uniform(0.45, 0.95, n_syl)
+    k = int(rng.integers(n_syl))
+    peaks[k] = 1.0
+    minors = tuple(int(a) for a in rng.permutation(SPEECH_MINOR_AUS)[: int(rng.integers(1, 3))])
+    gains = (1.0, float(rng.uniform(0.5, 1.0)), *(float(rng.uniform(0.15, 0.35)) for _ in minors))
+    wf = w * fps
+    syl = tuple((float(c), float(wf), float(p)) for c, p in zip(centres, peaks, strict=True))
+    return TimelineEvent(
+        kind="speech", name=f"speech at {rate:.1f} syllables/s", emotion="other",
+        onset=t0, peak_start=float(centres[k]), peak_end=float(centres[k]),
+        offset=float(centres[-1] + wf), aus=(26, 25, *minors), au_gain=gains,
+        amplitude=_log_uniform(rng, *MACRO_AMPLITUDE), syllables=syl,
+    )  # fmt: skip
+
+
+def _head_turn(rng: np.random.Generator, t0: float, cfg: LongClipConfig) -> TimelineEvent:
+    n = rng.uniform(0.8, 2.5) * cfg.fps
+    hold = min(rng.uniform(0.0, 1.0) * cfg.fps, 0.5 * n)
+    rise = rng.uniform(0.4, 0.6) * (n - hold)
+    sg = rng.choice([-1.0, 1.0], 5)
+    head = (
+        float(sg[0] * rng.uniform(2.0, 8.0)),
+        float(sg[1] * rng.uniform(0.0, 0.04)),
+        float(sg[2] * rng.uniform(0.0, 0.04)),
+        float(sg[3] * rng.uniform(0.0, 0.04)),
+        float(rng.uniform(0.02, 0.08)),
+    )
+    return TimelineEvent(
+        kind="head_turn", name="head turn (roll, shift, squash for yaw)", emotion="other",
+        onset=t0, peak_start=t0 + rise, peak_end=t0 + rise + hold, offset=t0 + n, head=head,
+    )  # fmt: skip
+
+
+def _gaze(rng: np.random.Generator, t0: float, cfg: LongClipConfig) -> TimelineEvent:
+    sac = float(rng.uniform(2.0, 3.0))
+    hold = rng.uniform(0.4, 2.0) * cfg.fps
+    amp = float(rng.uniform(0.025, 0.05))
+    dx = float(rng.choice([-1.0, 1.0]))
+    dy = float(rng.uniform(-0.3, 0.3))
+    return TimelineEvent(
+        kind="gaze", name="gaze shift " + ("right" if dx > 0 else "left") + " (image)",
+        emotion="other", onset=t0, peak_start=t0 + sac, peak_end=t0 + sac + hold,
+        offset=t0 + 2 * sac + hold, amplitude=amp, gaze_dir=(dx, dy),
+    )  # fmt: skip
+
+
+def _eyes(rng: np.random.Generator, t0: float, cfg: LongClipConfig) -> TimelineEvent:
+    fps = cfg.fps
+    close, hold, opening = (rng.uniform(0.1, 0.2) * fps, rng.uniform(0.3, 1.0) * fps,
+                            rng.uniform(0.15, 0.3) * fps)  # fmt: skip
+    return TimelineEvent(
+        kind="eyes", name="slow eye closure", emotion="other", onset=t0,
+        peak_start=t0 + close, peak_end=t0 + close + hold, offset=t0 + close + hold + opening,
+    )  # fmt: skip
+
+
+def _blinks(
+    rng: np.random.Generator, cfg: LongClipConfig, lo: float, hi: float, avoid: list[tuple]
+) -> tuple[tuple[float, float, float, float, float], ...]:
+    fps = cfg.fps
+    out: list[tuple[float, float, float, float, float]] = []
+    if cfg.blink_rate_hz <= 0:
+        return ()
+    t = lo + rng.exponential(1.0 / cfg.blink_rate_hz) * fps
+    while t < hi:
+        close = 0.08 * fps * float(rng.uniform(0.8, 1.25))
+        hold = 0.03 * fps * float(rng.uniform(0.5, 1.5))
+        opening = 0.15 * fps * float(rng.uniform(0.8, 1.25))
+        end = t + close + hold + opening
+        if end < hi and all(end < a - 2 or t > b + 2 for a, b in avoid):
+            out.append((float(t), close, hold, opening, float(rng.uniform(0.6, 1.0))))
+            t = end + fps
+        t += rng.exponential(1.0 / cfg.blink_rate_hz) * fps
+    return tuple(out)
+
+
+def _timeline(
+    rng: np.random.Generator,
+    cfg: LongClipConfig,
+    t: float,
+    end: float,
+    kinds: list[str],
+    names: list[str],
+    p: np.ndarray,
+    planned: bool,
+) -> list[TimelineEvent] | None:
+    """Segments from frame ``t`` until ``end`` (None when a planned segment does not fit)."""
+    fps = cfg.fps
+    events: list[TimelineEvent] = []
+    n_expr = 0
+    first_micro = bool(rng.random() < 0.5)
+    i = 0
+    while not planned or i < len(kinds):
+        kind = kinds[i] if planned else names[int(rng.choice(len(names), p=p / p.sum()))]
+        i += 1
+        if kind == "expression":
+            micro = (first_micro if n_expr == 0 else not first_micro) if n_expr < 2 else (
+                bool(rng.random() < cfg.micro_fraction))  # fmt: skip
+            ev = _expression(rng, t, cfg, micro)
+            n_expr += 1
+        elif kind == "speech":
+            ev = _speech(rng, t, cfg)
+        elif kind == "head_turn":
+            ev = _head_turn(rng, t, cfg)
+        elif kind == "gaze":
+            ev = _gaze(rng, t, cfg)
+        else:
+            ev = _eyes(rng, t, cfg)
+        if ev.offset > end:
+            if planned:
+                return None
+            break
+        events.append(ev)
+        gap = rng.uniform(*cfg.gap_s) * fps
+        if kind == "expression" and rng.random() < cfg.no_gap_prob:
+            gap = 0.0  # the next segment starts as this one ends (no neutral rest)
+        t = float(math.floor(ev.offset) + 1 + round(gap))
+    return events
+
+
+def sample_long_clip(
+    rng: np.random.Generator,
+    identity: str,
+    cfg: LongClipConfig,
+    plan: Sequence[str] | None = None,
+) -> LongClipSpec:
+    """Draw the timeline of one long clip (see the module notes).
+
+    Args:
+        rng: random stream (consumed in a fixed order: same stream, same clip).
+        identity: London id.
+        cfg: options.
+        plan: segment kinds in order (``["expression", "speech", "expression"]``); the
+            segments are placed as drawn and the clip must hold them all (the timeline is
+            redrawn, up to 100 times, until it fits). None fills the
+            clip with kinds drawn by ``cfg.segment_weights`` until it is full.
+
+    Returns:
+        the clip's spec.
+
+    Raises:
+        ValueError: unknown segment kind, or a plan that does not fit ``duration_s``.
+    """
+    fps = cfg.fps
+    n_frames = int(round(cfg.duration_s * fps))
+    weights = dict(SEGMENT_WEIGHTS if cfg.segment_weights is None else cfg.segment_weights)
+    if not cfg.gaze:
+        weights["gaze"] = 0.0
+    kinds = list(plan) if plan is not None else []
+    bad = set(kinds) | set(weights)
+    bad -= set(SEGMENT_WEIGHTS)
+    if bad:
+        raise ValueError(f"unknown segment kinds {sorted(bad)}; use {list(SEGMENT_WEIGHTS)}")
+    names = list(weights)
+    p = np.array([max(0.0, weights[k]) for k in names])
+    lead, events = 0, None
+    for _ in range(100 if plan is not None else 1):  # a plan is redrawn until it fits
+        lead = int(round(rng.uniform(*cfg.lead_s) * fps))
+        events = _timeline(rng, cfg, float(lead), n_frames - 1 - cfg.tail_s * fps, kinds,
+                           names, p, plan is not None)  # fmt: skip
+        if events is not None:
+            break
+    if events is None:
+        raise ValueError(f"plan {kinds} does not fit {cfg.duration_s} s")
+    avoid = [(0.0, float(lead))] + [(e.onset, e.offset) for e in events if e.kind == "eyes"]
+    blinks = _blinks(rng, cfg, float(lead), n_frames - 1.0, avoid)
+    syn = SynthConfig(
+        head_motion=cfg.head_motion, lighting=cfg.lighting, noise=cfg.noise,
+        pose_jitter=cfg.pose_jitter, jpeg_quality=(95, 95),
+    )  # fmt: skip
+    nuisance = sample_nuisance(rng, syn)
+    # the short clips' head drift (up to the micro-motion RMS per second) would carry the
+    # face 5 % of the frame away over 20 s: a tenth of it here
+    nuisance = replace(nuisance, head_drift=tuple(0.1 * d for d in nuisance.head_drift))
+    return LongClipSpec(
+        identity=identity, fps=float(fps), n_frames=n_frames, rest=(0, lead - 1),
+        events=tuple(events), blinks=blinks, nuisance=nuisance,
+        seed=int(rng.integers(0, 2**31 - 1)),
+    )  # fmt: skip

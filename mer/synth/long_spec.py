@@ -30,7 +30,8 @@ outside the rest and ``eyes`` segments; timing as the background blinks of
 :mod:`mer.synth.sampling` (close ~80 ms, closed ~30 ms, open ~150 ms, peak closure 0.6-1).
 Nuisances: pose, micro-motion, lighting and noise of :func:`mer.synth.sampling.sample_nuisance`,
 with a tenth of its head drift (over 20 s the full drift would carry the face off centre).
-All frame values are 0-based frame indices (floats; the labels take whole frames).
+All frame values are 0-based frame indices (onset, plateau and offset of every segment but
+speech on whole frames; speech syllables and blinks are continuous).
 """
 
 from __future__ import annotations
@@ -226,13 +227,13 @@ def _expression(
     if micro:
         n = round(rng.uniform(*cfg.micro_duration_s) * fps)
         n = int(min(max(n, 5), math.floor(0.5 * fps) - 1))
-        rise = rng.uniform(0.35, 0.5) * n
-        hold = rng.uniform(0.0, 0.15) * n
+        rise = max(1, round(rng.uniform(0.35, 0.5) * n))
+        hold = round(rng.uniform(0.0, 0.15) * n)
         amp = _log_uniform(rng, *MICRO_AMPLITUDE)
     else:
         n = round(_log_uniform(rng, *cfg.macro_duration_s) * fps)
-        rise = rng.uniform(0.2, 0.35) * n
-        hold = rng.uniform(0.2, 0.5) * n
+        rise = max(1, round(rng.uniform(0.2, 0.35) * n))
+        hold = round(rng.uniform(0.2, 0.5) * n)
         subtle = rng.random() < cfg.subtle_macro
         amp = _log_uniform(rng, *(MICRO_AMPLITUDE if subtle else MACRO_AMPLITUDE))
     side = int(rng.choice([-1, 1])) if et.one_sided else 0
@@ -268,9 +269,9 @@ def _speech(rng: np.random.Generator, t0: float, cfg: LongClipConfig) -> Timelin
 
 
 def _head_turn(rng: np.random.Generator, t0: float, cfg: LongClipConfig) -> TimelineEvent:
-    n = rng.uniform(0.8, 2.5) * cfg.fps
-    hold = min(rng.uniform(0.0, 1.0) * cfg.fps, 0.5 * n)
-    rise = rng.uniform(0.4, 0.6) * (n - hold)
+    n = round(rng.uniform(0.8, 2.5) * cfg.fps)
+    hold = round(min(rng.uniform(0.0, 1.0) * cfg.fps, 0.5 * n))
+    rise = max(1, round(rng.uniform(0.4, 0.6) * (n - hold)))
     sg = rng.choice([-1.0, 1.0], 5)
     head = (
         float(sg[0] * rng.uniform(2.0, 8.0)),
@@ -286,8 +287,8 @@ def _head_turn(rng: np.random.Generator, t0: float, cfg: LongClipConfig) -> Time
 
 
 def _gaze(rng: np.random.Generator, t0: float, cfg: LongClipConfig) -> TimelineEvent:
-    sac = float(rng.uniform(2.0, 3.0))
-    hold = rng.uniform(0.4, 2.0) * cfg.fps
+    sac = int(rng.integers(2, 4))
+    hold = round(rng.uniform(0.4, 2.0) * cfg.fps)
     amp = float(rng.uniform(0.025, 0.05))
     dx = float(rng.choice([-1.0, 1.0]))
     dy = float(rng.uniform(-0.3, 0.3))
@@ -300,8 +301,9 @@ def _gaze(rng: np.random.Generator, t0: float, cfg: LongClipConfig) -> TimelineE
 
 def _eyes(rng: np.random.Generator, t0: float, cfg: LongClipConfig) -> TimelineEvent:
     fps = cfg.fps
-    close, hold, opening = (rng.uniform(0.1, 0.2) * fps, rng.uniform(0.3, 1.0) * fps,
-                            rng.uniform(0.15, 0.3) * fps)  # fmt: skip
+    close, hold, opening = (max(1, round(rng.uniform(0.1, 0.2) * fps)),
+                            round(rng.uniform(0.3, 1.0) * fps),
+                            max(1, round(rng.uniform(0.15, 0.3) * fps)))  # fmt: skip
     return TimelineEvent(
         kind="eyes", name="slow eye closure", emotion="other", onset=t0,
         peak_start=t0 + close, peak_end=t0 + close + hold, offset=t0 + close + hold + opening,

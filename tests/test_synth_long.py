@@ -20,7 +20,8 @@ from mer.schemas import AU_NAMES
 from mer.synth import load_london_faces
 from mer.synth.long_dataset import clip_labels, heldout_identities, write_video
 from mer.synth.long_render import LongRig, plateau_course, render_long_clip
-from mer.synth.long_spec import SEGMENT_WEIGHTS, LongClipConfig, sample_long_clip
+from mer.synth.long_spec import SEGMENT_WEIGHTS, LongClipConfig
+from mer.synth.long_timeline import sample_long_clip
 from mer.synth.render import FaceRig, crop_matrix
 from mer.video import iter_frames, probe_video
 

@@ -39,7 +39,8 @@ import numpy as np
 
 from mer.synth.faces import CREDIT, list_identities, load_london_faces
 from mer.synth.long_render import LongRendered, LongRig, apex_frame, render_long_clip
-from mer.synth.long_spec import LongClipConfig, LongClipSpec, TimelineEvent, sample_long_clip
+from mer.synth.long_spec import LongClipConfig, LongClipSpec, TimelineEvent
+from mer.synth.long_timeline import sample_long_clip
 from mer.synth.render import FaceRig
 
 LABELS_FILE = "labels.json"
@@ -244,7 +245,7 @@ def generate_long_clips(
         folds: fold count of that split.
         london_root: the London Set folder (default ``<shared data>/faces/london``).
         landmark_cache: landmark cache file (default ``out_dir/london_landmarks.npz``).
-        plan: segment kinds of every clip (:func:`mer.synth.long_spec.sample_long_clip`).
+        plan: segment kinds of every clip (:func:`mer.synth.long_timeline.sample_long_clip`).
         command: the command line, recorded in ``README.md``.
 
     Returns:

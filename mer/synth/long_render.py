@@ -170,7 +170,7 @@ def render_long_clip(spec: LongClipSpec, rig: LongRig, cfg: LongClipConfig) -> L
     """Render every frame of a long clip.
 
     Args:
-        spec: the timeline (:func:`mer.synth.long_spec.sample_long_clip`).
+        spec: the timeline (:func:`mer.synth.long_timeline.sample_long_clip`).
         rig: the identity's assets (same identity as ``spec.identity``).
         cfg: output size, supersampling, margin.
 

@@ -133,6 +133,17 @@ def test_held_out_identities_are_the_evaluate_folds() -> None:
         heldout_identities(3, 3, ids)
 
 
+@pytest.mark.parametrize("codec", ["libx264", "mpeg4"])
+def test_write_video_decodes_every_frame(tmp_path: Path, codec: str) -> None:
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(17)]
+    path = tmp_path / "v.mp4"
+    assert write_video(path, frames, 30.0, codec=codec) == codec
+    probe = probe_video(path)
+    assert (probe.width, probe.height, probe.fps) == (64, 48, 30.0)
+    assert sum(1 for _ in iter_frames(path)) == 17
+
+
 # ---- real faces ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> LongRig:

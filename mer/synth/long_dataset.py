@@ -45,6 +45,9 @@ from mer.synth.render import FaceRig
 
 LABELS_FILE = "labels.json"
 GT_DIR = "gt"
+#: ``good_for`` tag of a clip holding a segment of this kind.
+GOOD_FOR = {"speech": "speech_confound", "head_turn": "head_motion", "gaze": "gaze_shift",
+            "eyes": "eye_closure"}  # fmt: skip
 
 
 def _intensity(amp: float) -> str:
@@ -132,7 +135,8 @@ def clip_labels(spec: LongClipSpec, size: int, note: str = "") -> dict:
             f"{n_expr} expressions among {len(events)} events ({', '.join(kinds)}), "
             f"{len(blinks)} blinks, head micro-motion throughout. {note}{CREDIT}"
         ),
-        "good_for": ["multi_event_spotting", "synthetic", "speech_confound"],
+        "good_for": ["multi_event_spotting", "synthetic"]
+        + [GOOD_FOR[k] for k in kinds if k in GOOD_FOR],
     }
 
 

@@ -279,7 +279,7 @@ def generate_long_clips(
     labels: dict[str, dict] = {}
     rigs: dict[str, LongRig] = {}
     n_frames, render_s = 0, 0.0
-    split = f"held-out fold {held_out_fold} of {folds}. " if held_out_fold is not None else ""
+    split = f"held-out fold {held_out_fold} of {folds}" if held_out_fold is not None else ""
     for i, ident in enumerate(chosen):
         if ident not in faces:
             raise ValueError(f"London {ident}: no face detected in the neutral photo")
@@ -289,7 +289,7 @@ def generate_long_clips(
         name = f"synth_long_{i:03d}.mp4"
         write_video(root / name, r.frames, cfg.fps)
         _save_gt(root / GT_DIR / f"{Path(name).stem}.npz", r)
-        labels[name] = clip_labels(spec, cfg.out_size, split)
+        labels[name] = clip_labels(spec, cfg.out_size, f"{split}. " if split else "")
         n_frames += len(r.frames)
         render_s += r.seconds
     path = root / LABELS_FILE
@@ -297,7 +297,7 @@ def generate_long_clips(
     (root / "README.md").write_text(
         "# Synthetic long multi-event clips (mer synth-long)\n\n"
         f"Command: `{command or 'generate_long_clips(...)'}`\n\n"
-        f"Identities: {', '.join(sorted(set(chosen)))} ({split or 'no split'}).\n\n"
+        f"Identities: {', '.join(sorted(set(chosen)))} ({split or 'all identities'}).\n\n"
         "Labels: labels.json (format of ../shared/data/dev/labels.json); per-frame ground truth "
         "in gt/*.npz (see mer/synth/long_dataset.py).\n\n" + CREDIT + "\n",
         encoding="utf-8",

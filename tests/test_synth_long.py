@@ -230,6 +230,27 @@ def test_long_clip_labels_video_and_regions(clip: dict) -> None:
     assert np.all(au[~busy] == 0)
 
 
+def test_one_sided_au_and_gaze_stay_local(rig: LongRig) -> None:
+    """Contempt moves the subject's left lip corner only; a gaze shift changes the eye
+    apertures only."""
+    lm, iod = rig.rig.landmarks, rig.rig.iod
+    st = rig.rig.stride
+
+    def at(field: np.ndarray, i: int) -> float:
+        v = field[int(round(lm[i, 1] / st)), int(round(lm[i, 0] / st))]
+        return float(np.hypot(v[0], v[1]))
+
+    one, both = rig.au(14, side=1)[0], rig.au(14)[0]
+    assert at(both, 61) > 0 and at(both, 291) > 0
+    assert at(one, 291) > 0.95 * at(both, 291) and at(one, 61) < 0.02 * at(both, 61)
+    moved = rig.gazed_photo((0.04 * iod, 0.0)).astype(np.float64)
+    diff = np.abs(moved - rig.rig.photo).mean(-1)
+    eyes = np.zeros(diff.shape, bool)
+    for roi, _, _ in rig.eyes:
+        eyes[roi] = True
+    assert diff[eyes].max() > 40 and diff[~eyes].max() == 0
+
+
 def test_render_is_deterministic(rig: LongRig, clip: dict) -> None:
     spec, cfg = clip["spec"], clip["cfg"]
     short = dataclasses.replace(spec, n_frames=45, events=spec.events[:1], blinks=())

@@ -5,7 +5,9 @@ CASME II-like timing and AU statistics (:mod:`.sampling`) on real neutral photos
 micro-motion, blinks, lighting changes, sensor noise and JPEG compression
 (:mod:`.render`); happiness clips can instead morph toward the identity's real smiling
 photo. :func:`generate_dataset` writes the CASME II layout, readable by
-:func:`mer.datasets.load_casme2`.
+:func:`mer.datasets.load_casme2`. Long clips with several expressions, speech, blinks, gaze
+shifts and head turns, as videos with labels in the real dev set's format:
+:func:`mer.synth.long_dataset.generate_long_clips` (``mer synth-long``).
 
 Face photos: DeBruine & Jones (2017), doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0 -
 credit them wherever rendered data or models trained on it are distributed.

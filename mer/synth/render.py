@@ -28,7 +28,6 @@ instead of field lines).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -39,7 +38,6 @@ from mer.face.align import fit_to_template, matrix_from_params
 from mer.schemas import AU_NAMES
 from mer.synth.aus import (
     ACTION_UNITS,
-    SHADE_REF_AMPLITUDE,
     au_fields,
     blink_fields,
     blink_fill,
@@ -55,6 +53,19 @@ from mer.synth.sampling import (
     closure_course,
     movement_course,
     raised_cosine_course,
+)
+from mer.synth.warp import (
+    FieldTerm,
+    blinked_photo,
+    expression_field,
+    finish_frame,
+    inverse_warp,
+    micro_motion,
+    output_grid,
+    photo_coords,
+    remap_up,
+    sample_grid,
+    sim3,
 )
 
 #: Column index of each AU name in :attr:`RenderedClip.au_intensity`.
@@ -185,19 +196,6 @@ class RenderedClip:
     crop: np.ndarray
 
 
-def _sim3(
-    rot_deg: float, log_scale: float, tx: float, ty: float, cx: float, cy: float
-) -> np.ndarray:
-    """3x3 similarity about ``(cx, cy)``: rotate, scale, then shift by ``(tx, ty)``."""
-    a = math.radians(rot_deg)
-    s = math.exp(log_scale)
-    c, si = s * math.cos(a), s * math.sin(a)
-    r = np.array([[c, -si, 0.0], [si, c, 0.0], [0.0, 0.0, 1.0]])
-    t1 = np.array([[1.0, 0, -cx], [0, 1.0, -cy], [0, 0, 1.0]])
-    t2 = np.array([[1.0, 0, cx + tx], [0, 1.0, cy + ty], [0, 0, 1.0]])
-    return t2 @ r @ t1
-
-
 def crop_matrix(
     landmarks: np.ndarray, side: int, margin: float, pose: tuple[float, float, float, float]
 ) -> np.ndarray:
@@ -215,40 +213,43 @@ def crop_matrix(
     m3 = np.vstack([m, [0.0, 0.0, 1.0]])
     c = (side - 1) / 2
     rot, ls, sx, sy = pose
-    return _sim3(rot, ls, sx * side, sy * side, c, c) @ m3
+    return sim3(rot, ls, sx * side, sy * side, c, c) @ m3
 
 
 def head_motion(spec: ClipSpec, t: float, side: int) -> np.ndarray:
     """3x3 head motion similarity at ``t`` seconds, crop pixels: the micro-motion nuisance
     (identity at t=0) plus the head movement of a ``mode="head"`` clip (raised cosine from
     onset to offset, ``spec.head_move`` at the apex)."""
-    nz = spec.nuisance
     move = 0.0
     if any(spec.head_move):
         n = spec.first + t * spec.fps
         move = float(raised_cosine_course(np.array([n]), spec.onset, spec.apex, spec.offset)[0])
-    vals = []
-    for k in range(4):
-        a = nz.head_amp[k] / math.sqrt(1.5)
-        v = sum(
-            a * (math.sin(2 * math.pi * f * t + ph) - math.sin(ph))
-            for f, ph in zip(nz.head_freq[k], nz.head_phase[k], strict=True)
-        )
-        vals.append(v + nz.head_drift[k] * t + move * spec.head_move[k])
+    micro = micro_motion(spec.nuisance, t)
+    vals = [v + move * m for v, m in zip(micro, spec.head_move, strict=True)]
     c = (side - 1) / 2
-    return _sim3(vals[0], vals[1], vals[2] * side, vals[3] * side, c, c)
+    return sim3(vals[0], vals[1], vals[2] * side, vals[3] * side, c, c)
 
 
-def _sample(grid: np.ndarray, px: np.ndarray, py: np.ndarray, stride: int) -> np.ndarray:
-    """Bilinear samples of a photo-grid field at photo pixels ``(px, py)`` (0 outside)."""
-    return cv2.remap(
-        grid,
-        px / stride,
-        py / stride,
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0,
-    )
+def _smile_blend(
+    img: np.ndarray,
+    smile: SmileRig,
+    coeff: float,
+    qx: np.ndarray,
+    qy: np.ndarray,
+    stride: int,
+    big: int,
+) -> np.ndarray:
+    """Cross-dissolve the equally warped smiling photo into ``img`` by ``coeff`` times the
+    face mask (real-smile mode); float32 ``(big, big, 3)``."""
+    d = sample_grid(smile.field, qx, qy, stride)
+    sx, sy = qx + d[..., 0], qy + d[..., 1]
+    m = smile.to_smile
+    mx = (m[0, 0] * sx + m[0, 1] * sy + m[0, 2]).astype(np.float32)
+    my = (m[1, 0] * sx + m[1, 1] * sy + m[1, 2]).astype(np.float32)
+    simg = remap_up(smile.photo, mx, my, big)
+    wm = coeff * sample_grid(smile.mask, qx, qy, stride)
+    wm2 = cv2.resize(wm, (big, big), interpolation=cv2.INTER_LINEAR)[..., None]
+    return img.astype(np.float32) * (1 - wm2) + simg.astype(np.float32) * wm2
 
 
 def render_clip(spec: ClipSpec, rig: FaceRig, cfg: SynthConfig) -> RenderedClip:
@@ -304,88 +305,26 @@ def render_clip(spec: ClipSpec, rig: FaceRig, cfg: SynthConfig) -> RenderedClip:
 
     # static geometry --------------------------------------------------------------------
     a0 = crop_matrix(rig.landmarks, big, cfg.margin, nz.pose)
-    gx, gy = np.meshgrid(np.arange(out, dtype=np.float64), np.arange(out, dtype=np.float64))
-    gx = gx * ss + (ss - 1) / 2
-    gy = gy * ss + (ss - 1) / 2
-    ones = np.ones_like(gx)
-    grid_pts = np.stack([gx, gy, ones], axis=0).reshape(3, -1)
-    u01, v01 = np.meshgrid(np.linspace(-0.5, 0.5, out), np.linspace(-0.5, 0.5, out))
-    ch_gain = np.asarray(nz.channel_gain, np.float32)
+    grid_pts, light_uv = output_grid(out, ss)
 
     frames: list[np.ndarray] = []
     for i, t in enumerate(t_arr):
-        a_t = head_motion(spec, float(t), big) @ a0
-        p = np.linalg.inv(a_t) @ grid_pts
-        px = p[0].reshape(out, out).astype(np.float32)
-        py = p[1].reshape(out, out).astype(np.float32)
-
-        # expression field on the photo grid (pixels)
-        u = np.zeros(rig.shape + (2,), np.float32)
-        shade = np.zeros(rig.shape, np.float32)
-        if smile is not None:
-            if coeffs[i, 0] > 0:
-                u += np.float32(coeffs[i, 0]) * smile.field
-        else:
-            for k, (f, sh) in enumerate(fields):
-                c = float(coeffs[i, k])
-                if c > 0:
-                    u += np.float32(c) * f
-                    if sh is not None:
-                        shade += np.float32(min(1.0, c / SHADE_REF_AMPLITUDE)) * sh
+        px, py = photo_coords(head_motion(spec, float(t), big) @ a0, grid_pts, out)
         b = float(closure[i])
-        if blink_assets is not None and b > 0:
-            u += np.float32(b) * blink_assets[0]
-            shade += np.float32(b) * blink_assets[1]
-        u1 = _sample(u, px, py, rig.stride)
-        u2 = _sample(u, px - u1[..., 0], py - u1[..., 1], rig.stride)
-        qx = px - u2[..., 0]
-        qy = py - u2[..., 1]
-
-        src = rig.photo
-        if blink_assets is not None and b > 0.01:
-            _, _, fill, mask, roi = blink_assets
-            wgt = (b * b * mask)[..., None]
-            src = rig.photo.copy()
-            src[roi] = np.clip(src[roi] * (1 - wgt) + fill * wgt + 0.5, 0, 255).astype(np.uint8)
-        q2 = cv2.resize(np.dstack([qx, qy]), (big, big), interpolation=cv2.INTER_LINEAR)
-        img = cv2.remap(
-            src, q2[..., 0], q2[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
-        )
+        if smile is not None:
+            terms: list[FieldTerm] = [(float(coeffs[i, 0]), smile.field, None)]
+        else:
+            terms = [(float(coeffs[i, k]), f, sh) for k, (f, sh) in enumerate(fields)]
+        u, shade = expression_field(rig.shape, terms, blink_assets, b)
+        qx, qy = inverse_warp(u, px, py, rig.stride)
+        img = remap_up(blinked_photo(rig.photo, blink_assets, b), qx, qy, big)
         if smile is not None and coeffs[i, 0] > 0:
-            d = _sample(smile.field, qx, qy, rig.stride)
-            sx, sy = qx + d[..., 0], qy + d[..., 1]
-            m = smile.to_smile
-            mx = (m[0, 0] * sx + m[0, 1] * sy + m[0, 2]).astype(np.float32)
-            my = (m[1, 0] * sx + m[1, 1] * sy + m[1, 2]).astype(np.float32)
-            s2 = cv2.resize(np.dstack([mx, my]), (big, big), interpolation=cv2.INTER_LINEAR)
-            simg = cv2.remap(
-                smile.photo,
-                s2[..., 0],
-                s2[..., 1],
-                cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_REFLECT101,
+            img = _smile_blend(img, smile, float(coeffs[i, 0]), qx, qy, rig.stride, big)
+        frames.append(
+            finish_frame(
+                img, out, nz, float(t), light_uv, shade, (qx, qy), rig.stride, cfg.grayscale, rng
             )
-            wm = float(coeffs[i, 0]) * _sample(smile.mask, qx, qy, rig.stride)
-            wm2 = cv2.resize(wm, (big, big), interpolation=cv2.INTER_LINEAR)[..., None]
-            img = img.astype(np.float32) * (1 - wm2) + simg.astype(np.float32) * wm2
-        small = cv2.resize(img.astype(np.float32), (out, out), interpolation=cv2.INTER_AREA)
-
-        # appearance: furrows, lighting, noise
-        gain = nz.gain * (
-            1 + nz.gain_amp * math.sin(2 * math.pi * nz.gain_freq * t + nz.gain_phase)
         )
-        tilt_x = nz.tilt[0] + nz.tilt_drift[0] * t
-        tilt_y = nz.tilt[1] + nz.tilt_drift[1] * t
-        light = (gain * (1 + tilt_x * u01 + tilt_y * v01)).astype(np.float32)
-        if shade.any():
-            light *= 1 - _sample(shade, qx, qy, rig.stride)
-        small *= light[..., None]
-        small *= ch_gain
-        if cfg.grayscale:
-            small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-        if nz.noise_sigma > 0:
-            small += rng.standard_normal(small.shape, dtype=np.float32) * np.float32(nz.noise_sigma)
-        frames.append(np.clip(small + 0.5, 0, 255).astype(np.uint8))
 
     a_first = head_motion(spec, 0.0, big) @ a0
     crop = a_first[:2].copy()

@@ -56,7 +56,8 @@ print_timings() {
   for t in "${TIMINGS[@]}"; do echo "  $t"; done
   echo "  $(printf '%-34s %5ss' total $(($(date +%s) - T_START)))"
 }
-compose() { "${COMPOSE[@]}" -p "$PROJECT" -f docker-compose.yml -f docker/compose.local.yml "$@"; }
+COMPOSE_FILES=(-f docker-compose.yml -f docker/compose.local.yml)
+compose() { "${COMPOSE[@]}" -p "$PROJECT" "${COMPOSE_FILES[@]}" "$@"; }
 cid() { compose ps -q "$1" 2>/dev/null | head -n1; }
 dump_logs() {  # the logs of the given services (all when none)
   local s
@@ -126,6 +127,10 @@ else
   fail "neither 'docker compose' nor docker-compose is installed (apt-get install docker-compose)"
 fi
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0  # the classic builder: no buildx needed
+# creating a container copies its whole image on the vfs storage driver: minutes when busy
+export COMPOSE_HTTP_TIMEOUT=${COMPOSE_HTTP_TIMEOUT:-900}
+PY_YAML=python3
+python3 -c 'import yaml' 2>/dev/null || PY_YAML=/usr/bin/python3  # docker-compose's own
 SAMPLE=${MER_SMOKE_SAMPLE:-}
 if [ -z "$SAMPLE" ]; then
   # a throwaway clone looks beside the checkout it was cloned from too (as .ci/run does)
@@ -215,6 +220,22 @@ MER_SMOKE_FLOWER_PORT=$(free_port 15555)
 API_KEY=smoke_$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
 export MER_API_KEYS="smoke:$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)"
 export MER_AUTH_ENABLED=true MER_INFERENCE_BACKEND=torchserve
+# Flower's API answers only with authentication (docker-compose.yml passes this through)
+export FLOWER_BASIC_AUTH="smoke:$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
+# docker-compose.yml publishes ports, which docker-compose (v1) refuses with host
+# networking, and an override cannot remove them: run the merged configuration without
+# the `ports` of the host-networked services (with host networking they mean nothing)
+compose config >"$WORK/compose.merged.yml" || fail "compose config refused the files"
+"$PY_YAML" - "$WORK/compose.merged.yml" <<'EOF' || fail "could not drop the published ports"
+import sys, yaml
+path = sys.argv[1]
+doc = yaml.safe_load(open(path))
+for svc in doc["services"].values():
+    assert svc.get("network_mode") == "host", svc
+    svc.pop("ports", None)
+yaml.safe_dump(doc, open(path, "w"), sort_keys=False)
+EOF
+COMPOSE_FILES=(-f "$WORK/compose.merged.yml" --project-directory "$ROOT")
 # worker shares api's image (mer-service:cpu): build it once; the four images in parallel
 compose build --parallel redis api torchserve flower >"$WORK/build.log" 2>&1 \
   || { tail -n 80 "$WORK/build.log" >&2; fail "compose build failed"; }
@@ -223,6 +244,7 @@ step_done "build images"
 # ---- 5. up, health, depends_on ------------------------------------------------------
 STACK_UP=1
 log "ports: redis $MER_SMOKE_REDIS_PORT, api $MER_SMOKE_API_PORT, torchserve $MER_SMOKE_TS_PORT-$((MER_SMOKE_TS_PORT + 2)), flower $MER_SMOKE_FLOWER_PORT"
+T_UP=$(date +%s)
 compose up -d --no-build >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "compose up failed"; }
 deadline=$(($(date +%s) + HEALTH_TIMEOUT_S))
 while :; do
@@ -252,27 +274,22 @@ import json, sys
 names = {m["modelName"] for m in json.load(open(sys.argv[1]))["models"]}
 assert {"sma_stn", "au_detector"} <= names, names
 EOF
-# each dependent started after its dependency first passed its health check
-first_healthy() {  # the end time (epoch s) of the first passing health check of a service
-  docker inspect "$(cid "$1")" | python3 -c '
-import datetime, json, sys
-log = json.load(sys.stdin)[0]["State"]["Health"]["Log"]
-ok = [e["End"] for e in log if e["ExitCode"] == 0]
-print(datetime.datetime.fromisoformat(ok[0][:26].rstrip("Z")).replace(tzinfo=datetime.timezone.utc).timestamp() if ok else "none")'
-}
-started_at() {
-  docker inspect -f '{{.State.StartedAt}}' "$(cid "$1")" | python3 -c '
-import datetime, sys
-t = sys.stdin.read().strip()
-print(datetime.datetime.fromisoformat(t[:26].rstrip("Z")).replace(tzinfo=datetime.timezone.utc).timestamp())'
+# each dependent started after its dependency's first passing health check (the engine's
+# events since `up`: "start" and "health_status: healthy" per container)
+docker events --since "$T_UP" --until "$(date +%s)" --filter type=container \
+  --format '{{.TimeNano}} {{.Actor.Attributes.name}} {{.Action}}' >"$WORK/events.txt"
+first_event() {  # first_event SERVICE ACTION: the time (ns) of its first such event
+  local name; name=$(docker inspect -f '{{.Name}}' "$(cid "$1")") && name=${name#/}
+  awk -v n="$name" -v a="$2" '{ t = $1; c = $2; $1 = $2 = ""; sub(/^ +/, "") }
+    c == n && $0 == a { print t; exit }' \
+    "$WORK/events.txt"
 }
 for pair in api:redis worker:redis worker:torchserve flower:redis; do
-  dep=${pair#*:} svc=${pair%%:*}
-  h=$(first_healthy "$dep") s=$(started_at "$svc")
-  [ "$h" != none ] || fail "no passing health check of $dep in its log (log keeps the last 5)" "$dep"
-  python3 -c "import sys; sys.exit(0 if $s >= $h else 1)" \
-    || fail "$svc started before $dep was healthy (started $s, $dep healthy $h)" "$svc" "$dep"
-  log "depends_on held: $svc started $(python3 -c "print(f'{$s - $h:.1f}')") s after $dep was healthy"
+  svc=${pair%%:*} dep=${pair#*:}
+  h=$(first_event "$dep" "health_status: healthy") s=$(first_event "$svc" start)
+  [ -n "$h" ] && [ -n "$s" ] || fail "no start/healthy events of $svc/$dep" "$svc" "$dep"
+  [ "$s" -ge "$h" ] || fail "$svc started before $dep was healthy" "$svc" "$dep"
+  log "depends_on held: $svc started $(((s - h) / 1000000)) ms after $dep was healthy"
 done
 step_done "depends_on conditions"
 
@@ -320,7 +337,9 @@ grep -Eq '^mer_jobs_finished_total\{.*state="succeeded".*\} [1-9]' "$WORK/metric
 grep -Eq '^mer_http_requests_total\{.*route="/v1/analyze".*status="202".*\} [1-9]' "$WORK/metrics.txt" \
   || fail "/metrics does not count the accepted upload" api
 FLOWER=http://127.0.0.1:$MER_SMOKE_FLOWER_PORT
-curl -fsS -o "$WORK/workers.json" "$FLOWER/api/workers?refresh=1" || fail "Flower's /api/workers failed" flower
+code=$(curl -s -o /dev/null -w '%{http_code}' "$FLOWER/api/workers")
+[ "$code" = 401 ] || fail "Flower's API answered $code without credentials, not 401" flower
+curl -fsS -u "$FLOWER_BASIC_AUTH" -o "$WORK/workers.json" "$FLOWER/api/workers?refresh=1" || fail "Flower's /api/workers failed" flower
 python3 - "$WORK/workers.json" <<'EOF' || fail "Flower's API lists no worker@ worker" flower
 import json, sys
 workers = json.load(open(sys.argv[1]))
@@ -328,7 +347,7 @@ names = [w for w in workers if w.startswith("worker@")]
 assert names, workers
 print("[smoke] flower lists " + ", ".join(names), file=sys.stderr)
 EOF
-curl -fsS -o "$WORK/tasks.json" "$FLOWER/api/tasks" || fail "Flower's /api/tasks failed" flower
+curl -fsS -u "$FLOWER_BASIC_AUTH" -o "$WORK/tasks.json" "$FLOWER/api/tasks" || fail "Flower's /api/tasks failed" flower
 python3 - "$WORK/tasks.json" <<'EOF' || fail "Flower's API has no succeeded task" flower
 import json, sys
 tasks = json.load(open(sys.argv[1]))

@@ -88,7 +88,8 @@ cleanup() {
     for _ in $(seq 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 1; done
     kill -9 "$DOCKERD_PID" 2>/dev/null
   fi
-  # the vfs data root can hold root-owned read-only files: remove it as root
+  # dockerd leaves its default network namespace mounted under the exec root
+  grep -o "$WORK/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount 2>/dev/null
   rm -rf "$WORK"
   [ "$rc" = 0 ] || log "exit status $rc"
   print_timings

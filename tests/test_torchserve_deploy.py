@@ -20,6 +20,7 @@ yaml = pytest.importorskip("yaml", reason="pyyaml is not installed (pip install 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 GPU = ROOT / "docker" / "compose.gpu.yml"
+LOCAL = ROOT / "docker" / "compose.local.yml"
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -81,7 +82,11 @@ def test_compose_config_accepts_the_files() -> None:
     cmd = _compose_cmd()
     if cmd is None:
         pytest.skip("no compose binary here (docker compose / docker-compose)")
-    for files in (["-f", str(COMPOSE)], ["-f", str(COMPOSE), "-f", str(GPU)]):
+    for files in (
+        ["-f", str(COMPOSE)],
+        ["-f", str(COMPOSE), "-f", str(GPU)],
+        ["-f", str(COMPOSE), "-f", str(LOCAL)],
+    ):
         res = subprocess.run([*cmd, *files, "config", "-q"], capture_output=True, text=True,
                              cwd=ROOT, timeout=60)  # fmt: skip
         assert res.returncode == 0, res.stderr

@@ -276,7 +276,7 @@ def analyze_video(
     stats = DecodeStats()
     fps = probe.fps if probe.fps > 0 else 30.0
     return analyze_frames(
-        _threaded(iter_frames(path, settings, stats)),
+        _threaded(iter_frames(path, settings, stats, label=filename or path.name)),
         fps=fps,
         expected_frames=probe.frame_count or max(1, int(probe.duration_s * fps)),
         filename=filename or path.name,

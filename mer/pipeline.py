@@ -34,6 +34,7 @@ from mer.inference import (
     au_input_u8,
     dssi_u8_from_crops,
     load_inprocess_backend,
+    preload_inprocess_backend,
 )
 from mer.motion import (
     FlowEstimator,
@@ -351,6 +352,8 @@ def analyze_frames(
     lags = tuple(max(1, int(round(s * fps_nominal))) for s in cfg.lags_s)
 
     lm = _thread_landmarker(settings, cfg)
+    if backend is None and settings.inference_backend == "inprocess":
+        preload_inprocess_backend(settings.model_dir)  # torch loads while frames decode
     tracker = MainFaceTracker()
     masks = build_region_masks(cfg.crop_size)
     motion = TwoSidedMotion(masks, lags, FlowEstimator(cfg.flow_preset))

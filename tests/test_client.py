@@ -179,3 +179,15 @@ def test_mer_submit_cli(service_url: str, sample_video: Path, tmp_path: Path) ->
         cwd=REPO_ROOT, capture_output=True, timeout=120, check=False,
     )  # fmt: skip
     assert r.returncode == 2 and b"invalid_api_key" in r.stderr, r.stderr.decode()
+
+
+def test_readme_client_example_runs(
+    service_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("**Python client**", 1)[1].split("```python\n", 1)[1].split("```")[0]
+    assert "http://127.0.0.1:8000" in block
+    monkeypatch.chdir(REPO_ROOT)  # the example names samples/single_face.mp4
+    exec(block.replace("http://127.0.0.1:8000", service_url), {"KEY": TEST_API_KEY})
+    out = capsys.readouterr().out
+    assert "ApexFrame" in out or "frame=" in out, out

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TextIO
@@ -47,8 +48,14 @@ def native_logs_to(sink: TextIO | None, python_too: bool = False) -> Iterator[Te
     import wurlitzer
 
     sys.stderr.flush()
+    try:
+        fd: int | None = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (e.g. Typer's CliRunner)
+        fd = None
     with (
-        os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1) as real,
+        os.fdopen(os.dup(fd), "w", buffering=1)
+        if fd is not None
+        else nullcontext(sys.stderr) as real,
         wurlitzer.pipes(stdout=None, stderr=sink),
         contextlib.redirect_stderr(sink if python_too else real),
     ):

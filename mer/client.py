@@ -48,13 +48,17 @@ class ServiceError(Exception):
             reached, ``http_<status>`` when an answer carried no ``{code, message}``.
         message: the service's message.
         status_code: the HTTP status (0 without an answer).
+        retry_after_s: the answer's ``Retry-After`` in seconds (429, 503), else None.
     """
 
-    def __init__(self, code: str, message: str, status_code: int = 0) -> None:
+    def __init__(
+        self, code: str, message: str, status_code: int = 0, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.status_code = status_code
+        self.retry_after_s = retry_after_s
 
 
 class JobFailedError(ServiceError):
@@ -158,7 +162,11 @@ class Client:
         except (ValueError, KeyError, TypeError):
             code = f"http_{response.status_code}"
             message = response.text[:500] or response.reason_phrase
-        raise ServiceError(code, message, response.status_code)
+        try:
+            retry_after: float | None = float(response.headers["Retry-After"])
+        except (KeyError, ValueError):
+            retry_after = None
+        raise ServiceError(code, message, response.status_code, retry_after)
 
     def submit(
         self,
@@ -233,7 +241,7 @@ class Client:
             except ServiceError as exc:
                 if exc.code != "rate_limited":
                     raise
-                time.sleep(min(5.0, max(poll_s, 1.0)))
+                time.sleep(min(60.0, exc.retry_after_s or max(poll_s, 1.0)))
                 continue
             if on_poll is not None:
                 on_poll(status)

@@ -4,6 +4,7 @@ every command listed, quiet means quiet, no science imported to start up."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("numpy", "cv2", "av", "torch", "mediapipe", "scipy", "httpx", "mer.pipeline")
 
 
-def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
+def _run(
+    *args: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, *args], cwd=REPO_ROOT, capture_output=True, timeout=timeout, check=False
+        [sys.executable, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        env=None if env is None else os.environ | env,
     )
 
 
@@ -55,10 +63,12 @@ def test_quiet_means_quiet(sample_video: Path, tmp_path: Path) -> None:
     assert r.stdout == b""
     result = json.loads(out.read_text())
     assert result["video"]["frame_count"] == 72 and result["apex"] is not None
-    # without -q: the summary, still no native log lines (they need --verbose)
-    r = _run("-m", "mer.cli", "analyze", str(sample_video))
+    # without -q, as on a terminal (Rich's TTY_COMPATIBLE): the progress bar and the
+    # summary, still no native log lines (they need --verbose)
+    r = _run("-m", "mer.cli", "analyze", str(sample_video), env={"TTY_COMPATIBLE": "1"})
     assert r.returncode == 0, r.stderr.decode()
     assert b"apex frame" in r.stdout
+    assert b"landmarks" in r.stderr and b"100%" in r.stderr, r.stderr.decode()
     for noise in (b"absl::InitializeLog", b"TensorFlow Lite", b"W0000"):
         assert noise not in r.stderr, r.stderr.decode()
 

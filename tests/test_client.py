@@ -147,10 +147,13 @@ def test_mer_submit_cli(service_url: str, sample_video: Path, tmp_path: Path) ->
     r = subprocess.run(
         [sys.executable, "-m", "mer.cli", "submit", str(sample_video), "--url", service_url,
          "--json", str(out_json), "--csv", str(out_csv)],
-        cwd=REPO_ROOT, env=env, capture_output=True, timeout=300, check=False,
+        cwd=REPO_ROOT, env=env | {"TTY_COMPATIBLE": "1"}, capture_output=True, timeout=300,
+        check=False,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr.decode() + r.stdout.decode()
     assert b"succeeded" in r.stdout
+    # the progress bar (as on a terminal): the file, the upload, then the job's stages
+    assert b"single_face.mp4" in r.stderr and b"upload" in r.stderr, r.stderr.decode()
     check_single_face_result(json.loads(out_json.read_text()))
     rows = list(csv.reader(io.StringIO(out_csv.read_text())))
     assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == 73

@@ -1,24 +1,65 @@
-"""Command line: ``mer analyze VIDEO [--json OUT] [--csv OUT]`` (Typer + Rich)."""
+"""Command line: ``mer analyze VIDEO [--json OUT] [--csv OUT]``, ``mer submit``, ``mer train``,
+``mer evaluate`` ... (Typer + Rich).
+
+Importing this module imports no science code (NumPy, OpenCV, PyAV, MediaPipe, torch):
+each command imports what it needs when it runs (``bench/cli_startup.py`` measures it).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from mer.errors import MERError
-from mer.serving import model_store_app
+from mer.cli_submit import submit
+from mer.serving_cli import model_store_app
 
 app = typer.Typer(help="Facial micro-expression analysis.", no_args_is_help=True)
 app.add_typer(model_store_app, name="model-store")
 err = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def native_logs_to(sink: TextIO | None, python_too: bool = False) -> Iterator[TextIO]:
+    """Send what native libraries write to file descriptor 2 (MediaPipe, TFLite and absl
+    log lines) to ``sink``, with wurlitzer.
+
+    Args:
+        sink: where they go (e.g. ``os.devnull`` opened for writing); ``None``: left alone.
+        python_too: Python's ``sys.stderr`` (warnings, log records) goes to ``sink`` as
+            well; otherwise it keeps writing to the real standard error.
+
+    Yields:
+        A text stream to the real standard error (for a progress bar), valid inside.
+    """
+    if sink is None:
+        yield sys.stderr
+        return
+    import wurlitzer
+
+    sys.stderr.flush()
+    try:
+        fd: int | None = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (e.g. Typer's CliRunner)
+        fd = None
+    with (
+        os.fdopen(os.dup(fd), "w", buffering=1)
+        if fd is not None
+        else nullcontext(sys.stderr) as real,
+        wurlitzer.pipes(stdout=None, stderr=sink),
+        contextlib.redirect_stderr(sink if python_too else real),
+    ):
+        yield real
 
 
 class OnlyModel(StrEnum):
@@ -42,23 +83,34 @@ def analyze(
     csv_out: Annotated[
         Path | None, typer.Option("--csv", help="Write the per-frame CSV here (OpenFace names).")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress, summary or log lines.")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Also show the MediaPipe / TFLite / absl log lines."),
+    ] = False,
 ) -> None:
     """Analyse VIDEO on the embedded in-process pipeline and report apex, intervals and AUs."""
+    from mer.errors import MERError
     from mer.export import write_csv
     from mer.pipeline import analyze_video
     from mer.settings import get_settings
 
     show = not quiet and err.is_terminal
     try:
-        with Progress(
-            TextColumn("[bold]{task.description:<10}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            disable=not show,
-        ) as bar:
+        with (
+            open(os.devnull, "w") as devnull,
+            native_logs_to(None if verbose and not quiet else devnull, quiet) as stderr,
+            Progress(
+                TextColumn("[bold]{task.description:<10}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TimeElapsedColumn(),
+                console=Console(file=stderr) if show else err,
+                disable=not show,
+            ) as bar,
+        ):
             task = bar.add_task("probe", total=100)
 
             def progress(stage: str, pct: float) -> None:
@@ -80,6 +132,8 @@ def analyze(
             write_csv(result, fh)
     if quiet:
         return
+    from rich.table import Table
+
     out = Console(stderr=str(json_out) == "-")
     v = result.video
     out.print(
@@ -122,6 +176,7 @@ def evaluate_real_cmd(
 ) -> None:
     """Analyse every hand-labelled real clip with the shipped pipeline and score it
     (MEGC spotting, apex, AUs at the apex, emotion); writes a JSON/Markdown/PNG report."""
+    from mer.errors import MERError
     from mer.evaluation import evaluate_real
 
     show = not quiet and err.is_terminal
@@ -146,9 +201,7 @@ def evaluate_real_cmd(
         typer.echo(f"report: {out / 'report.md'}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
-
+app.command("submit")(submit)  # mer/cli_submit.py
 
 _DATASETS = "casme2 | samm | smic | casme3 | synth"
 
@@ -481,3 +534,7 @@ def _write_model_card(
                   (report.parent / "report.md").read_text() if (report.parent / "report.md")
                   .is_file() else json.dumps(json.loads(report.read_text())["main"])]  # fmt: skip
     (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover - after every command is defined
+    app()

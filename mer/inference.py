@@ -333,3 +333,28 @@ def load_inprocess_backend(model_dir: Path) -> InProcessBackend | None:
         )
         _cache[model_dir] = backend
         return backend
+
+
+def preload_inprocess_backend(model_dir: Path) -> threading.Thread | None:
+    """Start :func:`load_inprocess_backend` in a daemon thread, so that importing torch and
+    reading the checkpoints (about a second) overlaps decoding and landmarks; the later
+    call in the pipeline then finds it cached (or waits for it under the cache lock).
+
+    Returns:
+        The thread, or None when the backend is already cached. A failure in the thread
+        is logged only: the pipeline's own call raises it.
+    """
+    model_dir = Path(model_dir)
+    with _cache_lock:
+        if model_dir in _cache:
+            return None
+
+    def load() -> None:
+        try:
+            load_inprocess_backend(model_dir)
+        except Exception:  # noqa: BLE001 - the pipeline's call reports it
+            log.debug("preloading the models of %s failed", model_dir, exc_info=True)
+
+    thread = threading.Thread(target=load, name="mer-preload-models", daemon=True)
+    thread.start()
+    return thread

@@ -71,11 +71,51 @@ class DecodedFrame:
 
 @dataclass
 class DecodeStats:
-    """Counters filled while decoding; read them after the iterator ends."""
+    """Counters filled while decoding; read them after the iterator ends.
+
+    Attributes:
+        frames: frames decoded.
+        corrupt_packets: packets skipped because they did not decode (or demux).
+        decoded_s: seconds covered by the decoded frames (last timestamp minus the first,
+            plus one frame period).
+        expected_frames: frames the container declares (0 when it does not say).
+        expected_s: duration the container declares in seconds (0.0 when unknown).
+        truncated: the file ends before its declared end (see :func:`is_truncated`).
+        warnings: human-readable notes for the result's ``warnings``.
+    """
 
     frames: int = 0
     corrupt_packets: int = 0
+    decoded_s: float = 0.0
+    expected_frames: int = 0
+    expected_s: float = 0.0
+    truncated: bool = False
     warnings: list[str] = field(default_factory=list)
+
+
+#: Declared frames the decoder may fall short of before a file counts as truncated:
+#: the larger of this many frames and :data:`TRUNCATION_FRACTION` of the declared count.
+TRUNCATION_MIN_FRAMES = 3
+TRUNCATION_FRACTION = 0.02
+#: Without a declared frame count: seconds short of the declared duration (plus 5 %).
+TRUNCATION_MIN_S = 0.25
+
+
+def is_truncated(stats: DecodeStats) -> bool:
+    """Whether the decoded frames fall short of what the container declares.
+
+    With a declared frame count (MP4, MOV, MKV ...): fewer than ``expected_frames -
+    max(TRUNCATION_MIN_FRAMES, TRUNCATION_FRACTION * expected_frames)`` frames decoded.
+    Otherwise (MPEG-PS, some AVI) with a declared duration: ``decoded_s`` short of
+    ``expected_s`` by more than ``TRUNCATION_MIN_S`` + 5 % (durations estimated from the
+    bit rate are rough). Unknown both ways: ``False``.
+    """
+    if stats.expected_frames > 0:
+        slack = max(TRUNCATION_MIN_FRAMES, TRUNCATION_FRACTION * stats.expected_frames)
+        return stats.frames < stats.expected_frames - slack
+    if stats.expected_s > 0:
+        return stats.decoded_s < stats.expected_s * 0.95 - TRUNCATION_MIN_S
+    return False
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
@@ -179,11 +219,7 @@ def probe_video(path: str | os.PathLike[str], settings: Settings | None = None) 
                 code="resolution_too_small",
             )
         fps = float(stream.average_rate or stream.guessed_rate or 0.0)
-        duration_s = 0.0
-        if stream.duration is not None and stream.time_base is not None:
-            duration_s = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration_s = container.duration / 1_000_000
+        duration_s = _declared_duration_s(container, stream)
         if duration_s > settings.max_duration_s:
             raise VideoLimitError(
                 f"duration {duration_s:.1f} s exceeds the limit {settings.max_duration_s:.0f} s",
@@ -217,6 +253,17 @@ def probe_video(path: str | os.PathLike[str], settings: Settings | None = None) 
         container.close()
 
 
+def _declared_duration_s(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> float:
+    """The stream's declared duration in seconds, else the container's; 0.0 if unknown."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000
+    return 0.0
+
+
 def _decode_packets(
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
@@ -248,6 +295,7 @@ def iter_frames(
     settings: Settings | None = None,
     stats: DecodeStats | None = None,
     stream_threads: bool = True,
+    label: str | None = None,
 ) -> Iterator[DecodedFrame]:
     """Decode a video frame by frame, streaming.
 
@@ -256,6 +304,8 @@ def iter_frames(
         settings: limits, checked while decoding (``max_frames``, ``max_duration_s``).
         stats: filled with frame and corrupt-packet counts and warnings.
         stream_threads: let FFmpeg decode with frame/slice threads.
+        label: the file's name in warnings (an upload's client-side name); default the
+            name of ``path``.
 
     Yields:
         :class:`DecodedFrame` with ``(H, W, 3)`` uint8 RGB images (rotation applied) and
@@ -278,7 +328,10 @@ def iter_frames(
             stream.thread_type = "AUTO"
         rotation = _rotation_of(stream)
         fps_guess = float(stream.average_rate or stream.guessed_rate or 25.0)
+        stats.expected_frames = int(stream.frames or 0)
+        stats.expected_s = _declared_duration_s(container, stream)
         last_t = -1.0
+        first_t: float | None = None
         index = 0
         for frame in _decode_packets(container, stream, stats):
             t = frame.time
@@ -299,14 +352,24 @@ def iter_frames(
                 )
             img = upright(frame.to_ndarray(format="rgb24"), _frame_rotation(frame, rotation))
             yield DecodedFrame(index=index, timestamp_s=float(t), image=img)
+            first_t = t if first_t is None else first_t
             last_t = t
             index += 1
         stats.frames = index
         if index == 0:
             raise TruncatedVideoError("no frame could be decoded (truncated or corrupt file)")
+        stats.decoded_s = float(last_t - (first_t or 0.0)) + 1.0 / fps_guess
         if stats.corrupt_packets:
             stats.warnings.append(
                 f"{stats.corrupt_packets} corrupt or unreadable packet(s) were skipped"
+            )
+        stats.truncated = is_truncated(stats)
+        if stats.truncated:
+            of = f" of {stats.expected_frames}" if stats.expected_frames else ""
+            stats.warnings.append(
+                f"truncated file: {label or Path(path).name} ends before its declared end; decoded "
+                f"{stats.frames}{of} frames ({stats.decoded_s:.2f} s of "
+                f"{stats.expected_s:.2f} s); the result covers the decoded part only"
             )
     finally:
         container.close()

@@ -27,6 +27,7 @@ from service.errors import register_error_handlers
 from service.observability import Metrics, ObservabilityMiddleware
 from service.quotas import RateLimiter
 from service.routes import analyze, health, jobs, video
+from service.routes.aliases import alias_router
 from service.routes.ui import mount_ui
 from service.upload import sweep_orphans
 from workers.jobstore import JobStore, make_job_store
@@ -46,6 +47,11 @@ Facial micro-expression analysis as a REST service.
    `DELETE /v1/jobs/{job_id}` to cancel and delete.
 
 Every error body is `{"code": ..., "message": ...}` with a stable `code`.
+
+The `/v1` paths are canonical. `POST /analyze`, `GET /jobs/{job_id}`,
+`GET /jobs/{job_id}/result.csv`, `DELETE /jobs/{job_id}` and `POST /jobs/{job_id}/cancel`
+are unversioned aliases of them (tag *aliases*, extension `x-canonical`): the same
+operations with the same authentication; links in answers give the `/v1` path.
 
 Authenticate with `Authorization: Bearer <API key>` or `X-API-Key: <API key>`. Per-key
 rate limits and a concurrent-job quota answer 429 with `Retry-After`. Send an
@@ -137,11 +143,14 @@ def create_app(
     register_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
+    auth = [Depends(authenticate)]
+    v1 = APIRouter(prefix="/v1", dependencies=auth)
     v1.include_router(analyze.router)
     v1.include_router(jobs.router)
     v1.include_router(video.router)
     app.include_router(v1)
+    # POST /analyze, GET /jobs/{id}, ...: the same operations as /v1 (marked as aliases)
+    app.include_router(alias_router([analyze.router, jobs.router], auth))
     app.include_router(health.router)
     mount_ui(app)
     return app

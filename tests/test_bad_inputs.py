@@ -15,7 +15,7 @@ elf_binary                      422 ``invalid_video``
 zip_archive                     422 ``invalid_video``
 mp4_header_only                 422 ``no_video_stream`` (64 bytes of a real MP4: ftyp only)
 truncated_mp4                   422 ``invalid_video`` (cut at 40 %, its index is at the end)
-truncated_faststart_mp4         job succeeds on the frames before the cut, with a warning
+truncated_faststart_mp4         job succeeds on the frames before the cut, warning 'truncated file'
 still_png                       415 ``not_a_video`` (an image, not a video)
 still_jpeg                      415 ``not_a_video``
 audio_only_m4a                  422 ``no_video_stream``
@@ -296,6 +296,8 @@ def _check_warned(job: dict[str, Any]) -> None:
 def _check_truncated(job: dict[str, Any]) -> None:
     frames = job["result"]["video"]["frame_count"]
     assert 10 <= frames < 72, frames
+    note = [w for w in job["result"]["warnings"] if w.startswith("truncated file:")]
+    assert len(note) == 1 and f"decoded {frames} of 72 frames" in note[0], note
 
 
 def _check_vfr(job: dict[str, Any]) -> None:

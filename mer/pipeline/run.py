@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mer.errors import JobCancelledError, NoFaceDetectedError
-from mer.inference import InferenceBackend, load_inprocess_backend
+from mer.inference import InferenceBackend, load_inprocess_backend, preload_inprocess_backend
 from mer.pipeline.assemble import SourceInfo, assemble
 from mer.pipeline.aus import score_aus
 from mer.pipeline.config import AnalysisConfig
@@ -69,7 +69,7 @@ def analyze_video(
     stats = DecodeStats()
     fps = probe.fps if probe.fps > 0 else 30.0
     return analyze_frames(
-        threaded(iter_frames(path, settings, stats)),
+        threaded(iter_frames(path, settings, stats, label=filename or path.name)),
         fps=fps,
         expected_frames=probe.frame_count or max(1, int(probe.duration_s * fps)),
         filename=filename or path.name,
@@ -138,6 +138,8 @@ def analyze_frames(
             progress(stage, float(min(100.0, max(0.0, pct))))
 
     landmarker = thread_landmarker(settings.landmarker, cfg)
+    if backend is None and settings.inference_backend == "inprocess":
+        preload_inprocess_backend(settings.model_dir)  # torch loads while frames decode
     motion_stage = MotionStage(cfg, fps_nominal)
 
     def on_crop(index: int, crop: object) -> None:

@@ -113,7 +113,10 @@ def video_emotion(
     if top is None:
         return None, reason
     if top.label == NON_EMOTIONAL:
-        return None, "the strongest expression has no emotional AU pattern"
+        return (
+            None,
+            "the strongest movement is not emotional (no emotional AU pattern; speech, blink or head motion)",
+        )
     if top.score < min_score:
         return None, (
             f"the strongest movement's emotion ({top.label}, p = {top.score:.2f}) is below "

@@ -46,7 +46,7 @@ def test_intervals_in_seconds_with_kind_and_top_aus() -> None:
     aus = AUResult(scores, None, "test")
     spotted = [SpottedInterval(0, 5, 15, 0.8), SpottedInterval(16, 20, 39, 0.4)]
     model = ModelInfo(name="s", version="1", task="apex", method="rules")
-    sp = SpottingResult(spotted, np.zeros(40), model)
+    sp = SpottingResult(spotted, np.zeros(40), np.zeros(40), model)
     out = intervals_out(track, sp, aus, EmotionResult([None, None]))
     assert [iv.kind for iv in out] == ["micro", "macro"]  # 0.5 s vs 0.77 s
     assert out[0].top_aus == ["AU12", "AU06"] and out[1].top_aus == []

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from mer.aus import rules as au_rules
+from mer.aus.fusion import FusionConfig
 from mer.pipeline.aus import score_aus
 from mer.pipeline.config import AnalysisConfig
 from mer.schemas import AU_NAMES
@@ -51,11 +52,11 @@ def test_learned_scores_rule_small_movements_and_rules_large_ones(smile_streamed
     assert backend.seen[0] == 72  # one input per face frame
     assert r.activity is not None and np.allclose(r.activity, 0.9)
     assert r.method.startswith("constant-au+")
-    small = s.motion.strength <= s.cfg.au_blend_low
-    large = s.motion.strength >= s.cfg.au_blend_high
+    small = s.motion.strength <= s.cfg.fusion.au_blend_low
+    large = s.motion.strength >= s.cfg.fusion.au_blend_high
     assert small.any() and large.any()
     assert np.allclose(r.scores[small], 0.9)
     assert np.allclose(r.scores[large], rules[large])
     # a blend window below every movement: the rules decide everywhere the face moves
-    cfg = replace(AnalysisConfig(), au_blend_low=-2.0, au_blend_high=-1.0)
+    cfg = replace(AnalysisConfig(), fusion=FusionConfig(au_blend_low=-2.0, au_blend_high=-1.0))
     assert np.allclose(score_aus(s.track, s.motion, s.crops, backend, cfg).scores, rules)

@@ -1,0 +1,161 @@
+"""AU fusion, blendshape AU evidence, the EMFACS emotion classifier and its fusion with
+SMA-STN, expression segmentation and non-expression movements (array-level tests), and the
+pipeline with blendshapes on real clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mer.aus.blendshapes import BaselineConfig, au_evidence, neutral_baseline
+from mer.aus.fusion import FusionConfig, fuse_scores
+from mer.emotion.evidence import classify_profile
+from mer.emotion.fusion import EmotionFusionConfig, decide, not_an_expression
+from mer.events import EventConfig, blink_mask, speech_mask
+from mer.face.blendshapes import BLENDSHAPE_NAMES
+from mer.schemas import AU_NAMES
+from mer.segments import segment_expressions
+
+A = {n: j for j, n in enumerate(AU_NAMES)}
+
+
+def _profile(**aus: float) -> np.ndarray:
+    p = np.zeros(len(AU_NAMES))
+    for k, v in aus.items():
+        p[A[k]] = v
+    return p
+
+
+def test_emfacs_classes() -> None:
+    assert classify_profile(_profile(AU06=0.8, AU12=0.9), AU_NAMES).label == "positive"
+    assert classify_profile(_profile(AU01=1, AU02=0.8, AU26=0.7), AU_NAMES).label == "surprise"
+    # raised brows drawn together: fear, negative
+    fear = classify_profile(_profile(AU01=1, AU02=0.8, AU04=0.9, AU05=0.7), AU_NAMES)
+    assert fear.label == "negative"
+    assert classify_profile(_profile(AU04=0.9, AU15=0.7), AU_NAMES).label == "negative"
+    # the upper-lip raise and chin raise of a smile are not negative
+    assert classify_profile(_profile(AU12=0.9, AU10=0.8, AU17=0.8), AU_NAMES).label == "positive"
+    assert classify_profile(_profile(AU25=1, AU26=1), AU_NAMES).label is None
+
+
+def test_emotion_fusion_records_the_method() -> None:
+    cfg = EmotionFusionConfig()
+    pos = classify_profile(_profile(AU12=0.9), AU_NAMES)
+    sma = {"negative": 0.1, "positive": 0.8, "surprise": 0.05, "none": 0.05}
+    both = decide(pos, sma, "sma-stn-1", cfg)
+    assert both.label == "positive" and both.method == "au-evidence+sma-stn"
+    disagree = decide(pos, {**sma, "positive": 0.1, "negative": 0.8}, "sma-stn-1", cfg)
+    assert disagree.label == "positive" and disagree.method == "au-evidence"
+    nothing = classify_profile(_profile(), AU_NAMES)
+    assert decide(nothing, {**sma, "positive": 0.9}, "s", cfg).method == "sma-stn"
+    weak = decide(nothing, {**sma, "positive": 0.5}, "s", cfg)
+    assert weak.label == "none" and weak.method == "au-evidence"
+    assert not_an_expression("speech").method == "kind"
+
+
+def test_fusion_blendshapes_rule_large_movements_motion_the_blind_aus() -> None:
+    T = 4
+    rules = np.full((T, len(AU_NAMES)), 0.9, np.float32)
+    learned = np.full((T, len(AU_NAMES)), 0.2, np.float32)
+    ev = np.full((T, len(AU_NAMES)), np.nan, np.float32)
+    ev[:, A["AU12"]] = 0.0
+    ev[3] = np.nan  # no face
+    strength = np.array([0.0, 0.01, 0.1, 0.1])
+    out = fuse_scores(rules, learned, ev, strength, AU_NAMES, FusionConfig(motion_weight=1.0))
+    assert out[2, A["AU12"]] == 0.0  # large: the blendshapes say no AU12
+    assert np.isclose(out[0, A["AU12"]], 0.2)  # small: the learned detector may say it
+    assert np.isclose(out[2, A["AU15"]], 0.2)  # blind AU: learned only, no rules
+    assert np.isclose(out[2, A["AU25"]], 0.9)  # geometric rule kept
+    assert np.isclose(out[3, A["AU15"]], 0.9)  # frame without blendshapes: motion score
+
+
+def test_neutral_baseline_follows_the_person_and_is_capped() -> None:
+    t = np.arange(300) / 30
+    x = np.full((300, 1), 0.5)
+    x[100:150] = 0.9
+    base = neutral_baseline(x, t, BaselineConfig(), cap=np.array([0.3]))
+    assert np.allclose(base, 0.3)  # held high all clip long: the population cap
+    base = neutral_baseline(x, t, BaselineConfig(), cap=None)
+    assert np.allclose(base, 0.5)
+
+
+def test_blendshape_evidence_of_a_smile() -> None:
+    t = np.arange(90) / 30
+    bs = np.zeros((90, len(BLENDSHAPE_NAMES)), np.float32)
+    smile = [BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight")]
+    bs[30:60, smile] = 0.9
+    bs[70] = np.nan
+    ev = au_evidence(bs, BLENDSHAPE_NAMES, t, AU_NAMES)
+    assert ev[45, A["AU12"]] > 0.9 and ev[10, A["AU12"]] == 0.0
+    assert ev[45, A["AU06"]] > 0.5  # a strong smile raises the cheeks
+    assert np.isnan(ev[:, A["AU15"]]).all()  # mouthFrown is blind: not covered
+    assert np.isnan(ev[70]).all()
+
+
+def test_segments_split_at_valleys_and_pattern_changes() -> None:
+    t = np.arange(300) / 30
+    ev = np.zeros((300, len(AU_NAMES)))
+    ev[20:60, A["AU12"]] = 1.0  # smile
+    ev[70:110, A["AU12"]] = 1.0  # a second smile after a neutral gap
+    ev[150:190, A["AU12"]] = 1.0  # smile turning straight into a frown
+    ev[190:230, A["AU04"]] = 1.0
+    segs = segment_expressions(ev, AU_NAMES, t)
+    assert [s.pattern for s in segs] == ["positive", "positive", "positive", "negative"]
+    assert abs(segs[2].offset - 189) <= 3 and abs(segs[3].onset - 190) <= 3
+    # speech AUs alone are no expression
+    ev2 = np.zeros((300, len(AU_NAMES)))
+    ev2[:, A["AU26"]] = 1.0
+    assert segment_expressions(ev2, AU_NAMES, t) == []
+
+
+def test_speech_is_rhythmic_mouth_motion_and_blinks_are_short() -> None:
+    t = np.arange(150) / 30
+    talk = 0.2 + 0.15 * np.sin(2 * np.pi * 4.5 * t)
+    cfg = EventConfig()
+    assert speech_mask(talk, t, cfg)[30:120].all()
+    held = np.where((t > 1) & (t < 3), 0.6, 0.0)  # a held open mouth (surprise)
+    assert not speech_mask(held, t, cfg).any()
+    closed = np.zeros(150)
+    closed[40:44] = 0.9  # 0.13 s blink
+    closed[90:140] = 0.9  # 1.7 s eye closure: not a blink
+    m = blink_mask(closed, closed, t, cfg)
+    assert m[40:44].all() and not m[90:140].any()
+
+
+@pytest.fixture(scope="module")
+def bs_config():
+    from mer.pipeline import AnalysisConfig
+
+    return AnalysisConfig(blendshapes=True, include_blendshapes=True)
+
+
+def test_pipeline_with_blendshapes_on_the_real_smile(single_face_video: Path, bs_config) -> None:
+    from mer.pipeline import analyze_video
+
+    r = analyze_video(single_face_video, config=bs_config)
+    expr = [iv for iv in r.intervals if iv.kind in ("micro", "macro")]
+    assert len(expr) == 1 and expr[0].onset <= 24 and expr[0].offset >= 64
+    assert expr[0].emotion is not None and expr[0].emotion.label == "positive"
+    assert expr[0].emotion.method.startswith("au-evidence")
+    assert r.frames[40].blendshapes is not None and r.frames[40].blendshapes["mouthSmileLeft"] > 0.5
+    assert r.frames[40].au["AU12"] > 0.9 and r.frames[3].au["AU12"] < 0.2
+    assert "blendshape-au" in r.au_method
+    for iv in r.intervals:
+        if iv.kind not in ("micro", "macro"):
+            assert iv.emotion is not None and iv.emotion.label == "none"
+
+
+def test_pipeline_with_blendshapes_names_real_surprises(shared_data: Path, bs_config) -> None:
+    from mer.pipeline import analyze_video
+
+    clip = shared_data.parent / "data" / "dev" / "fexmetrica_ex_surp1.mov"
+    if not clip.is_file():
+        clip = shared_data / "dev" / "fexmetrica_ex_surp1.mov"
+    r = analyze_video(clip, config=bs_config)
+    # two labelled surprises (25-55, 86-129): two separate surprise intervals
+    hits = [iv for iv in r.intervals if iv.emotion is not None and iv.emotion.label == "surprise"]
+    assert any(iv.onset <= 36 <= iv.offset for iv in hits)
+    assert any(iv.onset <= 98 <= iv.offset for iv in hits)
+    assert not any(iv.onset <= 36 and iv.offset >= 98 for iv in r.intervals)

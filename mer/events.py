@@ -43,12 +43,14 @@ class EventConfig:
     gaze_min_s: float = 0.1
 
 
-def _dt(t: np.ndarray) -> float:
+def frame_step_s(t: np.ndarray) -> float:
+    """Median frame interval (seconds) of ``(T,)`` timestamps; 1/30 s for one frame."""
     return float(np.median(np.diff(t))) if len(t) > 1 else 1 / 30
 
 
-def _frames(seconds: float, t: np.ndarray) -> int:
-    return max(1, int(round(seconds / max(_dt(t), 1e-6))))
+def frames_for(seconds: float, t: np.ndarray) -> int:
+    """A duration in seconds as a number of frames (at least 1) of ``(T,)`` timestamps."""
+    return max(1, int(round(seconds / max(frame_step_s(t), 1e-6))))
 
 
 def _fill(x: np.ndarray) -> np.ndarray:
@@ -77,7 +79,7 @@ def speech_mask(mouth_open: np.ndarray, t: np.ndarray, cfg: EventConfig) -> np.n
     T = len(x)
     if T < 4:
         return np.zeros(T, bool)
-    w = _frames(cfg.speech_window_s, t)
+    w = frames_for(cfg.speech_window_s, t)
     half = w // 2
     out = np.zeros(T, bool)
     # detrended signal: the running median removes held mouth shapes (an O-mouth, a smile)
@@ -89,11 +91,11 @@ def speech_mask(mouth_open: np.ndarray, t: np.ndarray, cfg: EventConfig) -> np.n
     cross[1:] = (sign[1:] * sign[:-1] < 0).astype(float)
     for i in range(T):
         lo, hi = max(0, i - half), min(T, i + half + 1)
-        span_s = max(t[hi - 1] - t[lo], _dt(t))
+        span_s = max(t[hi - 1] - t[lo], frame_step_s(t))
         rate = cross[lo:hi].sum() / span_s
         rng = x[lo:hi].max() - x[lo:hi].min()
         out[i] = rate >= cfg.min_crossings_per_s and rng >= cfg.min_range
-    close = _frames(cfg.speech_close_s, t)
+    close = frames_for(cfg.speech_close_s, t)
     return binary_closing(out, np.ones(close, bool)) | out if close > 1 else out
 
 
@@ -106,7 +108,7 @@ def blink_mask(blink_l: np.ndarray, blink_r: np.ndarray, t: np.ndarray, cfg: Eve
     """
     closed = (_fill(blink_l) >= cfg.blink_on) & (_fill(blink_r) >= cfg.blink_on)
     out = np.zeros_like(closed)
-    max_len = _frames(cfg.blink_max_s, t)
+    max_len = frames_for(cfg.blink_max_s, t)
     for a, b in runs(closed):
         if b - a + 1 <= max_len:
             out[a : b + 1] = True
@@ -129,18 +131,18 @@ def head_mask(params: np.ndarray, t: np.ndarray, cfg: EventConfig) -> np.ndarray
     p = np.stack([_fill(params[:, k]) for k in range(4)], axis=1)
     if len(p) < 3:
         return np.zeros(len(p), bool)
-    sigma = cfg.head_smooth_s / max(_dt(t), 1e-6)
+    sigma = cfg.head_smooth_s / max(frame_step_s(t), 1e-6)
     if sigma >= 0.3:
         p = gaussian_filter1d(p, sigma, axis=0)
     theta = np.degrees(np.unwrap(np.arctan2(p[:, 1], p[:, 0])))
     scale = np.hypot(p[:, 0], p[:, 1])
     dt = np.gradient(t)
-    dt[dt <= 0] = _dt(t)
+    dt[dt <= 0] = frame_step_s(t)
     rot = np.abs(np.gradient(theta)) / dt
     # translation of the template origin in image terms, relative to the scale
     trans = np.hypot(np.gradient(p[:, 2]), np.gradient(p[:, 3])) / dt / np.maximum(scale, 1e-6)
     fast = (rot >= cfg.head_deg_per_s) | (trans >= cfg.head_iod_per_s)
-    k = _frames(cfg.head_min_s, t)
+    k = frames_for(cfg.head_min_s, t)
     return binary_opening(fast, np.ones(k, bool)) if k > 1 else fast
 
 
@@ -158,10 +160,10 @@ def gaze_mask(look: np.ndarray, t: np.ndarray, cfg: EventConfig) -> np.ndarray:
     if len(x) < 3:
         return np.zeros(len(x), bool)
     dt = np.gradient(t)
-    dt[dt <= 0] = _dt(t)
+    dt[dt <= 0] = frame_step_s(t)
     speed = np.abs(np.gradient(x, axis=0)).max(axis=1) / dt
     fast = speed >= cfg.gaze_per_s
-    k = _frames(cfg.gaze_min_s, t)
+    k = frames_for(cfg.gaze_min_s, t)
     return binary_opening(fast, np.ones(k, bool)) if k > 1 else fast
 
 

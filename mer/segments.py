@@ -31,7 +31,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 
 from mer.emotion.evidence import CLASSES, class_evidence
-from mer.events import runs
+from mer.events import frame_step_s, frames_for, runs
 
 #: AUs that do not make an expression on their own (lips part / jaw drop: speech)
 NON_EXPRESSIVE: tuple[str, ...] = ("AU25", "AU26")
@@ -62,11 +62,6 @@ class Segment:
     pattern: str
 
 
-def _frames(seconds: float, t: np.ndarray) -> int:
-    dt = float(np.median(np.diff(t))) if len(t) > 1 else 1 / 30
-    return max(1, int(round(seconds / max(dt, 1e-6))))
-
-
 def expression_activity(
     evidence: np.ndarray, au_names: Sequence[str], t: np.ndarray, smooth_s: float
 ) -> np.ndarray:
@@ -81,7 +76,7 @@ def expression_activity(
     keep = [j for j, n in enumerate(au_names) if n not in NON_EXPRESSIVE]
     x = np.nan_to_num(np.asarray(evidence, np.float64)[:, keep])
     a = x.max(axis=1) if x.size else np.zeros(len(t))
-    sigma = smooth_s / (float(np.median(np.diff(t))) if len(t) > 1 else 1 / 30)
+    sigma = smooth_s / max(frame_step_s(t), 1e-6)
     return gaussian_filter1d(a, sigma) if sigma >= 0.3 and len(a) > 1 else a
 
 
@@ -131,7 +126,7 @@ def segment_expressions(
     if len(t) == 0:
         return []
     a = expression_activity(evidence, au_names, t, cfg.smooth_s)
-    dom = _dominant(np.nan_to_num(evidence), au_names, t, _frames(cfg.min_pattern_s, t))
+    dom = _dominant(np.nan_to_num(evidence), au_names, t, frames_for(cfg.min_pattern_s, t))
     parts: list[tuple[int, int]] = []
     for lo, hi in runs(a >= cfg.off):
         if a[lo : hi + 1].max() < cfg.on:

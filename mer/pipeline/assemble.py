@@ -115,7 +115,8 @@ def video_emotion(
     if top.label == NON_EMOTIONAL:
         return (
             None,
-            "the strongest movement is not emotional (no emotional AU pattern; speech, blink or head motion)",
+            "the strongest movement is not emotional "
+            "(no emotional AU pattern; speech, blink or head motion)",
         )
     if top.score < min_score:
         return None, (

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mer.events import EventConfig, blink_mask, gaze_mask, head_mask, runs, speech_mask
+from mer.events import EventConfig, blink_mask, frames_for, gaze_mask, head_mask, runs, speech_mask
 from mer.face.blendshapes import BLENDSHAPE_NAMES
 from mer.pipeline.aus import AUResult
 from mer.pipeline.config import IntervalConfig
@@ -146,9 +146,7 @@ def spot(
         )
         out.append(SpottedInterval(iv.onset, iv.apex, iv.offset, float(score[iv.apex]), kind))
     # movements not yet reported, as intervals of their kind
-    min_len = max(
-        1, int(round(cfg.min_event_s / (float(np.median(np.diff(t))) if len(t) > 1 else 1 / 30)))
-    )
+    min_len = frames_for(cfg.min_event_s, t)
     for kind, mask in masks.items():
         free = mask.copy()
         for iv in out:

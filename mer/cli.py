@@ -90,11 +90,17 @@ def analyze(
         bool,
         typer.Option("--verbose", "-v", help="Also show the MediaPipe / TFLite / absl log lines."),
     ] = False,
+    blendshapes: Annotated[
+        bool,
+        typer.Option(
+            "--blendshapes", help="Also report the 52 blendshapes per frame (JSON and CSV)."
+        ),
+    ] = False,
 ) -> None:
     """Analyse VIDEO on the embedded in-process pipeline and report apex, intervals and AUs."""
     from mer.errors import MERError
     from mer.export import write_csv
-    from mer.pipeline import analyze_video
+    from mer.pipeline import AnalysisConfig, analyze_video
     from mer.settings import get_settings
 
     show = not quiet and err.is_terminal
@@ -116,7 +122,12 @@ def analyze(
             def progress(stage: str, pct: float) -> None:
                 bar.update(task, description=stage, completed=pct)
 
-            result = analyze_video(video, settings=get_settings(), progress=progress)
+            result = analyze_video(
+                video,
+                settings=get_settings(),
+                config=AnalysisConfig(include_blendshapes=blendshapes),
+                progress=progress,
+            )
     except MERError as exc:
         err.print(f"[red]error[/red] {exc.code}: {exc.message}")
         raise typer.Exit(code=2) from exc

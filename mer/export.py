@@ -4,7 +4,9 @@ One row per decoded frame, columns exactly :data:`~mer.schemas.CSV_COLUMNS` (Ope
 py-feat naming): ``frame, timestamp, success, confidence, apex_score, AU01, ...``.
 ``timestamp`` is the frame's presentation time in seconds, ``success`` is ``1`` when a face
 was tracked in the frame and ``0`` otherwise. AU scores missing from a frame are written as
-empty cells.
+empty cells. A result with per-frame blendshapes (``include_blendshapes``) gains their 52
+columns (MediaPipe / ARKit names, :data:`mer.face.blendshapes.BLENDSHAPE_NAMES`) after the
+AUs, empty where no face was found.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import csv
 import io
 from typing import TextIO
 
+from mer.face.blendshapes import BLENDSHAPE_NAMES
 from mer.schemas import AU_NAMES, CSV_COLUMNS, AnalysisResult, FrameResult
 
 
-def _row(frame: FrameResult) -> list[object]:
+def _row(frame: FrameResult, blendshapes: bool = False) -> list[object]:
     """One CSV row for one frame, in :data:`CSV_COLUMNS` order."""
     row: list[object] = [
         frame.frame,
@@ -28,24 +31,28 @@ def _row(frame: FrameResult) -> list[object]:
     for name in AU_NAMES:
         value = frame.au.get(name)
         row.append("" if value is None else f"{value:.6f}")
+    if blendshapes:
+        bs = frame.blendshapes or {}
+        row += ["" if bs.get(n) is None else f"{bs[n]:.6f}" for n in BLENDSHAPE_NAMES]
     return row
 
 
 def write_csv(result: AnalysisResult, fh: TextIO) -> None:
     """Write the per-frame table of ``result`` as CSV to the text stream ``fh``.
 
-    Writes a header row equal to :data:`CSV_COLUMNS`, then one row per entry of
-    ``result.frames`` in order. Open files with ``newline=""`` as the :mod:`csv` module
-    expects.
+    Writes a header row equal to :data:`CSV_COLUMNS` (plus the 52 blendshape names when
+    any frame carries blendshapes), then one row per entry of ``result.frames`` in order.
+    Open files with ``newline=""`` as the :mod:`csv` module expects.
 
     Args:
         result: the analysis to export.
         fh: a writable text stream.
     """
     writer = csv.writer(fh, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    with_bs = any(f.blendshapes is not None for f in result.frames)
+    writer.writerow(CSV_COLUMNS + (BLENDSHAPE_NAMES if with_bs else ()))
     for frame in result.frames:
-        writer.writerow(_row(frame))
+        writer.writerow(_row(frame, with_bs))
 
 
 def result_to_csv(result: AnalysisResult) -> str:

@@ -46,7 +46,7 @@ class SegmentConfig:
     off: float = 0.25
     split_depth: float = 0.25
     min_pattern_s: float = 0.2
-    merge_gap_s: float = 0.2
+    merge_gap_s: float = 0.5
     min_duration_s: float = 0.1
 
 

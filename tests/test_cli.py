@@ -79,3 +79,24 @@ def test_quiet_error_is_still_reported(tmp_path: Path) -> None:
     r = _run("-m", "mer.cli", "analyze", str(bad), "-q", timeout=120)
     assert r.returncode == 2
     assert b"invalid_video" in r.stderr
+
+
+@pytest.mark.slow
+def test_analyze_reports_blendshapes_when_asked(sample_video: Path, tmp_path: Path) -> None:
+    out, table = tmp_path / "r.json", tmp_path / "r.csv"
+    args = ("analyze", str(sample_video), "-q", "--json", str(out), "--csv", str(table))
+    r = _run("-m", "mer.cli", *args, "--blendshapes")
+    assert r.returncode == 0, r.stderr.decode()
+    frames = json.loads(out.read_text())["frames"]
+    assert len(frames[40]["blendshapes"]) == 52
+    assert frames[40]["blendshapes"]["mouthSmileLeft"] > 0.5  # inside the smile
+    assert frames[5]["blendshapes"]["mouthSmileLeft"] < 0.2  # at rest
+    rows = table.read_text().splitlines()
+    header = rows[0].split(",")
+    assert header[:2] == ["frame", "timestamp"] and "mouthSmileLeft" in header
+    assert len(rows[41].split(",")) == len(header)
+    # without the option: no blendshapes in either
+    r = _run("-m", "mer.cli", *args)
+    assert r.returncode == 0, r.stderr.decode()
+    assert json.loads(out.read_text())["frames"][40]["blendshapes"] is None
+    assert "mouthSmileLeft" not in table.read_text().splitlines()[0]

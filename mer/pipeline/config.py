@@ -23,6 +23,17 @@ class IntervalConfig:
     explained: float = 0.5
     #: shortest non-expression movement reported as an interval (seconds)
     min_event_s: float = 0.1
+    #: brows alone (AU01 / AU02 / AU04) during speech or head motion are conversational
+    #: signals unless held this long (seconds) without either
+    brows_held_s: float = 0.5
+    #: segments of one pattern separated by a head / gaze / blink movement or a lost face
+    #: of at most this long (seconds) are one expression
+    bridge_s: float = 1.0
+    #: with blendshapes, a flow interval outside every segment is an expression only when
+    #: it is micro (at most this long, seconds: the MEGC rule) ...
+    flow_micro_s: float = 0.5
+    #: ... and the AU evidence inside it reaches this (0-1), below the segments' threshold
+    flow_min_au: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -42,8 +53,8 @@ class AnalysisConfig:
     #: size, the blendshape evidence; :mod:`mer.aus.fusion`)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
-    #: off by default until its fusion and segmentation are calibrated on the real dev set
-    blendshapes: bool = False
+    #: on by default: the AU fusion and the segmentation are calibrated on the real dev set
+    blendshapes: bool = True
     include_blendshapes: bool = False
     align_sigma_s: float = 0.1
     flow_preset: str = "ultrafast"

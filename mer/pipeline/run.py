@@ -179,7 +179,7 @@ def analyze_frames(
         aus = score_aus(track, motion, crops, backend, cfg)
         t1 = timer.add("au", t1)
 
-        spotting = spot(track, motion, aus, cfg.spotting, cfg.intervals)
+        spotting = spot(track, motion, aus, cfg.spotting, cfg.intervals, cfg.crop_size)
         t1 = timer.add("spotting", t1)
 
         report("emotion", 96.0)

@@ -32,7 +32,7 @@ from mer.pipeline.config import IntervalConfig
 from mer.pipeline.motion import MotionResult
 from mer.pipeline.track import FaceTrack
 from mer.schemas import AU_NAMES, ModelInfo
-from mer.segments import expression_activity, segment_expressions
+from mer.segments import Segment, expression_activity, segment_expressions
 from mer.spotting import SpottedInterval, SpottingConfig, apex_curve, spot_intervals
 
 #: the apex method; with a learned AU detector its activity joins the motion curve
@@ -43,6 +43,10 @@ SEGMENT_METHOD = "blendshape-segments+flow"
 SEGMENT_VERSION = "3"
 #: AUs of the mouth only: an expression segment of these alone inside speech is speech
 MOUTH_AUS: frozenset[str] = frozenset({"AU10", "AU14", "AU17", "AU25", "AU26"})
+#: brow actions, which also serve as conversational signals: raised or lowered brows mark
+#: emphasis and questions while speaking (Ekman, "About brows: emotional and conversational
+#: signals", in Human Ethology, 1979); brows alone during speech or head motion are that
+BROW_AUS: frozenset[str] = frozenset({"AU01", "AU02", "AU04"})
 _LOOK = tuple(n for n in BLENDSHAPE_NAMES if n.startswith("eyeLook"))
 
 
@@ -68,11 +72,14 @@ class SpottingResult:
         return int(np.argmax(np.where(valid, self.curve, -1.0)))
 
 
-def event_masks(track: FaceTrack, cfg: EventConfig) -> dict[str, np.ndarray]:
-    """Per-frame masks ``(T,)`` bool of speech, blink, head and gaze movements."""
+def event_masks(track: FaceTrack, cfg: EventConfig, crop_size: int) -> dict[str, np.ndarray]:
+    """Per-frame masks ``(T,)`` bool of speech, blink, head and gaze movements.
+
+    ``crop_size``: side (pixels) of the aligned crop that ``track.params`` map to.
+    """
     t = np.asarray(track.timestamps_s)
     params = np.stack(track.params) if track.params else np.full((len(t), 4), np.nan)
-    masks = {"head": head_mask(params, t, cfg)}
+    masks = {"head": head_mask(params, t, cfg, crop_size)}
     bs = track.blendshape_array()
     if bs is not None:
         col = {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}
@@ -96,6 +103,48 @@ def _explained_by(
     return best
 
 
+def bridge_segments(
+    segs: list[Segment], masks: dict[str, np.ndarray], valid: np.ndarray, max_gap: int
+) -> list[Segment]:
+    """Join neighbouring segments of the same pattern across a gap of at most ``max_gap``
+    frames in which the face moved (head, gaze, blink) or was lost: the movement hid the
+    expression for a moment (a hand to the forehead, a turn); it did not end it.
+
+    Args:
+        segs: segments in time order.
+        masks: ``(T,)`` bool movement masks by kind (speech does not bridge).
+        valid: ``(T,)`` bool, a face was found.
+        max_gap: longest gap bridged (frames).
+    """
+    hidden = ~np.asarray(valid, bool)
+    for kind in ("head", "gaze", "blink"):
+        if kind in masks:
+            hidden = hidden | masks[kind]
+    out: list[Segment] = []
+    for s in segs:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and prev.pattern == s.pattern
+            and s.onset - prev.offset - 1 <= max_gap
+            and hidden[prev.offset + 1 : s.onset].any()
+        ):
+            top = prev if prev.peak >= s.peak else s
+            out[-1] = Segment(prev.onset, top.apex, s.offset, top.peak, s.pattern)
+        else:
+            out.append(s)
+    return out
+
+
+def _longest_free(masks: dict[str, np.ndarray], seg) -> int:
+    """Longest run of frames in seg.onset..seg.offset that no speech or head mask covers."""
+    busy = np.zeros(seg.offset - seg.onset + 1, bool)
+    for kind in ("speech", "head"):
+        if kind in masks:
+            busy |= masks[kind][seg.onset : seg.offset + 1]
+    return max((b - a + 1 for a, b in runs(~busy)), default=0)
+
+
 def _overlap(a: SpottedInterval, lo: int, hi: int) -> int:
     return max(0, min(a.offset, hi) - max(a.onset, lo) + 1)
 
@@ -106,6 +155,7 @@ def spot(
     aus: AUResult,
     flow_cfg: SpottingConfig,
     cfg: IntervalConfig | None = None,
+    crop_size: int = 128,
 ) -> SpottingResult:
     """Spot the intervals of one video (see the module docstring).
 
@@ -115,6 +165,7 @@ def spot(
         aus: fused AU scores, blendshape evidence, the learned detector's activity.
         flow_cfg: the flow intervals' parameters (seconds, fractions of the IOD).
         cfg: segment and movement parameters; default :class:`IntervalConfig()`.
+        crop_size: side (pixels) of the aligned crop that ``track.params`` map to.
     """
     cfg = cfg or IntervalConfig()
     t = np.asarray(track.timestamps_s)
@@ -130,20 +181,36 @@ def spot(
     activity = expression_activity(aus.evidence, AU_NAMES, t, cfg.segments.smooth_s)
     activity[~valid] = 0.0
     score = np.maximum(motion.score, activity)
-    masks = event_masks(track, cfg.events)
+    masks = event_masks(track, cfg.events, crop_size)
+    # speech or head motion, either, explains brows alone when they are not held without it
+    movers = dict(masks)
+    if "speech" in masks:
+        movers["speech"] = masks["speech"] | masks["head"]
+    held = frames_for(cfg.brows_held_s, t)
     out: list[SpottedInterval] = []
-    for seg in segment_expressions(aus.evidence, AU_NAMES, t, cfg.segments):
+    segs = segment_expressions(aus.evidence, AU_NAMES, t, cfg.segments)
+    for seg in bridge_segments(segs, masks, valid, frames_for(cfg.bridge_s, t)):
         on = {AU_NAMES[j] for j in np.flatnonzero(np.nan_to_num(aus.evidence[seg.apex]) >= 0.5)}
         kind = "expression"
         if on and on <= MOUTH_AUS:
             kind = _explained_by(seg.onset, seg.offset, masks, cfg.explained, ("speech",)) or kind
+        elif on and on <= MOUTH_AUS | BROW_AUS and _longest_free(movers, seg) < held:
+            kind = (
+                _explained_by(seg.onset, seg.offset, movers, cfg.explained, ("speech", "head"))
+                or kind
+            )
         out.append(SpottedInterval(seg.onset, seg.apex, seg.offset, float(score[seg.apex]), kind))
     for iv in flow:
         if any(_overlap(iv, s.onset, s.offset) for s in out):
             continue  # the expression (or movement) segment already holds it
-        kind = _explained_by(iv.onset, iv.offset, masks, cfg.explained, tuple(masks)) or (
-            "expression"
-        )
+        kind = _explained_by(iv.onset, iv.offset, masks, cfg.explained, tuple(masks))
+        if kind is None:
+            # a flow interval is an expression only where it is micro and some AU moved in
+            # it; longer motion with no AU evidence is none of the AUs (lighting, occlusion)
+            micro = t[iv.offset] - t[iv.onset] <= cfg.flow_micro_s
+            if not micro or float(activity[iv.onset : iv.offset + 1].max()) < cfg.flow_min_au:
+                continue
+            kind = "expression"
         out.append(SpottedInterval(iv.onset, iv.apex, iv.offset, float(score[iv.apex]), kind))
     # movements not yet reported, as intervals of their kind
     min_len = frames_for(cfg.min_event_s, t)

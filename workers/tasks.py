@@ -12,10 +12,10 @@ traceback goes to the log only) or ``cancelled`` (the owner asked; the pipeline 
 died (``acks_late`` + ``reject_on_worker_lost``; with Redis, after the visibility
 timeout). Each start of a job is an *attempt* (:class:`~workers.attempt.JobAttempt`): the
 ``attempts`` counter, incremented with a compare-and-set, is the attempt's lease token,
-and every later write of that attempt (progress, heartbeat, outcome) is conditional on it. A delivery that finds the job
-finished is a no-op; one that finds it ``running`` with a fresh heartbeat (another live
-worker has it) is deferred (:class:`JobBusyError`, retried later), so a job never runs
-twice at once and never gets two outcomes.
+and every later write of that attempt (progress, heartbeat, outcome) is conditional on it.
+A delivery that finds the job finished is a no-op; one that finds it ``running`` with a
+fresh heartbeat (another live worker has it) is deferred (:class:`JobBusyError`, retried
+later), so a job never runs twice at once and never gets two outcomes.
 """
 
 from __future__ import annotations

@@ -26,7 +26,11 @@ from workers.jobstore.model import (
     JobProgress,
     JobRecord,
     JobState,
+    RecordUpdate,
     cancelled_error,
+    encode_changes,
+    encode_expect,
+    is_valid_job_id,
 )
 
 
@@ -44,7 +48,6 @@ class JobStore(ABC):
     def get(self, job_id: str) -> JobRecord | None:
         """Return the record, or ``None`` if the id is unknown, malformed or expired."""
 
-    @abstractmethod
     def update(
         self,
         job_id: str,
@@ -65,7 +68,16 @@ class JobStore(ABC):
 
         Returns:
             ``True`` if the record existed, matched and was changed.
+
+        Raises:
+            ValueError: a field in ``changes`` or ``expect`` is not an updatable one.
         """
+        update = RecordUpdate(only_if_state, encode_expect(expect), encode_changes(changes))
+        return is_valid_job_id(job_id) and self._apply(job_id, update)
+
+    @abstractmethod
+    def _apply(self, job_id: str, update: RecordUpdate) -> bool:
+        """:meth:`update` of a well-formed id, atomically; ``True`` if it was applied."""
 
     @abstractmethod
     def set_result(self, job_id: str, result_json: str) -> None:

@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,7 @@ from workers.errors import StoreUnavailableError
 from workers.jobstore.base import JobStore
 from workers.jobstore.model import (
     JobRecord,
-    JobState,
-    encode_changes,
-    encode_expect,
+    RecordUpdate,
     is_valid_job_id,
     scope_digest,
     utcnow,
@@ -148,29 +146,18 @@ class FileJobStore(JobStore):
             return None
         return record
 
-    def update(
-        self,
-        job_id: str,
-        *,
-        only_if_state: Collection[JobState] | None = None,
-        expect: Mapping[str, Any] | None = None,
-        **changes: Any,
-    ) -> bool:
-        """See :meth:`JobStore.update`."""
-        encoded = encode_changes(changes)
-        expected = encode_expect(expect)
-        if not is_valid_job_id(job_id):
-            return False
+    def _apply(self, job_id: str, update: RecordUpdate) -> bool:
+        """See :meth:`JobStore.update` (read-modify-write under the store lock)."""
         with self._locked():
             record = self._read(job_id)
             if record is None:
                 return False
-            if only_if_state is not None and record.state not in only_if_state:
+            if update.only_if_state is not None and record.state not in update.only_if_state:
                 return False
             data = record.model_dump(mode="json")
-            if any(data.get(k) != v for k, v in expected.items()):
+            if any(data.get(k) != v for k, v in update.expected.items()):
                 return False
-            data.update(encoded)
+            data.update(update.changes)
             new = JobRecord.model_validate(data)
             self._write_atomic(self._record_path(job_id), new.model_dump_json())
         return True

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -182,3 +183,18 @@ def encode_expect(expect: Mapping[str, Any] | None) -> dict[str, Any]:
 def scope_digest(scope: str) -> str:
     """SHA-256 hex of an idempotency scope or owner name (safe as a key or file name)."""
     return hashlib.sha256(scope.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class RecordUpdate:
+    """A validated conditional update of one record (what a store applies atomically).
+
+    Attributes:
+        only_if_state: the states the record must be in (``None``: any).
+        expected: JSON-ready ``{field: value}`` the record must hold (:func:`encode_expect`).
+        changes: JSON-ready ``{field: value}`` to write (:func:`encode_changes`).
+    """
+
+    only_if_state: Collection[JobState] | None
+    expected: dict[str, Any]
+    changes: dict[str, Any]

@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 import redis
@@ -25,8 +25,7 @@ from workers.jobstore.metrics import STAGE_BUCKETS_S, JobStats, bucket_index
 from workers.jobstore.model import (
     JobRecord,
     JobState,
-    encode_changes,
-    encode_expect,
+    RecordUpdate,
     is_valid_job_id,
     scope_digest,
 )
@@ -167,22 +166,13 @@ class RedisJobStore(JobStore):
             return None
 
     @_redis_errors
-    def update(
-        self,
-        job_id: str,
-        *,
-        only_if_state: Collection[JobState] | None = None,
-        expect: Mapping[str, Any] | None = None,
-        **changes: Any,
-    ) -> bool:
+    def _apply(self, job_id: str, update: RecordUpdate) -> bool:
         """See :meth:`JobStore.update` (one atomic Lua script)."""
-        encoded = self._encode(encode_changes(changes))
-        expected = self._encode(encode_expect(expect))
-        if not is_valid_job_id(job_id):
-            return False
+        expected, encoded = self._encode(update.expected), self._encode(update.changes)
         allowed = ""
-        if only_if_state is not None:
-            allowed = json.dumps([json.dumps(JobState(s).value) for s in only_if_state])
+        if update.only_if_state is not None:
+            states = [json.dumps(JobState(s).value) for s in update.only_if_state]
+            allowed = json.dumps(states)
         args: list[str] = [allowed, json.dumps(expected) if expected else ""]
         for field, value in encoded.items():
             args += [field, value]

@@ -8,8 +8,8 @@ For each batch size ``B`` and each model, one *call* is what a worker does: ``B`
 through :class:`~mer.inference.InferenceBackend` (SMA-STN: ``B`` interval clips' DSSI; AU
 detector: ``B`` frame pairs).
 
-- in-process: :class:`mer.inference.InProcessBackend` with ``batch_size=B`` (CPU), or
-  :class:`workers.inference.DeviceBackend` on ``--device cuda``: one forward pass of ``B``.
+- in-process: :class:`mer.inference.InProcessBackend` with ``batch_size=B`` on ``--device``
+  (``cpu``, ``cuda``): one forward pass of ``B``.
 - TorchServe: the model re-registered with ``batch_size=B`` and ``max_batch_delay``
   (``--delay-ms``); :class:`workers.inference.TorchServeBackend` sends the ``B`` samples as
   ``B`` concurrent requests and TorchServe's dynamic batching groups them. The batch sizes
@@ -40,14 +40,14 @@ import httpx
 import numpy as np
 
 from mer.inference import AU_FILE, EMOTION_FILE, MODEL_SIZE, InProcessBackend, load_model
+from mer.models.cards import write_random_checkpoints
 from mer.serving import (
     SERVED,
     ServeConfig,
     build_archives,
     start_torchserve,
-    write_random_checkpoints,
 )
-from workers.inference import DeviceBackend, TorchServeBackend
+from workers.inference import TorchServeBackend
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -158,10 +158,7 @@ def main() -> None:
         client = TorchServeBackend(ts.inference_url, ts.management_url, concurrency=max(sizes),
                                    timeout_s=120)  # fmt: skip
         for b in sizes:
-            if args.device == "cpu":
-                local: Any = InProcessBackend(emo_lm, au_lm, batch_size=b)
-            else:
-                local = DeviceBackend(emo_lm, au_lm, args.device, batch_size=b)
+            local: Any = InProcessBackend(emo_lm, au_lm, batch_size=b, device=args.device)
             for name in SERVED:
                 _register(ts.management_url, name, b, args.delay_ms)
             client.ensure_ready()

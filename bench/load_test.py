@@ -24,7 +24,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,18 +37,12 @@ from typing import Any
 
 import httpx
 
+from mer.serving import free_port
 from mer.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = Settings().shared_data_dir / "videos" / "single_face.mp4"
 TERMINAL = {"succeeded", "failed", "cancelled"}
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_clip(

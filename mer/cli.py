@@ -457,14 +457,9 @@ def train(
     import time
 
     from mer.inference import AU_FILE, EMOTION_FILE
+    from mer.models.cards import au_card, emotion_card
     from mer.models.weights import save_checkpoint
-    from mer.training import (
-        TrainConfig,
-        au_card,
-        emotion_card,
-        train_au,
-        train_emotion,
-    )
+    from mer.training import TrainConfig, train_au, train_emotion
 
     samples = _load(dataset, data_dir)
     cfg = TrainConfig(emotion_epochs=epochs, au_epochs=au_epochs, seed=seed)

@@ -93,10 +93,13 @@ class ModelUnavailableError(MERError):
 
 
 class JobCancelledError(MERError):
-    """The job was cancelled by its owner while it ran."""
+    """The job was cancelled by its owner while it ran (or before it started)."""
 
     code = "job_cancelled"
     http_status = 409
+
+    def __init__(self, message: str = "the job was cancelled") -> None:
+        super().__init__(message)
 
 
 class InferenceUnavailableError(MERError):

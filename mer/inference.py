@@ -25,7 +25,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -218,6 +218,46 @@ def normalise(x_u8: np.ndarray, mean: float, std: float):  # -> torch.Tensor
     return (torch.from_numpy(np.ascontiguousarray(x_u8)).float() - float(mean)) / float(std)
 
 
+def forward_probs(
+    model: Any,
+    x_u8: np.ndarray,
+    mean: float,
+    std: float,
+    multilabel: bool,
+    *,
+    device: Any = "cpu",
+    batch_size: int | None = None,
+) -> np.ndarray:
+    """The forward pass of every learned model: :func:`normalise`, model, activation.
+
+    The one place the in-process backends, the TorchServe handlers
+    (:class:`mer.serving.ServedModel`) and training / evaluation (:mod:`mer.training`) turn
+    uint8 samples into probabilities.
+
+    Args:
+        model: the torch module, in eval mode, on ``device``.
+        x_u8: ``(B, ...)`` uint8 samples (:func:`dssi_u8_from_crops`, :func:`au_input_u8`).
+        mean, std: the card's input normalisation (``ModelCard.mean[0]``, ``std[0]``).
+        multilabel: sigmoid per output (AUs) instead of a softmax over classes.
+        device: torch device of the model (``"cpu"``, ``"cuda:0"``, ...).
+        batch_size: most samples per forward pass; None runs ``x_u8`` as one batch.
+
+    Returns:
+        ``(B, n_outputs)`` float32 probabilities on the CPU; ``B`` = 0 gives ``(0, 0)``.
+    """
+    import torch
+
+    n = len(x_u8)
+    step = batch_size or max(1, n)
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, n, step):
+            logits = model(normalise(x_u8[i : i + step], mean, std).to(device))
+            p = torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)
+            outs.append(p.float().cpu().numpy())
+    return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+
+
 class InferenceBackend(Protocol):
     """Runs the learned models on uint8 payloads (in-process or TorchServe)."""
 
@@ -271,35 +311,41 @@ def load_model(path: Path) -> LoadedModel:
 
 
 class InProcessBackend:
-    """Runs the checkpoints in this process with torch, in batches.
+    """Runs the checkpoints in this process with torch, in batches, on a torch device.
 
     Args:
         emotion: the SMA-STN checkpoint, or None.
         au: the AU-detector checkpoint, or None.
         batch_size: most samples per forward pass.
+        device: torch device the models are moved to (``"cpu"``, ``"cuda:0"``, ...).
     """
 
-    name = "inprocess"
-
     def __init__(
-        self, emotion: LoadedModel | None, au: LoadedModel | None, batch_size: int = 64
+        self,
+        emotion: LoadedModel | None,
+        au: LoadedModel | None,
+        batch_size: int = 64,
+        device: str = "cpu",
     ) -> None:
         self.emotion = emotion
         self.au = au
         self.batch_size = batch_size
+        self.device = device
+        self.name = "inprocess" if device == "cpu" else f"inprocess-{device}"
+        if device != "cpu":
+            for lm in (emotion, au):
+                if lm is not None:
+                    lm.model.to(device)
         self._lock = threading.Lock()
 
     def _run(self, lm: LoadedModel, x_u8: np.ndarray, multilabel: bool) -> np.ndarray:
-        import torch
-
-        outs = []
-        with self._lock, torch.inference_mode():
-            for i in range(0, len(x_u8), self.batch_size):
-                x = normalise(x_u8[i : i + self.batch_size], lm.meta.mean[0], lm.meta.std[0])
-                logits = lm.model(x)
-                p = torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)
-                outs.append(p.float().numpy())
-        return np.concatenate(outs) if outs else np.zeros((0, len(lm.meta.labels)), np.float32)
+        if len(x_u8) == 0:
+            return np.zeros((0, len(lm.meta.labels)), np.float32)
+        with self._lock:
+            return forward_probs(
+                lm.model, x_u8, lm.meta.mean[0], lm.meta.std[0], multilabel,
+                device=self.device, batch_size=self.batch_size,
+            )  # fmt: skip
 
     def predict_emotion(self, dssi_u8: np.ndarray) -> np.ndarray:
         """See :class:`InferenceBackend`."""
@@ -314,24 +360,35 @@ class InProcessBackend:
         return self._run(self.au, pairs_u8, multilabel=True)
 
 
-_cache: dict[Path, InProcessBackend] = {}
+_cache: dict[tuple[Path, str], InProcessBackend] = {}
 _cache_lock = threading.Lock()
 
 
-def load_inprocess_backend(model_dir: Path) -> InProcessBackend | None:
-    """The in-process backend for the checkpoints in ``model_dir`` (cached), or None if
-    neither :data:`EMOTION_FILE` nor :data:`AU_FILE` is there."""
+def load_inprocess_backend(
+    model_dir: Path, device: str = "cpu", batch_size: int = 64
+) -> InProcessBackend | None:
+    """The in-process backend for the checkpoints in ``model_dir`` on ``device`` (cached
+    per folder and device), or None if neither :data:`EMOTION_FILE` nor :data:`AU_FILE`
+    is there.
+
+    Raises:
+        ModelUnavailableError: a checkpoint is unreadable.
+    """
     model_dir = Path(model_dir)
+    key = (model_dir, device)
     with _cache_lock:
-        if model_dir in _cache:
-            return _cache[model_dir]
+        if key in _cache:
+            return _cache[key]
         emo, au = model_dir / EMOTION_FILE, model_dir / AU_FILE
         if not emo.is_file() and not au.is_file():
             return None
         backend = InProcessBackend(
-            load_model(emo) if emo.is_file() else None, load_model(au) if au.is_file() else None
+            load_model(emo) if emo.is_file() else None,
+            load_model(au) if au.is_file() else None,
+            batch_size=batch_size,
+            device=device,
         )
-        _cache[model_dir] = backend
+        _cache[key] = backend
         return backend
 
 
@@ -346,7 +403,7 @@ def preload_inprocess_backend(model_dir: Path) -> threading.Thread | None:
     """
     model_dir = Path(model_dir)
     with _cache_lock:
-        if model_dir in _cache:
+        if (model_dir, "cpu") in _cache:
             return None
 
     def load() -> None:

@@ -9,7 +9,6 @@ into the result's ``warnings``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from mer.errors import (
     UnsupportedCodecError,
     VideoLimitError,
 )
+from mer.hashing import sha256_file  # noqa: F401  (re-exported)
 from mer.settings import Settings
 
 
@@ -116,15 +116,6 @@ def is_truncated(stats: DecodeStats) -> bool:
     if stats.expected_s > 0:
         return stats.decoded_s < stats.expected_s * 0.95 - TRUNCATION_MIN_S
     return False
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Return the hex SHA-256 of a file, read in chunks of ``chunk`` bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _open(path: str | os.PathLike[str]) -> av.container.InputContainer:

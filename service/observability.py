@@ -28,11 +28,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from workers.jobstore import STAGE_BUCKETS_S, JobStore
+from workers.jobstore import JobStore
 from workers.logs import request_id_var
 
 logger = logging.getLogger("mer.access")
@@ -72,26 +71,7 @@ class _JobStatsCollector(Collector):
         except Exception:  # noqa: BLE001 - a down store must not break /metrics
             logger.warning("could not read job statistics", exc_info=True)
             return
-        outcomes = CounterMetricFamily(
-            "mer_jobs_finished",
-            "Finished jobs by final state and error code.",
-            labels=["state", "code"],
-        )
-        for (state, code), count in sorted(stats.outcomes.items()):
-            outcomes.add_metric([state, code], count)
-        yield outcomes
-        stages = HistogramMetricFamily(
-            "mer_job_stage_duration_seconds",
-            "Time spent per pipeline stage of succeeded jobs.",
-            labels=["stage"],
-        )
-        for stage, buckets in sorted(stats.stage_buckets.items()):
-            cumulative, rows = 0, []
-            for bound, count in zip((*STAGE_BUCKETS_S, float("inf")), buckets, strict=True):
-                cumulative += count
-                rows.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            stages.add_metric([stage], rows, sum_value=stats.stage_sum_s.get(stage, 0.0))
-        yield stages
+        yield from stats.families()
 
 
 class Metrics:

@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,22 +21,17 @@ from helpers import check_single_face_result
 
 from mer.client import Client, JobFailedError, ServiceError
 from mer.schemas import CSV_COLUMNS
+from mer.serving import free_port
 from service.auth import hash_key
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``uvicorn service.main:app`` in a subprocess; its URL once ``/readyz`` answers."""
     tmp = tmp_path_factory.mktemp("service")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MER_")}
     env |= {
         "MER_DATA_DIR": str(tmp / "data"),

@@ -131,11 +131,11 @@ def test_flip_augmentation_negates_the_horizontal_flow() -> None:
     (and leave v and the grey channels merely mirrored)."""
     import torch
 
-    from mer.training import _augment
+    from mer.training import augment
 
     x = torch.randn(64, 4, 1, 8, 8)
     rng = np.random.default_rng(0)
-    y = _augment(x, rng, (2,))
+    y = augment(x, rng, (2,))
     flipped = ~torch.isclose(y[:, 0], x[:, 0]).all(dim=(1, 2, 3))
     assert 0 < int(flipped.sum()) < 64
     xf = torch.flip(x[flipped], dims=[-1])
@@ -144,7 +144,7 @@ def test_flip_augmentation_negates_the_horizontal_flow() -> None:
     assert torch.equal(y[~flipped], x[~flipped])
     # DSSI layout (B, S+1, C, H, W): u is channel 1 of every image
     d = torch.randn(32, 4, 3, 8, 8)
-    e = _augment(d, np.random.default_rng(1), (slice(None), 1))
+    e = augment(d, np.random.default_rng(1), (slice(None), 1))
     f = ~torch.isclose(e[:, :, 0], d[:, :, 0]).all(dim=(1, 2, 3))
     assert torch.equal(e[f][:, :, 1], -torch.flip(d[f], dims=[-1])[:, :, 1])
     assert torch.equal(e[f][:, :, 2], torch.flip(d[f], dims=[-1])[:, :, 2])

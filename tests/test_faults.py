@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -24,6 +23,7 @@ from conftest import WorkerProcess
 from fastapi.testclient import TestClient
 from helpers import upload, wait_finished, wait_for
 
+from mer.serving import free_port
 from mer.settings import Settings
 from service.main import create_app
 from workers.jobstore import JobState, RedisJobStore
@@ -32,12 +32,6 @@ from workers.runner import CeleryRunner
 pytestmark = [pytest.mark.redis, pytest.mark.media, pytest.mark.slow]
 
 SERVICE_DOWN_CODES = {"queue_unavailable", "store_unavailable", "rate_limiter_unavailable"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +173,7 @@ def throwaway_redis(tmp_path: Path) -> Iterator[tuple[str, Callable[[], None], C
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.fail("redis-server is not installed (needed for the outage test)")
-    port = _free_port()
+    port = free_port()
     data = tmp_path / "redis"
     data.mkdir()
     procs: list[subprocess.Popen[bytes]] = []

@@ -29,6 +29,7 @@ from conftest import WorkerProcess
 
 from mer.errors import InferenceUnavailableError, ModelUnavailableError
 from mer.inference import AU_FILE, EMOTION_FILE, MODEL_SIZE, InProcessBackend, load_model
+from mer.models.cards import write_random_checkpoints
 from mer.serving import (
     SERVED,
     PayloadError,
@@ -42,11 +43,9 @@ from mer.serving import (
     java_available,
     start_torchserve,
     torchserve_available,
-    write_random_checkpoints,
 )
 from mer.settings import Settings
 from workers.inference import (
-    DeviceBackend,
     TorchServeBackend,
     default_management_url,
     get_backend,
@@ -132,8 +131,10 @@ def test_handler_core_one_response_per_request_same_as_inprocess(random_store: P
     with pytest.raises(ModelUnavailableError, match="not emotion"):
         ServedModel.load(SERVED["sma_stn"], random_store / AU_FILE)
     # the CUDA worker's in-process backend runs the same code on any device
-    dev = DeviceBackend(load_model(random_store / EMOTION_FILE),
-                        load_model(random_store / AU_FILE), "cpu", batch_size=2)  # fmt: skip
+    dev = InProcessBackend(
+        load_model(random_store / EMOTION_FILE), load_model(random_store / AU_FILE),
+        batch_size=2, device="cpu",
+    )  # fmt: skip
     assert np.abs(dev.predict_au(pairs) - want).max() < 1e-4
 
 

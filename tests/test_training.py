@@ -145,7 +145,7 @@ def test_au_thresholds_are_set_on_held_out_clips_and_folded_into_the_bias() -> N
 
     from mer.models import create_model
     from mer.schemas import AU_NAMES
-    from mer.training import PAIR_MEAN, PAIR_STD, PreparedClip, _predict, calibrate_au_thresholds
+    from mer.training import PAIR_MEAN, PAIR_STD, PreparedClip, calibrate_au_thresholds, predict
 
     torch.manual_seed(0)
     model = create_model("au_detector", channels=[4, 8, 8, 8]).eval()
@@ -153,7 +153,7 @@ def test_au_thresholds_are_set_on_held_out_clips_and_folded_into_the_bias() -> N
         model.fc.weight.mul_(200.0)  # spread the probabilities over (0, 1)
     rng = np.random.default_rng(0)
     pairs = rng.integers(0, 256, (40, 2, 1, 16, 16), dtype=np.uint8)
-    before = _predict(model, pairs, PAIR_MEAN, PAIR_STD, True)
+    before = predict(model, pairs, PAIR_MEAN, PAIR_STD, True)
     j = AU_NAMES.index("AU12")
     t = np.zeros((40, len(AU_NAMES)), np.float32)
     t[:, j] = before[:, j] > 0.6
@@ -164,7 +164,7 @@ def test_au_thresholds_are_set_on_held_out_clips_and_folded_into_the_bias() -> N
     thr = calibrate_au_thresholds(model, [clip])
     assert thr["AU01"] == 0.5 and model.fc.bias[0] == bias0[0]
     assert thr["AU12"] == 0.6
-    after = _predict(model, pairs, PAIR_MEAN, PAIR_STD, True)
+    after = predict(model, pairs, PAIR_MEAN, PAIR_STD, True)
     assert np.array_equal(after[:, j] >= 0.5, before[:, j] >= thr["AU12"])
 
 
@@ -203,6 +203,7 @@ def test_cross_validate_train_only_clips_join_training_but_are_never_scored(
     """Training-only clips (an extra data set of the same subjects) go into the folds whose
     test subjects they do not share; the test clips, hence the metrics, are the main set's."""
     import mer.training as T
+    import mer.training.crossval as CV
 
     rng = np.random.default_rng(0)
 
@@ -220,8 +221,8 @@ def test_cross_validate_train_only_clips_join_training_but_are_never_scored(
         seen.append({c.clip for c in train})
         return object()
 
-    monkeypatch.setattr(T, "train_emotion", fake_train)
-    monkeypatch.setattr(T, "_predict", lambda m, x, *a: np.tile([0.6, 0.4], (len(x), 1)))
+    monkeypatch.setattr(CV, "train_emotion", fake_train)
+    monkeypatch.setattr(CV, "predict", lambda m, x, *a: np.tile([0.6, 0.4], (len(x), 1)))
     cfg = T.TrainConfig()
     res = T.cross_validate(main, ["negative", "positive"], cfg, 2, train_aus=False,
                            train_only=extra)  # fmt: skip
@@ -239,6 +240,7 @@ def test_cross_validate_hands_each_fold_au_detector_to_on_fold(
     detector never trained on; :func:`fold_backends` maps each subject to its fold's
     detector (the apex MAE then spots with a detector that never saw the clip)."""
     import mer.training as T
+    import mer.training.crossval as CV
 
     rng = np.random.default_rng(0)
     clips = [T.PreparedClip(f"s{i % 6}", f"c{i}", "positive", (),
@@ -250,8 +252,8 @@ def test_cross_validate_hands_each_fold_au_detector_to_on_fold(
         def __init__(self, subjects: set[str]) -> None:
             self.subjects = subjects
 
-    monkeypatch.setattr(T, "train_au", lambda train, cfg: FakeAU({c.subject for c in train}))
-    monkeypatch.setattr(T, "_predict", lambda m, x, *a: np.zeros((len(x), 14), np.float32))
+    monkeypatch.setattr(CV, "train_au", lambda train, cfg: FakeAU({c.subject for c in train}))
+    monkeypatch.setattr(CV, "predict", lambda m, x, *a: np.zeros((len(x), 14), np.float32))
     got: list[tuple[set[str], FakeAU]] = []
     cfg = T.TrainConfig()
     T.cross_validate(clips, ["positive"], cfg, 3, fit_emotion=False,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import httpx
 import pytest
 from conftest import REPO_ROOT, TEST_API_KEY, _missing
 
+from mer.serving import free_port
 from service.auth import hash_key
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
@@ -50,17 +50,11 @@ def sample_clip(request: pytest.FixtureRequest) -> Path:
     return request.getfixturevalue("single_face_video")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(params=["api-key", "open"])
 def live_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """``uvicorn service.main:app`` on a free 127.0.0.1 port, authentication on
     (``api-key``) or off (``open``); yields its base URL."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MER_")}
     env.update(
         MER_DATA_DIR=str(tmp_path / "data"),

@@ -3,8 +3,8 @@
 :func:`get_backend` picks one from the settings (``MER_INFERENCE_BACKEND``):
 
 - ``inprocess`` (default): :class:`mer.inference.InProcessBackend` over the checkpoints in
-  ``MER_MODEL_DIR`` on the CPU, or :class:`DeviceBackend` on ``MER_INFERENCE_DEVICE``
-  (``cuda``, ``cuda:N``: the CUDA worker image). None when no checkpoint is installed
+  ``MER_MODEL_DIR``, on the CPU or on ``MER_INFERENCE_DEVICE`` (``cuda``, ``cuda:N``: the
+  CUDA worker image). None when no checkpoint is installed
   (the pipeline then uses the training-free AU rules and reports no emotion).
 - ``torchserve``: :class:`TorchServeBackend`, a client of a TorchServe serving the
   archives of ``mer model-store build`` at ``MER_TORCHSERVE_URL``. It sends **one
@@ -20,7 +20,7 @@
   TorchServe stays down the job fails with ``inference_unavailable``
   (:class:`~mer.errors.InferenceUnavailableError`).
 
-Both backends run the same preprocessing (:func:`mer.inference.normalise`) and model code,
+Both backends run the same forward pass (:func:`mer.inference.forward_probs`) and model code,
 so they give the same probabilities (to float rounding of different batch compositions).
 """
 
@@ -42,15 +42,8 @@ import httpx
 import numpy as np
 
 from mer.errors import InferenceUnavailableError
-from mer.inference import (
-    AU_FILE,
-    EMOTION_FILE,
-    InferenceBackend,
-    LoadedModel,
-    load_inprocess_backend,
-    load_model,
-)
-from mer.serving import PAYLOAD_CONTENT_TYPE, SERVED, encode_sample, forward_probs
+from mer.inference import InferenceBackend, LoadedModel, load_inprocess_backend
+from mer.serving import PAYLOAD_CONTENT_TYPE, SERVED, encode_sample
 from mer.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -350,65 +343,11 @@ def _why(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
-class DeviceBackend:
-    """In-process backend on a torch device (the CUDA worker): the checkpoints of a model
-    directory, run with :func:`mer.serving.forward_probs` in batches.
+#: Most samples per forward pass on an accelerator (the CPU backend uses 64).
+DEVICE_BATCH_SIZE = 256
 
-    Args:
-        emotion, au: loaded checkpoints (either may be None); moved to ``device``.
-        device: torch device, e.g. ``"cuda:0"``.
-        batch_size: most samples per forward pass.
-    """
-
-    def __init__(
-        self, emotion: LoadedModel | None, au: LoadedModel | None, device: str,
-        batch_size: int = 256,
-    ) -> None:  # fmt: skip
-        self.name = f"inprocess-{device}"
-        self.device = device
-        self.batch_size = batch_size
-        self.emotion, self.au = emotion, au
-        for lm in (emotion, au):
-            if lm is not None:
-                lm.model.to(device)
-        self._lock = threading.Lock()
-
-    def _run(self, lm: LoadedModel | None, x_u8: np.ndarray, multilabel: bool) -> np.ndarray:
-        if lm is None:
-            raise RuntimeError("model not loaded")
-        bs = self.batch_size
-        with self._lock:
-            outs = [
-                forward_probs(lm.model, lm.meta, x_u8[i : i + bs], multilabel, self.device)
-                for i in range(0, len(x_u8), bs)
-            ]
-        return np.concatenate(outs) if outs else np.zeros((0, len(lm.meta.labels)), np.float32)
-
-    def predict_emotion(self, dssi_u8: np.ndarray) -> np.ndarray:
-        """See :class:`~mer.inference.InferenceBackend`."""
-        return self._run(self.emotion, dssi_u8, multilabel=False)
-
-    def predict_au(self, pairs_u8: np.ndarray) -> np.ndarray:
-        """See :class:`~mer.inference.InferenceBackend`."""
-        return self._run(self.au, pairs_u8, multilabel=True)
-
-
-_backends: dict[tuple[Any, ...], Any] = {}
-_backends_lock = threading.Lock()
-
-
-def _device_backend(model_dir: Path, device: str) -> DeviceBackend | None:
-    import torch
-
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InferenceUnavailableError(
-            f"MER_INFERENCE_DEVICE={device} but CUDA is not available in this worker"
-        )
-    emo, au = Path(model_dir) / EMOTION_FILE, Path(model_dir) / AU_FILE
-    if not emo.is_file() and not au.is_file():
-        return None
-    return DeviceBackend(load_model(emo) if emo.is_file() else None,
-                         load_model(au) if au.is_file() else None, device)  # fmt: skip
+_torchserve_clients: dict[tuple[Any, ...], TorchServeBackend] = {}
+_torchserve_lock = threading.Lock()
 
 
 def get_backend(settings: Settings) -> InferenceBackend | None:
@@ -432,8 +371,8 @@ def get_backend(settings: Settings) -> InferenceBackend | None:
             settings.torchserve_timeout_s, settings.torchserve_retries,
             settings.torchserve_backoff_s, settings.torchserve_concurrency,
         )  # fmt: skip
-        with _backends_lock:
-            backend = _backends.get(key)
+        with _torchserve_lock:
+            backend = _torchserve_clients.get(key)
             if backend is None:
                 backend = TorchServeBackend(
                     settings.torchserve_url, settings.torchserve_management_url,
@@ -441,7 +380,7 @@ def get_backend(settings: Settings) -> InferenceBackend | None:
                     backoff_s=settings.torchserve_backoff_s,
                     concurrency=settings.torchserve_concurrency,
                 )  # fmt: skip
-                _backends[key] = backend
+                _torchserve_clients[key] = backend
         backend.ensure_ready()
         return backend
     if settings.torch_threads:  # MER_TORCH_THREADS: fewer OpenMP threads than busy cores
@@ -451,8 +390,11 @@ def get_backend(settings: Settings) -> InferenceBackend | None:
     device = settings.inference_device.strip().lower() or "cpu"
     if device == "cpu":
         return load_inprocess_backend(settings.model_dir)
-    key = ("device", Path(settings.model_dir), device)
-    with _backends_lock:
-        if key not in _backends:
-            _backends[key] = _device_backend(Path(settings.model_dir), device)
-        return _backends[key]
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InferenceUnavailableError(
+                f"MER_INFERENCE_DEVICE={device} but CUDA is not available in this worker"
+            )
+    return load_inprocess_backend(settings.model_dir, device, DEVICE_BATCH_SIZE)

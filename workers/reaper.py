@@ -1,7 +1,7 @@
 """The lease reaper: requeue running jobs whose worker died.
 
 A running attempt renews its lease (the record's ``heartbeat_at``) every
-``heartbeat_s`` seconds; after :data:`~workers.tasks.LEASE_PERIODS` periods without a
+``heartbeat_s`` seconds; after :data:`~workers.attempt.LEASE_PERIODS` periods without a
 beat the attempt is dead (OOM kill, lost node, container restart). Celery on Redis would
 hand the job's unacknowledged message to another worker only after the visibility
 timeout (``MER_VISIBILITY_TIMEOUT_S``, 2 h by default, which must exceed the longest

@@ -10,20 +10,17 @@ traceback goes to the log only) or ``cancelled`` (the owner asked; the pipeline 
 
 **At-least-once delivery, exactly-once outcome.** Celery redelivers a job whose worker
 died (``acks_late`` + ``reject_on_worker_lost``; with Redis, after the visibility
-timeout). Each start of a job is an *attempt*: the ``attempts`` counter, incremented with a
-compare-and-set, is the attempt's lease token, and every later write of that attempt
-(progress, heartbeat, outcome) is conditional on it. A delivery that finds the job
-finished is a no-op; one that finds it ``running`` with a fresh heartbeat (another live
-worker has it) is deferred (:class:`JobBusyError`, retried later), so a job never runs
-twice at once and never gets two outcomes.
+timeout). Each start of a job is an *attempt* (:class:`~workers.attempt.JobAttempt`): the
+``attempts`` counter, incremented with a compare-and-set, is the attempt's lease token,
+and every later write of that attempt (progress, heartbeat, outcome) is conditional on it.
+A delivery that finds the job finished is a no-op; one that finds it ``running`` with a
+fresh heartbeat (another live worker has it) is deferred (:class:`JobBusyError`, retried
+later), so a job never runs twice at once and never gets two outcomes.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
 import time
 from collections.abc import Callable
 from functools import lru_cache, partial
@@ -36,34 +33,34 @@ from celery.signals import worker_ready, worker_shutdown
 from mer.errors import JobCancelledError, MERError
 from mer.schemas import AnalysisResult, ErrorInfo
 from mer.settings import Settings, get_settings
+from workers.attempt import (
+    LEASE_PERIODS,
+    CancelFlag,
+    Heartbeat,
+    JobAttempt,
+    ProgressWriter,
+    conclude_unstarted,
+)
 from workers.celery_app import ANALYZE_TASK_NAME, celery_app
 from workers.errors import StoreUnavailableError
 from workers.inference import get_backend
 from workers.jobstore import (
-    ACTIVE_STATES,
     TERMINAL_STATES,
-    JobProgress,
     JobRecord,
     JobState,
     JobStore,
+    cancelled_error,
     make_job_store,
     quota_owner,
     utcnow,
 )
 from workers.logs import bind
 from workers.reaper import LeaseReaper
-from workers.webhooks import notify_job_end
 
 logger = logging.getLogger(__name__)
 
 #: A job whose worker died this many times (redelivered by the broker) fails for good.
 MAX_ATTEMPTS = 3
-#: Minimum seconds between two progress writes for the same stage.
-PROGRESS_INTERVAL_S = 0.5
-#: Minimum seconds between two reads of the cancel flag.
-CANCEL_POLL_INTERVAL_S = 0.25
-#: A running attempt whose heartbeat is older than this many heartbeat periods is dead.
-LEASE_PERIODS = 3.0
 
 
 class JobBusyError(Exception):
@@ -81,11 +78,6 @@ class OwnerBusyError(JobBusyError):
 
 #: Seconds before a job whose key had no free run slot is offered again.
 OWNER_BUSY_RETRY_S = 3.0
-
-
-def worker_id() -> str:
-    """``host:pid`` of this process (who runs an attempt)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Analyzer(Protocol):
@@ -109,148 +101,6 @@ def load_analyzer() -> Analyzer:
     from mer.pipeline import analyze_video
 
     return analyze_video
-
-
-class ProgressWriter:
-    """Progress callback that writes ``{stage, percent}`` to the job record, throttled.
-
-    Writes on every stage change and otherwise at most every ``interval_s`` seconds.
-    Store errors are logged, never raised into the pipeline.
-    """
-
-    def __init__(
-        self,
-        store: JobStore,
-        job_id: str,
-        interval_s: float = PROGRESS_INTERVAL_S,
-        attempt: int | None = None,
-    ):
-        """Report for ``job_id`` (attempt ``attempt``, if given) into ``store``."""
-        self.store = store
-        self.job_id = job_id
-        self.interval_s = interval_s
-        self.expect = {"attempts": attempt} if attempt is not None else None
-        self._stage: str | None = None
-        self._last = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self, stage: str, percent: float) -> None:
-        """Record that the pipeline is at ``stage``, ``percent`` % overall."""
-        now = time.monotonic()
-        with self._lock:
-            if stage == self._stage and now - self._last < self.interval_s:
-                return
-            self._stage, self._last = stage, now
-        pct = min(100.0, max(0.0, float(percent)))
-        try:
-            self.store.update(
-                self.job_id,
-                only_if_state={JobState.RUNNING},
-                expect=self.expect,
-                progress=JobProgress(stage=str(stage), percent=pct),
-                heartbeat_at=utcnow(),
-            )
-        except Exception:  # noqa: BLE001 - progress is best effort
-            logger.warning("job %s: could not record progress", self.job_id, exc_info=True)
-
-
-class CancelFlag:
-    """``should_cancel`` callback: true once the owner cancelled or deleted the job.
-
-    Reads the record at most every ``interval_s`` seconds; a store error reads as "not
-    cancelled".
-    """
-
-    def __init__(self, store: JobStore, job_id: str, interval_s: float = CANCEL_POLL_INTERVAL_S):
-        """Poll ``job_id`` in ``store``."""
-        self.store = store
-        self.job_id = job_id
-        self.interval_s = interval_s
-        self._last = float("-inf")
-        self._cancelled = False
-
-    def __call__(self) -> bool:
-        """Whether the job should stop now."""
-        if self._cancelled:
-            return True
-        now = time.monotonic()
-        if now - self._last < self.interval_s:
-            return False
-        self._last = now
-        try:
-            record = self.store.get(self.job_id)
-        except Exception:  # noqa: BLE001
-            logger.warning("job %s: could not read the cancel flag", self.job_id, exc_info=True)
-            return False
-        self._cancelled = (
-            record is None or record.cancel_requested or record.state == JobState.CANCELLED
-        )
-        return self._cancelled
-
-
-class Heartbeat:
-    """Background thread that renews a running attempt's lease every ``interval_s``: the
-    record's ``heartbeat_at`` and, while the attempt owns the job, its key's run slot."""
-
-    def __init__(
-        self, store: JobStore, job_id: str, attempt: int, interval_s: float, owner: str
-    ) -> None:
-        """Renew ``job_id``'s ``heartbeat_at`` while attempt ``attempt`` owns it."""
-        self.store, self.job_id, self.attempt = store, job_id, attempt
-        self.interval_s = interval_s
-        self.owner = owner
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
-
-    def _run(self) -> None:
-        with bind(job_id=self.job_id):
-            while not self._stop.wait(self.interval_s):
-                try:
-                    if self.store.update(
-                        self.job_id,
-                        only_if_state={JobState.RUNNING},
-                        expect={"attempts": self.attempt},
-                        heartbeat_at=utcnow(),
-                    ):
-                        lease_s = LEASE_PERIODS * self.interval_s
-                        self.store.renew_run_slot(self.owner, self.job_id, lease_s)
-                except Exception:  # noqa: BLE001 - the next beat tries again
-                    logger.warning("could not renew the job's heartbeat", exc_info=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
-def _finish(
-    store: JobStore,
-    job_id: str,
-    attempt: int,
-    state: JobState,
-    error: ErrorInfo | None,
-) -> bool:
-    """Record attempt ``attempt``'s final ``state``; ``False`` if it no longer owns the job."""
-    stage = {JobState.FAILED: "failed", JobState.CANCELLED: "cancelled"}.get(state, "done")
-    record = store.get(job_id)
-    percent = record.progress.percent if record is not None else 0.0
-    done = store.update(
-        job_id,
-        only_if_state={JobState.RUNNING},
-        expect={"attempts": attempt},
-        state=state,
-        error=error,
-        progress=JobProgress(
-            stage=stage, percent=100.0 if state == JobState.SUCCEEDED else percent
-        ),
-    )
-    if done:
-        store.record_outcome(state.value, error.code if error else None)
-        notify_job_end(store, job_id)
-    return done
 
 
 def _heartbeat_age_s(record_heartbeat: object, updated: object) -> float:
@@ -315,15 +165,9 @@ def _run_job(
         logger.info("job %s: already %s; duplicate delivery skipped", job_id, record.state.value)
         return None
     if record.cancel_requested:
-        if store.update(
-            job_id,
-            only_if_state=ACTIVE_STATES,
-            state=JobState.CANCELLED,
-            error=ErrorInfo(code="job_cancelled", message="the job was cancelled"),
-            progress=JobProgress(stage="cancelled", percent=record.progress.percent),
-        ):
-            store.record_outcome(JobState.CANCELLED.value, "job_cancelled")
-            notify_job_end(store, job_id)
+        conclude_unstarted(
+            store, record, JobState.CANCELLED, cancelled_error(), expect_attempts=False
+        )
         return JobState.CANCELLED
     lease_s = LEASE_PERIODS * settings.heartbeat_s
     if record.state == JobState.RUNNING and not ignore_lease:
@@ -340,16 +184,7 @@ def _run_job(
             message=f"the worker stopped unexpectedly {record.attempts} times "
             "while analysing this video",
         )
-        if store.update(
-            job_id,
-            only_if_state=ACTIVE_STATES,
-            expect={"attempts": record.attempts},
-            state=JobState.FAILED,
-            error=error,
-            progress=JobProgress(stage="failed", percent=record.progress.percent),
-        ):
-            store.record_outcome(JobState.FAILED.value, error.code)
-            notify_job_end(store, job_id)
+        conclude_unstarted(store, record, JobState.FAILED, error, expect_attempts=True)
         return JobState.FAILED
     owner = quota_owner(record)
     limit = settings.max_concurrent_jobs_per_key
@@ -357,84 +192,48 @@ def _run_job(
         raise OwnerBusyError(
             job_id, OWNER_BUSY_RETRY_S, f"waits: its key runs {limit} job(s) already"
         )
-    attempt = record.attempts + 1
-    started = store.update(
-        job_id,
-        only_if_state=ACTIVE_STATES,
-        expect={"attempts": record.attempts},
-        state=JobState.RUNNING,
-        attempts=attempt,
-        worker=worker_id(),
-        heartbeat_at=utcnow(),
-        queue=queue,
-        progress=JobProgress(stage="starting", percent=0.0),
-    )
-    if not started:
+    attempt = JobAttempt.start(store, record, owner, queue)
+    if attempt is None:
         logger.info("job %s: taken by another attempt meanwhile; skipped", job_id)
         return None
     try:
-        return _run_attempt(record, attempt, owner, path, filename, store, settings, analyzer)
+        return _run_attempt(attempt, path, filename, settings, analyzer)
     finally:
-        _release_run_slot(store, owner, job_id, attempt)
-
-
-def _release_run_slot(store: JobStore, owner: str, job_id: str, attempt: int) -> None:
-    """Give back the key's run slot unless a newer attempt (a takeover) holds it now."""
-    try:
-        current = store.get(job_id)
-        if current is None or current.attempts == attempt:
-            store.release_run_slot(owner, job_id)
-    except Exception:  # noqa: BLE001 - the slot's lease runs out by itself
-        logger.warning("job %s: could not release its run slot", job_id, exc_info=True)
+        attempt.release_run_slot()
 
 
 def _run_attempt(
-    record: JobRecord,
-    attempt: int,
-    owner: str,
+    attempt: JobAttempt,
     path: str,
     filename: str,
-    store: JobStore,
     settings: Settings,
     analyzer: Analyzer | None,
 ) -> JobState | None:
-    """Run attempt ``attempt`` (already recorded as ``running``) to its outcome."""
-    job_id = record.id
-    logger.info("job %s: started (attempt %d)", job_id, attempt)
+    """Run ``attempt`` (already recorded as ``running``) to its outcome."""
+    job_id = attempt.job_id
+    logger.info("job %s: started (attempt %d)", job_id, attempt.number)
     t0 = time.monotonic()
-    should_cancel = CancelFlag(store, job_id)
+    should_cancel = CancelFlag(attempt)
     try:
-        with Heartbeat(store, job_id, attempt, settings.heartbeat_s, owner):
+        with Heartbeat(attempt, settings.heartbeat_s):
             analyze = analyzer or partial(load_analyzer(), backend=get_backend(settings))
             result = analyze(
                 Path(path),
                 settings=settings,
                 filename=filename,
-                progress=ProgressWriter(store, job_id, attempt=attempt),
+                progress=ProgressWriter(attempt),
                 should_cancel=should_cancel,
             )
         if should_cancel():
-            raise JobCancelledError("the job was cancelled")
-        store.set_result(job_id, result.model_dump_json())
-        done = store.update(
-            job_id,
-            only_if_state={JobState.RUNNING},
-            expect={"attempts": attempt},
-            state=JobState.SUCCEEDED,
-            error=None,
-            progress=JobProgress(stage="done", percent=100.0),
-        )
-        if not done:
-            current = store.get(job_id)
-            if current is None or current.state != JobState.SUCCEEDED:
-                store.delete_result(job_id)  # cancelled or deleted meanwhile: drop it
+            raise JobCancelledError()
+        if not attempt.succeed(result):
             logger.info(
-                "job %s: attempt %d no longer owns the job; outcome dropped", job_id, attempt
+                "job %s: attempt %d no longer owns the job; outcome dropped",
+                job_id,
+                attempt.number,
             )
             return None
-        store.record_outcome(JobState.SUCCEEDED.value, None, result.timings_ms)
         logger.info("job %s: succeeded in %.1f s", job_id, time.monotonic() - t0)
-        notify_job_end(store, job_id)
         return JobState.SUCCEEDED
     except StoreUnavailableError:
         # not the video's fault: leave the attempt to be retried (Celery) or requeued
@@ -442,23 +241,19 @@ def _run_attempt(
         raise
     except JobCancelledError as exc:
         logger.info("job %s: cancelled", job_id)
-        error = ErrorInfo(code=exc.code, message=exc.message)
-        _finish(store, job_id, attempt, JobState.CANCELLED, error)
+        attempt.conclude(JobState.CANCELLED, ErrorInfo(code=exc.code, message=exc.message))
         return JobState.CANCELLED
     except MERError as exc:
         if should_cancel():  # e.g. the upload was deleted under a cancelled job
-            error = ErrorInfo(code="job_cancelled", message="the job was cancelled")
-            _finish(store, job_id, attempt, JobState.CANCELLED, error)
+            attempt.conclude(JobState.CANCELLED, cancelled_error())
             return JobState.CANCELLED
         logger.info("job %s: failed with %s: %s", job_id, exc.code, exc.message)
-        error = ErrorInfo(code=exc.code, message=exc.message)
-        _finish(store, job_id, attempt, JobState.FAILED, error)
+        attempt.conclude(JobState.FAILED, ErrorInfo(code=exc.code, message=exc.message))
         return JobState.FAILED
     except Exception as exc:
         logger.exception("job %s: internal error", job_id)
         message = f"the analysis failed unexpectedly ({exc.__class__.__name__})"
-        error = ErrorInfo(code="internal_error", message=message)
-        _finish(store, job_id, attempt, JobState.FAILED, error)
+        attempt.conclude(JobState.FAILED, ErrorInfo(code="internal_error", message=message))
         return JobState.FAILED
 
 

@@ -14,7 +14,6 @@ unpickling). The model is rebuilt from the registry with ``meta.model_name`` and
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +21,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from mer.hashing import sha256_file
 
 from .registry import create_model
 
@@ -171,12 +172,3 @@ def load_checkpoint(
     model.to(map_location)
     model.eval()
     return model, meta
-
-
-def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            h.update(chunk)
-    return h.hexdigest()

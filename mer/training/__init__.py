@@ -1,0 +1,84 @@
+"""Training and honest evaluation of SMA-STN and the AU detector.
+
+Protocol (mission doc, "Evaluation"): subject-grouped cross-validation — leave-one-subject-
+out (LOSO) on real data sets, ``k`` identity-grouped folds on the synthetic set (no
+identity in both train and test) — with a fixed number of epochs (no model selection on
+test folds), fixed seeds, and UF1 / UAR computed on the predictions **pooled over all
+folds** (not averaged per fold). AU detection: per-AU F1 at 0.5 and their macro mean.
+
+One module per concern: :mod:`~mer.training.config` (the recipe),
+:mod:`~mer.training.data` (clips -> model inputs), :mod:`~mer.training.loops` (training),
+:mod:`~mer.training.metrics`, :mod:`~mer.training.crossval` (folds, cross-validation, apex
+error) and :mod:`~mer.training.report`; the model cards are :mod:`mer.models.cards`.
+
+Inputs are made exactly as at inference: :func:`mer.preprocess.align_frames` crops (128 px),
+:func:`mer.inference.dssi_u8_from_crops` DSSI and :func:`mer.inference.au_input_u8` AU inputs
+(frame, local neutral reference, flow between them) as :mod:`mer.pipeline` forms them.
+"""
+
+from __future__ import annotations
+
+from mer.models.cards import (
+    CHANNELS,
+    DSSI_MEAN,
+    DSSI_STD,
+    PAIR_MEAN,
+    PAIR_STD,
+    au_card,
+    au_kwargs,
+    emotion_card,
+    emotion_kwargs,
+)
+from mer.training.config import NON_EMOTIONAL, TrainConfig
+from mer.training.crossval import apex_mae, cross_validate, fold_backends, group_folds
+from mer.training.data import (
+    PreparedClip,
+    clip_label,
+    prepare_clip,
+    prepare_dataset,
+    read_rgb,
+    without_flow,
+)
+from mer.training.loops import (
+    augment,
+    calibrate_au_thresholds,
+    predict,
+    train_au,
+    train_emotion,
+)
+from mer.training.metrics import confusion, emotional_metrics, per_au_f1, uf1_uar
+from mer.training.report import Report
+
+__all__ = [
+    "CHANNELS",
+    "DSSI_MEAN",
+    "DSSI_STD",
+    "NON_EMOTIONAL",
+    "PAIR_MEAN",
+    "PAIR_STD",
+    "PreparedClip",
+    "Report",
+    "TrainConfig",
+    "apex_mae",
+    "au_card",
+    "au_kwargs",
+    "augment",
+    "calibrate_au_thresholds",
+    "clip_label",
+    "confusion",
+    "cross_validate",
+    "emotion_card",
+    "emotion_kwargs",
+    "emotional_metrics",
+    "fold_backends",
+    "group_folds",
+    "per_au_f1",
+    "predict",
+    "prepare_clip",
+    "prepare_dataset",
+    "read_rgb",
+    "train_au",
+    "train_emotion",
+    "uf1_uar",
+    "without_flow",
+]

@@ -160,6 +160,13 @@ class InvalidIdempotencyKeyError(MERError):
     http_status = 422
 
 
+class InvalidOptionError(MERError):
+    """A form field of the upload has a value it cannot take."""
+
+    code = "invalid_option"
+    http_status = 422
+
+
 class RateLimiterUnavailableError(MERError):
     """The rate-limit storage (Redis) cannot be reached."""
 

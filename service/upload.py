@@ -105,7 +105,7 @@ class StoredUpload:
 
 
 #: Text form fields accepted beside the file, and the longest value of each (bytes).
-TEXT_FIELDS: dict[str, int] = {"callback_url": 2048}
+TEXT_FIELDS: dict[str, int] = {"callback_url": 2048, "include_blendshapes": 16}
 
 
 class _FilePartSink:

@@ -154,8 +154,11 @@ class FakeAnalyzer:
         progress: Callable[[str, float], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
         backend: Any = None,
+        config: Any = None,
     ) -> AnalysisResult:
-        self.calls.append({"path": path, "filename": filename, "backend": backend})
+        self.calls.append(
+            {"path": path, "filename": filename, "backend": backend, "config": config}
+        )
         assert isinstance(path, Path) and path.is_file()
         if progress:
             progress("decode", 10.0)

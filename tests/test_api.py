@@ -152,6 +152,26 @@ def test_analyze_poll_csv_delete(
     _error(client.delete(f"/v1/jobs/{job_id}"), 404, "job_not_found")
 
 
+def test_include_blendshapes_option_reaches_the_pipeline(
+    client: TestClient, fake: FakeAnalyzer, tiny_video: Path
+) -> None:
+    files = {"file": ("c.mp4", tiny_video.read_bytes(), "video/mp4")}
+    r = client.post("/v1/analyze", files=files, data={"include_blendshapes": "true"})
+    assert r.status_code == 202, r.text
+    assert wait_finished(client, r.json()["job_id"])["state"] == "succeeded"
+    assert fake.calls[-1]["config"].include_blendshapes is True
+    r = client.post("/v1/analyze", files=files)
+    assert wait_finished(client, r.json()["job_id"])["state"] == "succeeded"
+    assert fake.calls[-1]["config"] is None  # the pipeline's defaults
+    n = len(fake.calls)
+    _error(client.post("/v1/analyze", files=files, data={"include_blendshapes": "maybe"}),
+           422, "invalid_option")  # fmt: skip
+    assert len(fake.calls) == n
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/analyze"]["post"]["requestBody"]["content"]
+    assert "include_blendshapes" in body["multipart/form-data"]["schema"]["properties"]
+
+
 def test_client_filename_is_never_a_path(
     client: TestClient, fake: FakeAnalyzer, settings: Settings, tiny_video: Path
 ) -> None:

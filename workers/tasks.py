@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from celery import Task
 from celery.signals import worker_ready, worker_shutdown
@@ -91,8 +91,9 @@ class Analyzer(Protocol):
         filename: str | None = None,
         progress: Callable[[str, float], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
+        config: Any = None,
     ) -> AnalysisResult:
-        """Analyse one video."""
+        """Analyse one video (``config``: a :class:`mer.pipeline.AnalysisConfig` or None)."""
         ...
 
 
@@ -101,6 +102,16 @@ def load_analyzer() -> Analyzer:
     from mer.pipeline import analyze_video
 
     return analyze_video
+
+
+def _analysis_config(record: JobRecord) -> Any:
+    """The pipeline parameters the job asked for: None (the defaults) unless it asked for
+    the per-frame blendshapes."""
+    if not record.include_blendshapes:
+        return None
+    from mer.pipeline import AnalysisConfig
+
+    return AnalysisConfig(include_blendshapes=True)
 
 
 def _heartbeat_age_s(record_heartbeat: object, updated: object) -> float:
@@ -197,7 +208,8 @@ def _run_job(
         logger.info("job %s: taken by another attempt meanwhile; skipped", job_id)
         return None
     try:
-        return _run_attempt(attempt, path, filename, settings, analyzer)
+        config = _analysis_config(record)
+        return _run_attempt(attempt, path, filename, settings, analyzer, config)
     finally:
         attempt.release_run_slot()
 
@@ -208,6 +220,7 @@ def _run_attempt(
     filename: str,
     settings: Settings,
     analyzer: Analyzer | None,
+    config: Any = None,
 ) -> JobState | None:
     """Run ``attempt`` (already recorded as ``running``) to its outcome."""
     job_id = attempt.job_id
@@ -223,6 +236,7 @@ def _run_attempt(
                 filename=filename,
                 progress=ProgressWriter(attempt),
                 should_cancel=should_cancel,
+                config=config,
             )
         if should_cancel():
             raise JobCancelledError()

@@ -13,6 +13,7 @@ from service.deps import JobStoreDep, PrincipalDep, RateLimiterDep, RunnerDep, S
 from service.errors import (
     IdempotencyKeyInUseError,
     InvalidIdempotencyKeyError,
+    InvalidOptionError,
     TooManyJobsError,
     error_responses,
 )
@@ -42,6 +43,13 @@ _UPLOAD_OPENAPI: dict[str, Any] = {
                             "type": "string",
                             "format": "binary",
                             "description": "The video (MP4, MOV, AVI, MKV, WebM, MPEG ...).",
+                        },
+                        "include_blendshapes": {
+                            "type": "boolean",
+                            "default": False,
+                            "description": "Also report MediaPipe's 52 blendshapes of every "
+                            "frame (frames[i].blendshapes in the JSON, 52 columns in the CSV); "
+                            "off by default to keep results small.",
                         },
                         "callback_url": {
                             "type": "string",
@@ -87,6 +95,20 @@ def _replay(
             )
         store.release_idempotency(scope, bound)  # its job was deleted or expired: rebind
     raise IdempotencyKeyInUseError("the Idempotency-Key is contended; retry later")
+
+
+def _flag(fields: dict[str, str], name: str) -> bool:
+    """A boolean form field (``true/false``, ``1/0``, ``yes/no``; absent = false).
+
+    Raises:
+        InvalidOptionError: any other value (422 ``invalid_option``).
+    """
+    value = fields.get(name, "").strip().lower()
+    if value in ("", "false", "0", "no", "off"):
+        return False
+    if value in ("true", "1", "yes", "on"):
+        return True
+    raise InvalidOptionError(f"{name} must be true or false, got {fields[name][:40]!r}")
 
 
 def _webhook_for(request: Request, job_id: str, fields: dict[str, str]) -> WebhookDelivery | None:
@@ -176,6 +198,7 @@ async def analyze(
             timeout_s=settings.upload_timeout_s,
         )
         webhook = await run_in_threadpool(_webhook_for, request, job_id, upload.fields)
+        blendshapes = _flag(upload.fields, "include_blendshapes")
         await run_in_threadpool(inspect_upload, upload.path, settings)
         record = JobRecord(
             id=job_id,
@@ -184,6 +207,7 @@ async def analyze(
             owner=owner if principal.authenticated else None,
             request_id=request_id_var.get(),
             webhook=webhook,
+            include_blendshapes=blendshapes,
         )
         await run_in_threadpool(store.create, record)
         try:

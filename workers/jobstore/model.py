@@ -115,6 +115,8 @@ class JobRecord(BaseModel):
         queue: the Celery queue the current attempt was delivered from (the lease
             reaper publishes a takeover there); ``None`` in the embedded runner.
         webhook: the ``callback_url`` and its delivery (``None``: no callback asked).
+        include_blendshapes: the client asked for the 52 blendshapes of every frame in
+            the result (``include_blendshapes`` form field).
     """
 
     id: str
@@ -133,6 +135,7 @@ class JobRecord(BaseModel):
     heartbeat_at: datetime | None = None
     queue: str | None = None
     webhook: WebhookDelivery | None = None
+    include_blendshapes: bool = False
 
 
 def cancelled_error() -> ErrorInfo:

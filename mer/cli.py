@@ -184,6 +184,10 @@ def evaluate_real_cmd(
         typer.Option(help="Folder searched for clips after the label file's own (repeatable)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Also show the MediaPipe / TFLite / absl log lines."),
+    ] = False,
 ) -> None:
     """Analyse every hand-labelled real clip with the shipped pipeline and score it
     (MEGC spotting, apex, AUs at the apex, emotion); writes a JSON/Markdown/PNG report."""
@@ -192,10 +196,15 @@ def evaluate_real_cmd(
 
     show = not quiet and err.is_terminal
     try:
-        with Progress(
-            TextColumn("[bold]{task.description:<40}"), BarColumn(), TaskProgressColumn(),
-            TimeElapsedColumn(), console=err, disable=not show,
-        ) as bar:  # fmt: skip
+        with (
+            open(os.devnull, "w") as devnull,
+            native_logs_to(None if verbose and not quiet else devnull, quiet) as stderr,
+            Progress(
+                TextColumn("[bold]{task.description:<40}"), BarColumn(), TaskProgressColumn(),
+                TimeElapsedColumn(), console=Console(file=stderr) if show else err,
+                disable=not show,
+            ) as bar,
+        ):  # fmt: skip
             task = bar.add_task("clips", total=None)
 
             def progress(done: int, total: int, name: str) -> None:

@@ -187,6 +187,11 @@ def spot(
     if "speech" in masks:
         movers["speech"] = masks["speech"] | masks["head"]
     held = frames_for(cfg.brows_held_s, t)
+    # AU evidence of micro movements: the blendshapes', and the learned detector's (trained
+    # at micro amplitudes, which move the blendshapes less than their noise)
+    au_seen = (
+        activity if aus.activity is None else np.maximum(activity, np.nan_to_num(aus.activity))
+    )
     out: list[SpottedInterval] = []
     segs = segment_expressions(aus.evidence, AU_NAMES, t, cfg.segments)
     for seg in bridge_segments(segs, masks, valid, frames_for(cfg.bridge_s, t)):
@@ -208,7 +213,7 @@ def spot(
             # a flow interval is an expression only where it is micro and some AU moved in
             # it; longer motion with no AU evidence is none of the AUs (lighting, occlusion)
             micro = t[iv.offset] - t[iv.onset] <= cfg.flow_micro_s
-            if not micro or float(activity[iv.onset : iv.offset + 1].max()) < cfg.flow_min_au:
+            if not micro or float(au_seen[iv.onset : iv.offset + 1].max()) < cfg.flow_min_au:
                 continue
             kind = "expression"
         out.append(SpottedInterval(iv.onset, iv.apex, iv.offset, float(score[iv.apex]), kind))

@@ -13,7 +13,8 @@ from mer.cli import app
 from mer.errors import NoFaceDetectedError
 from mer.evaluation import ClipNotFoundError, LabelFileError, evaluate_real, load_labels
 from mer.evaluation.labels import LabelledClip, find_video, load_label_files
-from mer.evaluation.pooled import pool
+from mer.evaluation.pooled import micro_apex_error, pool
+from mer.evaluation.report import summary_lines
 from mer.evaluation.scoring import au12_baseline_frames, iou, match_intervals, score_clip
 from mer.schemas import AU_NAMES, AnalysisResult, EmotionPrediction, Interval
 from tests.helpers import fake_result
@@ -132,6 +133,7 @@ def test_pooled_metrics(clips, results) -> None:
     assert (s["tp"], s["fp"], s["fn"], s["n_events"], s["n_intervals"]) == (3, 3, 1, 4, 6)
     assert (s["precision"], s["recall"], s["f1"]) == (0.5, 0.75, 0.6)
     assert (m["apex"]["hits"], m["apex"]["n_matched"]) == (2, 3)
+    assert (m["apex"]["micro"]["n_events"], m["apex"]["micro"]["n_matched"]) == (0, 0)  # 10 fps
 
     au = m["au"]  # apexes: a#0 (high), a#2 (medium), b#1 (medium); b#0 is low: not scored
     assert au["n_apexes"] == 3
@@ -164,6 +166,40 @@ def test_pooled_metrics(clips, results) -> None:
     other = ne["other_kind_intervals"]
     assert other["n"] == 1 and other["by_kind"] == {"speech": 1}
     assert other["rows"][0]["overlaps"] == [{"event": 1, "kind": "speech"}]
+
+
+def test_micro_apex_error(tmp_path) -> None:
+    """At 30 fps: micro events are <= 15 frames onset to offset (0.5 s)."""
+    entry = clip_entry(130, [
+        event(10, 12, 20, (12, 12)),  # 10 frames, 0.33 s: micro
+        event(25, 27, 35, (27, 27), kind="speech"),  # not an expression: no row
+        event(40, 45, 55, (45, 45)),  # 15 frames = 0.5 s: micro (boundary)
+        event(70, 75, 86, (75, 75)),  # 16 frames, 0.53 s: macro
+        event(100, 103, 108, (103, 103)),  # micro, left unmatched
+    ]) | {"fps": 30.0}  # fmt: skip
+    (clip,) = load_labels(write_labels(tmp_path / "micro.json", {"m.mp4": entry}))
+    res = result(130, [
+        interval(10, 15, 20, "micro"),  # IoU 1; apex 3 off over 11 frames: 0.2727
+        interval(41, 45, 55, "micro"),  # IoU 15/16; apex exact: 0
+        interval(70, 80, 86),  # the macro event, apex 5 off: not in the micro error
+        interval(100, 103, 103, "micro"),  # IoU 4/9 < 0.5: no match, no error
+    ], {})  # fmt: skip
+    rows = score_clip(clip, res).apex_rows
+    assert [(r["event"], r["micro"], r["interval"], r["error_frames"]) for r in rows] == [
+        (0, True, 0, 3), (2, True, 1, 0), (3, False, 2, 5), (4, True, None, None)]  # fmt: skip
+    assert rows[0]["error_rel"] == pytest.approx(3 / 11, abs=1e-4)
+    assert rows[2]["error_rel"] == pytest.approx(5 / 17, abs=1e-4)
+    m = micro_apex_error(rows)
+    assert (m["n_events"], m["n_matched"]) == (3, 2)
+    assert m["mae_rel"] == pytest.approx((3 / 11 + 0) / 2, abs=1e-4)
+    assert m["median_rel"] == m["mae_rel"] and m["mae_frames"] == 1.5
+    assert [r["event"] for r in m["rows"]] == [0, 2]
+    pooled = pool([score_clip(clip, res)])
+    assert pooled["apex"]["micro"]["mae_rel"] == m["mae_rel"]
+    assert pooled["apex"]["n_matched"] == 3  # the existing apex figures are unchanged
+    assert any("micro apex error" in x and "13.6 %" in x for x in summary_lines(pooled))
+    none = micro_apex_error([r for r in rows if r["event"] == 4])
+    assert none["n_matched"] == 0 and none["mae_rel"] is None
 
 
 def test_smile_without_au12_rise_and_baseline_outside_events(clips, results) -> None:

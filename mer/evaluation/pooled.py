@@ -54,7 +54,8 @@ def pool(scores: Sequence[ClipScore]) -> dict:
     hits = sum(m.apex_hit for _, m in matched)
     apex = {"n_matched": len(matched), "hits": hits,
             "share": round(hits / len(matched), 4) if matched else None,
-            "tolerance_frames": APEX_TOLERANCE_FRAMES}  # fmt: skip
+            "tolerance_frames": APEX_TOLERANCE_FRAMES,
+            "micro": micro_apex_error([r for s in scores for r in s.apex_rows])}  # fmt: skip
 
     au_rows = [r for s in scores for r in s.au_rows]
     au: dict = {"n_apexes": len(au_rows), "threshold": AU_THRESHOLD,
@@ -86,6 +87,31 @@ def pool(scores: Sequence[ClipScore]) -> dict:
         "emotion": _emotion_metrics(rows),
         "non_expression": _non_expression(scores),
     }
+
+
+def micro_apex_error(rows: Sequence[dict]) -> dict:
+    """Apex error over the labelled micro expression events matched by an interval.
+
+    Args:
+        rows: :func:`mer.evaluation.scoring.apex_error_rows` rows (any clips); rows with
+            ``micro`` false are ignored.
+
+    Returns:
+        ``{"n_events", "n_matched", "mae_rel", "median_rel", "mae_frames", "rows"}``:
+        labelled micro events, those matched (IoU >= 0.5), the mean and median of
+        ``|predicted - labelled apex| / (offset - onset + 1)`` and the mean error in frames
+        over the matched ones (None when none matched), and the matched rows.
+    """
+    micro = [r for r in rows if r["micro"]]
+    hit = [r for r in micro if r["interval"] is not None]
+    rel = [r["error_rel"] for r in hit]
+    return {
+        "n_events": len(micro), "n_matched": len(hit),
+        "mae_rel": round(float(np.mean(rel)), 4) if hit else None,
+        "median_rel": round(float(np.median(rel)), 4) if hit else None,
+        "mae_frames": round(float(np.mean([r["error_frames"] for r in hit])), 3) if hit else None,
+        "rows": hit,
+    }  # fmt: skip
 
 
 def _emotion_metrics(rows: list[dict]) -> dict:

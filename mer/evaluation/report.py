@@ -66,6 +66,7 @@ def summary_lines(p: dict) -> list[str]:
         f"expression events matched, {s['fp']} false intervals of {s['n_intervals']}",
         f"- **apex** hit (in apex_range or within {a['tolerance_frames']} frames): "
         f"{a['hits']} of {a['n_matched']} matched events ({_f(a['share'])})",
+        *_micro_apex_line(a.get("micro")),
         f"- **AUs** at {au['n_apexes']} labelled apexes (confidence "
         f"{'/'.join(au['confidences'])}, present >= {au['threshold']}): **macro-F1 "
         f"{_f(au.get('macro_f1'))}** over {', '.join(au.get('scored_aus', []))}",
@@ -92,6 +93,20 @@ def summary_lines(p: dict) -> list[str]:
            if oth["n"] else ""),
     ]  # fmt: skip
     return lines
+
+
+def _micro_apex_line(m: dict | None) -> list[str]:
+    """The micro apex error line (none for payloads without it or without micro events)."""
+    if not m or not m["n_events"]:
+        return []
+    if not m["n_matched"]:
+        return [f"- **micro apex error**: none of {m['n_events']} labelled micro events matched"]
+    return [
+        f"- **micro apex error** (|predicted - labelled apex| / (offset - onset + 1)): mean "
+        f"**{100 * m['mae_rel']:.1f} %**, median {100 * m['median_rel']:.1f} %, "
+        f"{_f(m['mae_frames'])} frames, over {m['n_matched']} matched of {m['n_events']} "
+        "labelled micro events (<= 0.5 s)"
+    ]
 
 
 def markdown(p: dict) -> str:

@@ -9,6 +9,9 @@ Pure functions of :class:`~mer.evaluation.labels.LabelledClip` and
   (best IoU first, one interval per event); every other predicted micro/macro interval is
   a false positive;
 - apex hit: the matched interval's apex lies in ``apex_range`` or within 5 frames of ``apex``;
+- apex error of a matched event: ``|predicted apex - labelled apex| / (offset - onset + 1)``
+  (its inclusive frame span); an event is micro when ``(offset - onset) / fps <= 0.5 s``
+  (MEGC rule, :data:`mer.spotting.MICRO_MAX_S`, as the pipeline names its intervals);
 - AUs at the labelled ``apex`` of expression events of high / medium confidence, present
   when the per-frame score is >= 0.5 (labelled AUs positive, every other AU negative);
 - emotion of the micro/macro interval that overlaps each positive / negative / surprise
@@ -28,6 +31,7 @@ import numpy as np
 
 from mer.evaluation.labels import SCORED_EMOTIONS, LabelledClip, LabelledEvent
 from mer.schemas import AU_NAMES, AnalysisResult, Interval
+from mer.spotting import MICRO_MAX_S
 
 #: Interval kinds that are expression predictions (MEGC micro / macro).
 EXPRESSION_KINDS: tuple[str, ...] = ("micro", "macro")
@@ -152,6 +156,8 @@ class ClipScore:
     non_expression_rows: list[dict]
     other_kind_rows: list[dict]
     warnings: list[str] = field(default_factory=list)
+    #: one row per labelled expression event (:func:`apex_error_rows`).
+    apex_rows: list[dict] = field(default_factory=list)
 
     @property
     def tp(self) -> int:
@@ -221,7 +227,42 @@ def score_clip(clip: LabelledClip, result: AnalysisResult | None, error: str | N
             if not is_expression(iv)
         ],  # fmt: skip
         warnings=warnings,
+        apex_rows=apex_error_rows(clip, intervals, matches),
     )
+
+
+def is_micro_event(event: LabelledEvent, fps: float) -> bool:
+    """A labelled event of at most 0.5 s onset to offset (``(offset - onset) / fps``)."""
+    return (event.offset - event.onset) / fps <= MICRO_MAX_S
+
+
+def apex_error_rows(clip: LabelledClip, intervals: Sequence[Interval], matches: Sequence[Match]
+                    ) -> list[dict]:  # fmt: skip
+    """Apex error of each labelled expression event.
+
+    Returns:
+        One row per ``expression`` event: ``event``, ``onset``, ``apex``, ``offset``
+        (frames), ``duration_s``, ``micro`` (:func:`is_micro_event`), and for an event
+        matched by an interval its index ``interval``, ``predicted_apex``, ``error_frames``
+        (``|predicted - labelled apex|``) and ``error_rel`` (``error_frames`` over the
+        event's inclusive span ``offset - onset + 1``); these are None when unmatched.
+    """
+    fps = clip.labels.fps
+    by_event = {m.event: m.interval for m in matches}
+    rows = []
+    for j, e in enumerate(clip.labels.events):
+        if e.kind != "expression":
+            continue
+        i = by_event.get(j)
+        err = abs(intervals[i].apex - e.apex) if i is not None else None
+        rows.append({
+            "clip": clip.name, "event": j, "onset": e.onset, "apex": e.apex, "offset": e.offset,
+            "duration_s": round((e.offset - e.onset) / fps, 4), "micro": is_micro_event(e, fps),
+            "interval": i, "predicted_apex": intervals[i].apex if i is not None else None,
+            "error_frames": err,
+            "error_rel": round(err / (e.offset - e.onset + 1), 4) if err is not None else None,
+        })  # fmt: skip
+    return rows
 
 
 def _au_rows(clip: LabelledClip, result: AnalysisResult | None, warnings: list[str]

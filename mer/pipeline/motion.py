@@ -79,9 +79,7 @@ class MotionStage:
         past, future = self.motion.finish()
         n = track.n_frames
         iod = self.masks.interocular
-        cen = np.full((n, len(self.masks.names), 2), np.nan, np.float32)
-        for i, c in track.centroids.items():
-            cen[i] = c
+        cen = np.asarray(track.centroids, np.float32)
         lm_past, lm_future = landmark_two_sided(cen, self.motion.lags)
         flow_disp, lm_disp = two_sided(past, future), two_sided(lm_past, lm_future)
         disp = fuse(flow_disp, lm_disp, cfg.fuse_low * iod, cfg.fuse_high * iod) / iod

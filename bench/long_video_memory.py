@@ -10,9 +10,11 @@ The clip is ``single_face.mp4`` (a real face, neutral -> smile -> neutral, 72 fr
 and backwards in a loop (no cut, so no head jump at the seams) and re-encoded with PyAV
 (H.264) to the requested length; it is generated once and cached (``--cache-dir``, default
 ``$TMPDIR/mer-bench-long``). Every analysis runs in a fresh subprocess
-(:func:`mer.pipeline.analyze_video`, then the result JSON written to a file as ``mer analyze
---json`` writes it), which reports its peak RSS (``ru_maxrss``), the peak RSS seen in each
-pipeline stage (psutil, sampled every 0.1 s), the wall time and the JSON's size.
+(:func:`mer.pipeline.analyze_video_compact`, then the result JSON streamed to a file as
+``mer analyze --json`` writes it and built as the one string the worker stores), which
+reports its peak RSS (``ru_maxrss``), the peak RSS seen in each pipeline stage (psutil,
+sampled every 0.1 s; ``json``: the file, ``worker-json``: the string), the wall time and
+the JSON's size.
 
 Memory flat in video length means a peak-RSS ratio (long / baseline) near 1. The machine's
 load average is printed with each run: on shared cores it moves frames/s, not memory.
@@ -114,7 +116,7 @@ def child(video: Path, config: str, json_out: Path) -> None:
     """Analyse ``video`` with ``config``, write the JSON, print one JSON line of figures."""
     sampler = RssSampler()
     sampler.start()
-    from mer.pipeline import AnalysisConfig, analyze_video
+    from mer.pipeline import AnalysisConfig, analyze_video_compact
 
     cfg = AnalysisConfig(blendshapes=config == "blendshapes")
 
@@ -123,11 +125,16 @@ def child(video: Path, config: str, json_out: Path) -> None:
         sampler.stage = stage
 
     t0 = time.perf_counter()
-    result = analyze_video(video, config=cfg, progress=progress)
+    result = analyze_video_compact(video, config=cfg, progress=progress)
     t_analyse = time.perf_counter() - t0
     sampler.sample()
     sampler.stage = "json"
-    json_out.write_text(result.model_dump_json(indent=2))
+    with json_out.open("wb") as fh:  # as `mer analyze --json` writes it
+        result.write_json(fh, indent=2)
+    sampler.sample()
+    sampler.stage = "worker-json"
+    stored = result.model_dump_json()  # what the worker stores (one string)
+    del stored
     frames = result.video.frame_count
     del result
     t_total = time.perf_counter() - t0

@@ -117,15 +117,18 @@ def child(video: Path, config: str, json_out: Path) -> None:
     sampler = RssSampler()
     sampler.start()
     from mer.pipeline import AnalysisConfig, analyze_video_compact
+    from mer.settings import Settings
 
     cfg = AnalysisConfig(blendshapes=config == "blendshapes")
+    # the service's limits (10 min by default) lifted: this measures memory at any length
+    settings = Settings(max_duration_s=24 * 3600.0, max_frames=10**7)
 
     def progress(stage: str, pct: float) -> None:
         sampler.sample()
         sampler.stage = stage
 
     t0 = time.perf_counter()
-    result = analyze_video_compact(video, config=cfg, progress=progress)
+    result = analyze_video_compact(video, settings=settings, config=cfg, progress=progress)
     t_analyse = time.perf_counter() - t0
     sampler.sample()
     sampler.stage = "json"

@@ -3,7 +3,7 @@ generated N-minute 640x360 30 fps clip, beside a short clip measured in the same
 
     .venv/bin/python bench/long_video_memory.py                    # 10 min vs 1 min
     .venv/bin/python bench/long_video_memory.py --minutes 1        # quick: 1 min vs 15 s
-    .venv/bin/python bench/long_video_memory.py --minutes 1 5 10 --configs default blendshapes
+    .venv/bin/python bench/long_video_memory.py --minutes 5 10 --configs default flow-only
 
 The clip is ``single_face.mp4`` (a real face, neutral -> smile -> neutral, 72 frames,
 640x360 30 fps; ``../shared/data/videos`` or the repository's ``samples/``) played forwards
@@ -16,7 +16,8 @@ reports its peak RSS (``ru_maxrss``), the peak RSS seen in each pipeline stage (
 sampled every 0.1 s; ``json``: the file, ``worker-json``: the string), the wall time and
 the JSON's size.
 
-Memory flat in video length means a peak-RSS ratio (long / baseline) near 1. The machine's
+``--configs``: ``default`` (``AnalysisConfig()``), ``blendshapes`` (``blendshapes=True``),
+``flow-only`` (``blendshapes=False``). Memory flat in video length means a peak-RSS ratio (long / baseline) near 1. The machine's
 load average is printed with each run: on shared cores it moves frames/s, not memory.
 Prints figures and ratios; asserts nothing (no timed assertions).
 """
@@ -37,7 +38,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CLIP = ROOT.parent / "shared/data/videos/single_face.mp4"
 SAMPLE_CLIP = ROOT / "samples/single_face.mp4"
-CONFIGS = ("default", "blendshapes")
+#: --configs: the AnalysisConfig arguments of each
+CONFIGS: dict[str, dict[str, bool]] = {
+    "default": {},
+    "blendshapes": {"blendshapes": True},
+    "flow-only": {"blendshapes": False},
+}
 
 
 def source_clip() -> Path:
@@ -119,7 +125,7 @@ def child(video: Path, config: str, json_out: Path) -> None:
     from mer.pipeline import AnalysisConfig, analyze_video_compact
     from mer.settings import Settings
 
-    cfg = AnalysisConfig(blendshapes=config == "blendshapes")
+    cfg = AnalysisConfig(**CONFIGS[config])
     # the service's limits (10 min by default) lifted: this measures memory at any length
     settings = Settings(max_duration_s=24 * 3600.0, max_frames=10**7)
 
@@ -175,7 +181,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, nargs="+", default=[10.0])
     ap.add_argument("--baseline-minutes", type=float, default=1.0, help="the short clip (ratio 1)")
-    ap.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
+    ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=["default"])
     ap.add_argument(
         "--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "mer-bench-long"
     )
@@ -191,7 +197,8 @@ def main() -> None:
     print(f"clips ready in {time.perf_counter() - t0:.0f} s under {a.cache_dir}")
     print(f"{os.cpu_count()} CPU cores; load average before: {os.getloadavg()}")
     for config in a.configs:
-        print(f"\n== AnalysisConfig({'blendshapes=True' if config == 'blendshapes' else ''})")
+        args = ", ".join(f"{k}={v}" for k, v in CONFIGS[config].items())
+        print(f"\n== {config}: AnalysisConfig({args})")
         print(
             f"{'min':>5} {'frames':>7} {'s':>7} {'fr/s':>6} {'peakMB':>7} {'ratio':>6}"
             f" {'JSON MB':>8} {'load':>10}  peak MB per stage"

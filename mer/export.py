@@ -60,7 +60,7 @@ def write_csv(result: AnalysisResult | CompactResult, fh: TextIO) -> None:
         writer.writerow(_row(frame, with_bs))
 
 
-def result_to_csv(result: AnalysisResult) -> str:
+def result_to_csv(result: AnalysisResult | CompactResult) -> str:
     """Return the per-frame CSV of ``result`` as a string (see :func:`write_csv`)."""
     buf = io.StringIO()
     write_csv(result, buf)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mer.export import result_to_csv
 from mer.face.blendshapes import BLENDSHAPE_NAMES
 from mer.pipeline import output as output_module
 from mer.pipeline.output import CompactResult, FrameTable
@@ -108,3 +109,12 @@ def test_a_real_clip_streams_the_json_of_its_full_result(
     data = json.loads(out.read_text())
     assert len(data["frames"]) == 72 and data["intervals"]
     assert data["frames"][40]["au"] == full.frames[40].au
+
+
+@pytest.mark.parametrize("blendshapes", [False, True])
+def test_csv_of_a_compact_result_is_the_full_results(blendshapes: bool) -> None:
+    compact = CompactResult(_head(9, "x.mp4"), _table(9, blendshapes))
+    assert compact.frames.any_blendshapes == blendshapes
+    assert result_to_csv(compact) == result_to_csv(compact.to_result())
+    header = result_to_csv(compact).splitlines()[0].split(",")
+    assert ("mouthSmileLeft" in header) == blendshapes

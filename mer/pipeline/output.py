@@ -2,7 +2,7 @@
 written as JSON in a stream.
 
 A 10-minute 30 fps video has 18 000 frames: as :class:`mer.schemas.FrameResult` objects
-(a dict of 14 AU scores each) they take 34 MB of Python objects (about 100 MB with the 52
+(a dict of 14 AU scores each) they take 34 MB of Python objects (about 87 MB with the 52
 blendshapes), and their JSON 6-9 MB more. :class:`FrameTable` keeps the same values as the
 stages' arrays (about 90 bytes a frame, 300 with blendshapes) and builds the per-frame
 objects a chunk at a time, when they are written (:meth:`CompactResult.write_json`, the

@@ -100,7 +100,7 @@ def analyze(
     """Analyse VIDEO on the embedded in-process pipeline and report apex, intervals and AUs."""
     from mer.errors import MERError
     from mer.export import write_csv
-    from mer.pipeline import AnalysisConfig, analyze_video
+    from mer.pipeline import AnalysisConfig, analyze_video_compact
     from mer.settings import get_settings
 
     show = not quiet and err.is_terminal
@@ -122,7 +122,7 @@ def analyze(
             def progress(stage: str, pct: float) -> None:
                 bar.update(task, description=stage, completed=pct)
 
-            result = analyze_video(
+            result = analyze_video_compact(
                 video,
                 settings=get_settings(),
                 config=AnalysisConfig(include_blendshapes=blendshapes),
@@ -132,12 +132,15 @@ def analyze(
         err.print(f"[red]error[/red] {exc.code}: {exc.message}")
         raise typer.Exit(code=2) from exc
 
-    payload = result.model_dump_json(indent=2)
-    if json_out is not None:
+    if json_out is not None:  # written a chunk of frames at a time (bounded memory)
         if str(json_out) == "-":
-            sys.stdout.write(payload + "\n")
+            sys.stdout.flush()
+            result.write_json(sys.stdout.buffer, indent=2)
+            sys.stdout.buffer.write(b"\n")
+            sys.stdout.buffer.flush()
         else:
-            json_out.write_text(payload)
+            with json_out.open("wb") as fh:
+                result.write_json(fh, indent=2)
     if csv_out is not None:
         with csv_out.open("w", newline="") as fh:
             write_csv(result, fh)
@@ -150,7 +153,7 @@ def analyze(
     out.print(
         f"[bold]{v.filename}[/bold]: {v.frame_count} frames, {v.fps:.2f} fps, "
         f"{v.width}x{v.height}, {v.codec}; face in "
-        f"{sum(f.face for f in result.frames)} frames; "
+        f"{result.frames.n_face} frames; "
         f"{result.timings_ms.get('total', 0) / 1000:.2f} s"
     )
     if result.apex is not None:
@@ -171,7 +174,7 @@ def analyze(
         out.print(f"emotion: {result.emotion.label} ({result.emotion.score:.2f})")
     for w in result.warnings:
         out.print(f"[yellow]warning[/yellow] {w}")
-    if json.loads(payload) and json_out is None and csv_out is None:
+    if json_out is None and csv_out is None:
         out.print("(use --json OUT / --csv OUT to save the full per-frame result)")
 
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mer.face.blendshapes import BLENDSHAPE_NAMES
 from mer.schemas import AU_NAMES, CSV_COLUMNS, AnalysisResult, FrameResult
+
+if TYPE_CHECKING:  # the service exports stored results without importing the pipeline
+    from mer.pipeline.output import CompactResult
 
 
 def _row(frame: FrameResult, blendshapes: bool = False) -> list[object]:
@@ -37,25 +40,27 @@ def _row(frame: FrameResult, blendshapes: bool = False) -> list[object]:
     return row
 
 
-def write_csv(result: AnalysisResult, fh: TextIO) -> None:
+def write_csv(result: AnalysisResult | CompactResult, fh: TextIO) -> None:
     """Write the per-frame table of ``result`` as CSV to the text stream ``fh``.
 
     Writes a header row equal to :data:`CSV_COLUMNS` (plus the 52 blendshape names when
-    any frame carries blendshapes), then one row per entry of ``result.frames`` in order.
-    Open files with ``newline=""`` as the :mod:`csv` module expects.
+    any frame carries blendshapes), then one row per entry of ``result.frames`` in order,
+    a row at a time (a :class:`~mer.pipeline.output.CompactResult` builds each frame as it
+    is written). Open files with ``newline=""`` as the :mod:`csv` module expects.
 
     Args:
         result: the analysis to export.
         fh: a writable text stream.
     """
     writer = csv.writer(fh, lineterminator="\n")
-    with_bs = any(f.blendshapes is not None for f in result.frames)
+    known = getattr(result.frames, "any_blendshapes", None)  # a compact result's table
+    with_bs = known if known is not None else any(f.blendshapes is not None for f in result.frames)
     writer.writerow(CSV_COLUMNS + (BLENDSHAPE_NAMES if with_bs else ()))
     for frame in result.frames:
         writer.writerow(_row(frame, with_bs))
 
 
-def result_to_csv(result: AnalysisResult) -> str:
+def result_to_csv(result: AnalysisResult | CompactResult) -> str:
     """Return the per-frame CSV of ``result`` as a string (see :func:`write_csv`)."""
     buf = io.StringIO()
     write_csv(result, buf)

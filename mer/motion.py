@@ -130,7 +130,8 @@ class TwoSidedMotion:
     relative to frame ``t - k`` (clamped to the first face frame) and ``future[t, k]``
     relative to ``t + k`` (clamped to the last). Only past flows are computed while
     streaming; the future one reuses ``-past[t + k, k]`` (the flow from t to t+k, reversed)
-    and the clamped tail is computed in :meth:`finish`. Memory holds ``max(lags) + 1`` crops.
+    and the clamped tail is computed in :meth:`finish`. Memory holds ``max(lags) + 1`` crops
+    and the past displacements, 0.7 kB a frame with 4 lags, as rows of blocks.
 
     A movement shows up in both (the frame differs from the neutral frames before and after
     it), whereas a frame after a movement differs only from the past: the smaller of the
@@ -142,30 +143,37 @@ class TwoSidedMotion:
         flow: the optical-flow estimator.
     """
 
+    #: frames per block of stored past displacements (0.7 kB a frame with 4 lags)
+    BLOCK = 2048
+
     def __init__(self, masks: RegionMasks, lags: tuple[int, ...], flow: FlowEstimator) -> None:
         self.masks = masks
         self.lags = tuple(max(1, int(k)) for k in lags)
         self.flow = flow
         self._buf: deque[tuple[int, np.ndarray]] = deque(maxlen=max(self.lags) + 1)
         self._first: tuple[int, np.ndarray] | None = None
-        self._past: dict[int, np.ndarray] = {}
+        # past displacements in blocks of BLOCK frames (K, R, 2) float32, NaN without face:
+        # compact rows, copied once into the (T, K, R, 2) array at the end
+        self._blocks: list[np.ndarray] = []
         self._n = 0
 
     def push(self, index: int, crop: np.ndarray | None) -> None:
         """Add frame ``index`` (consecutive from 0); ``crop`` is ``(S, S)`` uint8 or None."""
         self._n = index + 1
+        while len(self._blocks) * self.BLOCK < self._n:
+            shape = (self.BLOCK, len(self.lags), len(self.masks.names), 2)
+            self._blocks.append(np.full(shape, np.nan, np.float32))
         if crop is None:
             return
         if self._first is None:
             self._first = (index, crop)
-        rows = np.full((len(self.lags), len(self.masks.names), 2), np.nan, np.float32)
+        rows = self._blocks[index // self.BLOCK][index % self.BLOCK]
         for j, k in enumerate(self.lags):
             ref = self._ref_before(index - k)
             if ref is not None and ref[0] != index:
                 rows[j] = region_displacements(self.flow(ref[1], crop), self.masks)
             elif ref is not None:
                 rows[j] = 0.0
-        self._past[index] = rows
         self._buf.append((index, crop))
 
     def _ref_before(self, target: int) -> tuple[int, np.ndarray] | None:
@@ -178,11 +186,17 @@ class TwoSidedMotion:
         return best if best is not None else self._first
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(past, future)``: ``(T, K, R, 2)`` float32 each, NaN without a face."""
+        """Return ``(past, future)``: ``(T, K, R, 2)`` float32 each, NaN without a face.
+
+        Call it once: the stored rows move into ``past``.
+        """
         n, kk, r = self._n, len(self.lags), len(self.masks.names)
-        past = np.full((n, kk, r, 2), np.nan, np.float32)
-        for i, rows in self._past.items():
-            past[i] = rows
+        past = np.empty((n, kk, r, 2), np.float32)
+        for b in range(len(self._blocks)):
+            lo = b * self.BLOCK
+            past[lo : lo + self.BLOCK] = self._blocks[b][: n - lo]
+            self._blocks[b] = self._blocks[b][:0]  # freed as it is copied
+        self._blocks = []
         future = np.full_like(past, np.nan)
         last = self._buf[-1] if self._buf else None
         for j, k in enumerate(self.lags):
@@ -198,8 +212,7 @@ class TwoSidedMotion:
                             0.0 if i == li else region_displacements(self.flow(lc, c), self.masks)
                         )
         # frames whose paired future frame had no face: fall back to the past reference
-        missing = np.isnan(future) & ~np.isnan(past)
-        future[missing] = past[missing]
+        np.copyto(future, past, where=np.isnan(future))
         return past, future
 
 
@@ -223,7 +236,7 @@ def region_centroids(landmarks: np.ndarray) -> np.ndarray:
 
 
 def landmark_two_sided(
-    centroids: np.ndarray, lags: tuple[int, ...]
+    centroids: np.ndarray, lags: tuple[int, ...], rows: slice | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Past/future region displacements from landmark centroids in the aligned crop.
 
@@ -233,27 +246,33 @@ def landmark_two_sided(
     Args:
         centroids: ``(T, R, 2)`` float crop pixels, NaN where no face.
         lags: lags in frames.
+        rows: the frames ``t`` to compute (a slice of ``range(T)``, step 1), default all:
+            a long video's displacements a chunk at a time, the same values.
 
     Returns:
-        ``(past, future)``: ``(T, K, R, 2)`` float32, rigid (nose-bridge) motion removed.
+        ``(past, future)``: ``(N, K, R, 2)`` float32 for the ``N`` frames of ``rows``,
+        rigid (nose-bridge) motion removed.
     """
     T = len(centroids)
+    t = np.arange(T)[rows if rows is not None else slice(None)]
     valid = np.flatnonzero(~np.isnan(centroids).any(axis=(1, 2)))
-    past = np.full((T, len(lags), centroids.shape[1], 2), np.nan, np.float32)
+    past = np.full((len(t), len(lags), centroids.shape[1], 2), np.nan, np.float32)
     future = np.full_like(past, np.nan)
     if len(valid) == 0:
         return past, future
     rigid = REGION_NAMES.index(RIGID_REGION)
-    c = centroids - centroids[:, rigid : rigid + 1]
+
+    def rel(i: np.ndarray) -> np.ndarray:  # centroids of frames i, nose bridge at 0
+        return centroids[i] - centroids[i, rigid : rigid + 1]
+
+    c = rel(t)
     for j, k in enumerate(lags):
-        tgt_p = np.arange(T) - k
-        ip = np.searchsorted(valid, tgt_p, side="right") - 1
+        ip = np.searchsorted(valid, t - k, side="right") - 1
         ip = valid[np.clip(ip, 0, len(valid) - 1)]
-        tgt_f = np.arange(T) + k
-        jf = np.searchsorted(valid, tgt_f, side="left")
+        jf = np.searchsorted(valid, t + k, side="left")
         jf = valid[np.clip(jf, 0, len(valid) - 1)]
-        past[:, j] = c - c[ip]
-        future[:, j] = c - c[jf]
+        past[:, j] = c - rel(ip)
+        future[:, j] = c - rel(jf)
     return past, future
 
 

@@ -1,5 +1,9 @@
 """Alignment, optical-flow region motion and spotting on controlled inputs."""
 
+import os
+import tracemalloc
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -112,13 +116,42 @@ def test_crop_store_keeps_the_crops_out_of_memory_and_reads_them_back() -> None:
         store.add(i, c)
     assert len(store) == 4 and sorted(store) == [0, 1, 5, 9] and 5 in store and 3 not in store
     assert all(np.array_equal(store[i], c) for i, c in crops.items())
-    store.add(12, crops[0])  # appending after a read maps the grown file again
+    store.add(12, crops[0])  # appending after a read: read back too
     assert np.array_equal(store[12], crops[0]) and np.array_equal(store[9], crops[9])
     with pytest.raises(KeyError):
         store[3]
     with pytest.raises(ValueError):
         store.add(13, crops[0][:64])
     store.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="needs Linux /proc")
+def test_crop_store_holds_many_crops_neither_in_memory_nor_mapped() -> None:
+    """3000 crops (49 MB, 100 s of video): the store holds only their index, and reading
+    every one back maps nothing of its file into the process (a memory map would count
+    each page read in the worker's resident set; the OS page cache keeps them instead)."""
+    from mer.pipeline import CropStore
+
+    base = np.random.default_rng(1).integers(0, 256, (128, 128), dtype=np.uint8)
+    n = 3000
+    with CropStore(128) as store:
+        tracemalloc.start()
+        try:
+            for i in range(n):
+                store.add(i, np.roll(base, i, axis=1))
+            held_after_adding = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            same = all(np.array_equal(store[i], np.roll(base, i, axis=1)) for i in range(n))
+            read_peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert same and len(store) == n
+        assert held_after_adding < 2 * 2**20  # the index, not 49 MB of crops
+        assert read_peak < 2**20  # a crop or two at a time
+        st = os.fstat(store._file.fileno())
+        dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+        maps = [m.split() for m in Path("/proc/self/maps").read_text().splitlines()]
+        assert not [m for m in maps if m[3] == dev and m[4] == str(st.st_ino)]
 
 
 def test_apex_curve_follows_the_au_detector_at_the_noise_floor() -> None:

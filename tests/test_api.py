@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import FakeAnalyzer, make_video, upload, wait_finished
+from helpers import FakeAnalyzer, fake_result, make_video, upload, wait_finished
 
 from mer.schemas import CSV_COLUMNS, AnalysisResult
 from mer.settings import Settings
@@ -445,3 +445,38 @@ def test_store_failure_mid_job_is_not_a_job_failure(settings: Settings, tiny_vid
         )
     record = store.get(job_id)
     assert record.state == JobState.RUNNING and record.error is None  # retried, not failed
+
+
+def test_the_worker_stores_a_compact_results_json(settings: Settings, tiny_video: Path) -> None:
+    """The default analyzer is the compact pipeline; a compact result is stored as the JSON
+    of its full AnalysisResult (the frames built a chunk at a time, never all held)."""
+    import numpy as np
+
+    from mer.pipeline import CompactResult, FrameTable, analyze_video_compact
+    from mer.schemas import AU_NAMES
+    from workers.jobstore import JobRecord, JobState, new_job_id
+
+    assert tasks.load_analyzer() is analyze_video_compact
+    full = fake_result("t.mp4", frames=1200)  # more than one chunk of frames
+    table = FrameTable(
+        timestamps_s=np.array([f.timestamp_s for f in full.frames]),
+        face=np.array([f.face for f in full.frames]),
+        confidence=np.array([f.confidence for f in full.frames]),
+        apex_score=np.array([f.apex_score for f in full.frames]),
+        au=np.array([[f.au[a] for a in AU_NAMES] for f in full.frames]),
+    )
+    compact = CompactResult(full.model_copy(update={"frames": []}), table)
+
+    def analyzer(path: Path, **_: object) -> CompactResult:
+        return compact
+
+    store = FileJobStore(Path(settings.data_dir) / "jobs", ttl_s=3600)
+    job_id = new_job_id()
+    store.create(JobRecord(id=job_id, filename="t.mp4", upload_path=str(tiny_video)))
+    state = tasks.run_job(
+        job_id, str(tiny_video), "t.mp4", store=store, settings=settings, analyzer=analyzer
+    )
+    assert state == JobState.SUCCEEDED
+    stored = store.get_result(job_id)
+    assert stored == compact.to_result().model_dump_json()
+    assert len(AnalysisResult.model_validate_json(stored or "").frames) == 1200

@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mer.schemas import AnalysisResult, ErrorInfo
 from workers.jobstore import (
@@ -33,6 +33,9 @@ from workers.jobstore import (
 )
 from workers.logs import bind
 from workers.webhooks import notify_job_end
+
+if TYPE_CHECKING:  # the pipeline is imported lazily (workers.tasks.load_analyzer)
+    from mer.pipeline import CompactResult
 
 logger = logging.getLogger(__name__)
 
@@ -163,9 +166,11 @@ class JobAttempt:
             self.job_id, only_if_state={JobState.RUNNING}, expect=self.expect, **changes
         )
 
-    def succeed(self, result: AnalysisResult) -> bool:
+    def succeed(self, result: AnalysisResult | CompactResult) -> bool:
         """Store ``result`` and end the job ``succeeded``; ``False`` (result dropped) if the
-        attempt no longer owns the job (cancelled, deleted or taken over meanwhile)."""
+        attempt no longer owns the job (cancelled, deleted or taken over meanwhile). A
+        :class:`~mer.pipeline.CompactResult` becomes its JSON string without every frame's
+        object in memory."""
         self.store.set_result(self.job_id, result.model_dump_json())
         done = self.conclude(JobState.SUCCEEDED, None, timings_ms=result.timings_ms)
         if not done:

@@ -1,4 +1,4 @@
-"""The analysis job: run :func:`mer.pipeline.analyze_video` and record what happened.
+"""The analysis job: run :func:`mer.pipeline.analyze_video_compact`, record what happened.
 
 :func:`run_job` is shared by both runners (the embedded thread pool and the Celery task
 :func:`analyze_job`), so the job record evolves the same way in both:
@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from celery import Task
 from celery.signals import worker_ready, worker_shutdown
@@ -57,6 +57,9 @@ from workers.jobstore import (
 from workers.logs import bind
 from workers.reaper import LeaseReaper
 
+if TYPE_CHECKING:  # the pipeline is imported lazily (load_analyzer)
+    from mer.pipeline import CompactResult
+
 logger = logging.getLogger(__name__)
 
 #: A job whose worker died this many times (redelivered by the broker) fails for good.
@@ -81,7 +84,8 @@ OWNER_BUSY_RETRY_S = 3.0
 
 
 class Analyzer(Protocol):
-    """The signature of :func:`mer.pipeline.analyze_video`."""
+    """The signature of :func:`mer.pipeline.analyze_video_compact` (or ``analyze_video``):
+    either result's ``model_dump_json()`` is what the job stores."""
 
     def __call__(
         self,
@@ -92,16 +96,20 @@ class Analyzer(Protocol):
         progress: Callable[[str, float], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
         config: Any = None,
-    ) -> AnalysisResult:
+    ) -> AnalysisResult | CompactResult:
         """Analyse one video (``config``: a :class:`mer.pipeline.AnalysisConfig` or None)."""
         ...
 
 
 def load_analyzer() -> Analyzer:
-    """Import the science entry point lazily (the API can start without loading models)."""
-    from mer.pipeline import analyze_video
+    """Import the science entry point lazily (the API can start without loading models).
 
-    return analyze_video
+    The compact form: the stored JSON is built a chunk of frames at a time from the
+    result's arrays, so a long video's worker never holds every frame's object.
+    """
+    from mer.pipeline import analyze_video_compact
+
+    return analyze_video_compact
 
 
 def _analysis_config(record: JobRecord) -> Any:

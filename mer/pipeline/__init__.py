@@ -8,18 +8,28 @@
 4. :mod:`~mer.pipeline.aus` — per-frame Action Unit scores.
 5. :mod:`~mer.pipeline.spotting` — onset / apex / offset intervals and the apex.
 6. :mod:`~mer.pipeline.emotion` — the emotion of each interval.
-7. :mod:`~mer.pipeline.assemble` — the :class:`mer.schemas.AnalysisResult`.
+7. :mod:`~mer.pipeline.assemble` — the result, its per-frame part as arrays
+   (:mod:`~mer.pipeline.output`: :class:`CompactResult`, JSON written in a stream).
 
 :mod:`~mer.pipeline.run` runs them (:func:`analyze_video`, :func:`analyze_frames`);
-:mod:`~mer.pipeline.config` holds the parameters. Memory is bounded by the alignment lag
-(``3 * align_sigma_s`` of grey frames) and the motion buffer (the largest lag of aligned
-crops); the crops the learned models need at the end live in a temporary file.
+:mod:`~mer.pipeline.config` holds the parameters. Images in memory are bounded by the
+alignment lag (``3 * align_sigma_s`` of grey frames), the motion buffer (the largest lag of
+aligned crops) and one chunk of AU-detector inputs; the crops the learned models need at
+the end live in a temporary file, read back a crop at a time. What grows with the video's
+length is compact per-frame rows (a few kB a frame: track, motion displacements, scores).
 """
 
 from mer.pipeline.config import AnalysisConfig
 from mer.pipeline.crops import CropStore
 from mer.pipeline.emotion import NON_EMOTIONAL
-from mer.pipeline.run import ProgressCallback, analyze_frames, analyze_video
+from mer.pipeline.output import CompactResult, FrameTable
+from mer.pipeline.run import (
+    ProgressCallback,
+    analyze_frames,
+    analyze_frames_compact,
+    analyze_video,
+    analyze_video_compact,
+)
 from mer.pipeline.spotting import SPOTTING_METHOD, SPOTTING_VERSION
 from mer.pipeline.track import MainFaceTracker
 
@@ -28,9 +38,13 @@ __all__ = [
     "SPOTTING_METHOD",
     "SPOTTING_VERSION",
     "AnalysisConfig",
+    "CompactResult",
     "CropStore",
+    "FrameTable",
     "MainFaceTracker",
     "ProgressCallback",
     "analyze_frames",
+    "analyze_frames_compact",
     "analyze_video",
+    "analyze_video_compact",
 ]

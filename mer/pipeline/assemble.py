@@ -1,6 +1,7 @@
-"""Stage 6, result assembly: the stages' arrays -> :class:`mer.schemas.AnalysisResult`.
+"""Stage 6, result assembly: the stages' arrays -> :class:`mer.pipeline.output.CompactResult`
+(a :class:`mer.schemas.AnalysisResult` whose per-frame part stays as arrays).
 
-Rounds the per-frame outputs, names each interval ``micro`` (onset-to-offset <= 0.5 s,
+Rounds the outputs, names each interval ``micro`` (onset-to-offset <= 0.5 s,
 MEGC) or ``macro``, lists its AUs scoring >= 0.5 at the apex, and picks the video's emotion:
 the strongest interval's when it is emotional and its probability reaches
 ``emotion_min_score``; else ``emotion`` is None and ``emotion_reason`` says why.
@@ -12,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mer.face.blendshapes import BLENDSHAPE_NAMES
 from mer.pipeline.aus import AUResult
 from mer.pipeline.emotion import NON_EMOTIONAL, EmotionResult
 from mer.pipeline.motion import MotionResult
+from mer.pipeline.output import CompactResult, FrameTable
 from mer.pipeline.spotting import SpottingResult
 from mer.pipeline.track import FaceTrack
 from mer.schemas import (
@@ -24,7 +25,6 @@ from mer.schemas import (
     AnalysisResult,
     ApexFrame,
     EmotionPrediction,
-    FrameResult,
     Interval,
     ModelInfo,
     VideoInfo,
@@ -46,38 +46,26 @@ class SourceInfo:
     fps: float = 30.0  #: nominal frame rate (frames/s)
 
 
-def frame_results(
+def frame_table(
     track: FaceTrack, spotting: SpottingResult, aus: AUResult, blendshapes: bool = False
-) -> list[FrameResult]:
-    """One :class:`FrameResult` per frame (``frame``, ``timestamp_s``, ``AU01``...), with the
-    52 blendshapes when ``blendshapes`` is set and they were computed."""
-    ts, score, au = track.timestamps_s, spotting.score, aus.scores
-    bs = track.blendshape_array() if blendshapes else None
-
-    def coefficients(i: int) -> dict[str, float] | None:
-        if bs is None or np.isnan(bs[i]).any():
-            return None
-        return {n: round(float(v), 5) for n, v in zip(BLENDSHAPE_NAMES, bs[i], strict=True)}
-
-    return [
-        FrameResult(
-            frame=i,
-            timestamp_s=round(ts[i], 6),
-            face=track.valid[i],
-            confidence=round(float(track.confidence[i]), 4),
-            apex_score=round(float(score[i]), 5),
-            au={name: round(float(au[i, j]), 5) for j, name in enumerate(AU_NAMES)},
-            blendshapes=coefficients(i),
-        )
-        for i in range(track.n_frames)
-    ]
+) -> FrameTable:
+    """The per-frame part of the result as arrays (``T`` rows; see :class:`FrameTable`),
+    with the 52 blendshapes when ``blendshapes`` is set and they were computed."""
+    return FrameTable(
+        timestamps_s=np.asarray(track.timestamps_s, np.float64),
+        face=np.asarray(track.valid, bool),
+        confidence=np.asarray(track.confidence, np.float64),
+        apex_score=np.asarray(spotting.score),
+        au=aus.scores,
+        blendshapes=track.blendshape_array() if blendshapes else None,
+    )
 
 
 def intervals_out(
     track: FaceTrack, spotting: SpottingResult, aus: AUResult, emotion: EmotionResult
 ) -> list[Interval]:
     """The spotted intervals as :class:`Interval` (seconds, kind, top AUs, emotion)."""
-    ts, au = track.timestamps_s, aus.scores
+    ts, au = np.asarray(track.timestamps_s, np.float64).tolist(), aus.scores
     out = []
     for iv, emo in zip(spotting.intervals, emotion.predictions, strict=True):
         order = np.argsort(-au[iv.apex])
@@ -138,9 +126,10 @@ def assemble(
     timings_ms: dict[str, float],
     emotion_min_score: float,
     include_blendshapes: bool = False,
-) -> AnalysisResult:
-    """Build the result of one video from the outputs of every stage."""
-    ts = track.timestamps_s
+) -> CompactResult:
+    """Build the result of one video from the outputs of every stage (its per-frame part
+    as arrays: :meth:`CompactResult.to_result` gives the :class:`AnalysisResult`)."""
+    ts = np.asarray(track.timestamps_s, np.float64).tolist()
     n = track.n_frames
     intervals = intervals_out(track, spotting, aus, emotion)
     top_emotion, reason = video_emotion(intervals, emotion.reason, emotion_min_score)
@@ -152,7 +141,7 @@ def assemble(
     )
     duration = source.duration_s or (ts[-1] - ts[0] + 1.0 / source.fps)
     fps = (n - 1) / (ts[-1] - ts[0]) if n > 1 and ts[-1] > ts[0] else source.fps
-    return AnalysisResult(
+    head = AnalysisResult(
         video=VideoInfo(
             filename=source.filename,
             sha256=source.sha256,
@@ -164,7 +153,7 @@ def assemble(
             codec=source.codec,
             rotation_deg=source.rotation_deg,
         ),
-        frames=frame_results(track, spotting, aus, include_blendshapes),
+        frames=[],
         apex=apex,
         intervals=intervals,
         emotion=top_emotion,
@@ -174,3 +163,4 @@ def assemble(
         timings_ms={k: round(v, 2) for k, v in timings_ms.items()},
         warnings=warnings,
     )
+    return CompactResult(head, frame_table(track, spotting, aus, include_blendshapes))

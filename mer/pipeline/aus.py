@@ -26,6 +26,9 @@ from mer.schemas import AU_NAMES, ModelInfo
 
 BLENDSHAPE_AU_METHOD = "blendshape-au"  #: the blendshape -> AU table's name in ``au_method``
 BLENDSHAPE_AU_VERSION = "1"
+#: face frames per call of the learned AU detector: the inputs of one call (16 KB a frame
+#: with flow) are all the stage holds, whatever the video's length
+AU_CHUNK = 512
 
 
 @dataclass
@@ -57,14 +60,16 @@ def _learned(
     learned = np.zeros((track.n_frames, len(AU_NAMES)), np.float32)
     face_idx = np.flatnonzero(np.asarray(track.valid))
     pair = au_model.meta.pair if au_model is not None else {}
-    pairs = np.stack(
-        [au_input_u8(crops[i], crops[motion.refs[i]], pair) for i in face_idx]
-    )  # (F, K, 1, M, M) uint8
-    probs = backend.predict_au(pairs)
     labels = list(au_model.meta.labels) if au_model is not None else list(AU_NAMES)
-    for j, name in enumerate(AU_NAMES):
-        if name in labels:
-            learned[face_idx, j] = probs[:, labels.index(name)]
+    cols = [(j, labels.index(name)) for j, name in enumerate(AU_NAMES) if name in labels]
+    for lo in range(0, len(face_idx), AU_CHUNK):  # bounded memory in video length
+        idx = face_idx[lo : lo + AU_CHUNK]
+        pairs = np.stack(
+            [au_input_u8(crops[i], crops[motion.refs[i]], pair) for i in idx]
+        )  # (B, K, 1, M, M) uint8
+        probs = backend.predict_au(pairs)
+        for j, k in cols:
+            learned[idx, j] = probs[:, k]
     name = au_model.info.name + "-" + au_model.info.version if au_model else backend.name
     return learned, name, au_model.info if au_model is not None else None
 

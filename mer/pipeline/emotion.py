@@ -22,6 +22,9 @@ from mer.schemas import AU_NAMES, EmotionPrediction, ModelInfo
 from mer.spotting import SpottedInterval
 
 NON_EMOTIONAL = "none"  #: the class of speech, blinks, head motion and movements without AUs
+#: intervals per SMA-STN call: a long video has hundreds; one call's inputs (49 kB each)
+#: and activations (about 1 MB each in process) are all the stage holds
+EMOTION_CHUNK = 16
 
 
 @dataclass
@@ -40,10 +43,16 @@ def _sma_stn(
     emo_model = getattr(backend, "emotion", None) if backend is not None else None
     if backend is None or emo_model is None or not intervals:
         return [None] * len(intervals), None, None
-    dssi = np.stack(
-        [dssi_u8_from_crops(crops, iv.onset, iv.offset, emo_model.meta.dssi) for iv in intervals]
-    )
-    probs = backend.predict_emotion(dssi)
+    parts = []
+    for lo in range(0, len(intervals), EMOTION_CHUNK):  # bounded inputs and activations
+        dssi = np.stack(
+            [
+                dssi_u8_from_crops(crops, iv.onset, iv.offset, emo_model.meta.dssi)
+                for iv in intervals[lo : lo + EMOTION_CHUNK]
+            ]
+        )  # (B, S + 1, C, M, M) uint8
+        parts.append(backend.predict_emotion(dssi))
+    probs = np.concatenate(parts)
     labels = list(emo_model.meta.labels)
     out: list[dict[str, float] | None] = [
         {c: round(float(v), 5) for c, v in zip(labels, p, strict=True)} for p in probs

@@ -1,5 +1,9 @@
 """The pipeline end to end: :func:`analyze_video` (a file) and :func:`analyze_frames` (any
 stream of decoded frames), running the stages in order with progress and cancellation.
+
+Their ``*_compact`` forms return a :class:`~mer.pipeline.output.CompactResult`: the same
+result with its per-frame part as arrays, written as JSON without ever holding every
+frame's object (what the CLI and the worker use; memory flat in video length).
 """
 
 from __future__ import annotations
@@ -7,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from mer.errors import JobCancelledError, NoFaceDetectedError
 from mer.inference import InferenceBackend, load_inprocess_backend, preload_inprocess_backend
@@ -17,6 +22,7 @@ from mer.pipeline.crops import CropStore
 from mer.pipeline.decode import threaded
 from mer.pipeline.emotion import classify_intervals
 from mer.pipeline.motion import MotionStage
+from mer.pipeline.output import CompactResult
 from mer.pipeline.spotting import spot
 from mer.pipeline.timing import StageTimer
 from mer.pipeline.track import TrackAlign, thread_blendshape_model, thread_landmarker
@@ -27,7 +33,7 @@ from mer.video import DecodedFrame, DecodeStats, iter_frames, probe_video, sha25
 ProgressCallback = Callable[[str, float], None]
 
 
-def analyze_video(
+def analyze_video_compact(
     path: str | Path,
     *,
     settings: Settings | None = None,
@@ -36,7 +42,7 @@ def analyze_video(
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
     backend: InferenceBackend | None = None,
-) -> AnalysisResult:
+) -> CompactResult:
     """Analyse one video file.
 
     Args:
@@ -51,7 +57,8 @@ def analyze_video(
             training-free AU rules and no emotion.
 
     Returns:
-        :class:`mer.schemas.AnalysisResult`.
+        :class:`mer.pipeline.output.CompactResult` (``to_result()``: the
+        :class:`mer.schemas.AnalysisResult`).
 
     Raises:
         MERError subclasses: input errors of :func:`mer.video.probe_video`,
@@ -68,7 +75,7 @@ def analyze_video(
     probe_ms = (time.perf_counter() - t0) * 1000
     stats = DecodeStats()
     fps = probe.fps if probe.fps > 0 else 30.0
-    return analyze_frames(
+    return analyze_frames_compact(
         threaded(iter_frames(path, settings, stats, label=filename or path.name)),
         fps=fps,
         expected_frames=probe.frame_count or max(1, int(probe.duration_s * fps)),
@@ -87,7 +94,7 @@ def analyze_video(
     )
 
 
-def analyze_frames(
+def analyze_frames_compact(
     frames: Iterable[DecodedFrame],
     *,
     fps: float,
@@ -104,8 +111,9 @@ def analyze_frames(
     should_cancel: Callable[[], bool] | None = None,
     backend: InferenceBackend | None = None,
     extra_timings_ms: dict[str, float] | None = None,
-) -> AnalysisResult:
-    """Analyse a stream of decoded frames (what :func:`analyze_video` does after probing).
+) -> CompactResult:
+    """Analyse a stream of decoded frames (what :func:`analyze_video_compact` does after
+    probing).
 
     Also used on image sequences (data sets, synthetic clips). Stages, in order
     (:mod:`mer.pipeline`): tracking and alignment with motion streamed alongside, then
@@ -120,7 +128,7 @@ def analyze_frames(
         Others: as :func:`analyze_video`.
 
     Returns:
-        :class:`mer.schemas.AnalysisResult`.
+        :class:`mer.pipeline.output.CompactResult`.
 
     Raises:
         NoFaceDetectedError, JobCancelledError.
@@ -207,3 +215,28 @@ def analyze_frames(
     )  # fmt: skip
     report("done", 100.0)
     return result
+
+
+def analyze_video(
+    path: str | Path,
+    *,
+    settings: Settings | None = None,
+    config: AnalysisConfig | None = None,
+    filename: str | None = None,
+    progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    backend: InferenceBackend | None = None,
+) -> AnalysisResult:
+    """:func:`analyze_video_compact` as a :class:`mer.schemas.AnalysisResult` (every
+    frame.s :class:`~mer.schemas.FrameResult` in memory: about 2 kB a frame, 5 kB with
+    blendshapes). Same arguments and errors."""
+    return analyze_video_compact(
+        path, settings=settings, config=config, filename=filename, progress=progress,
+        should_cancel=should_cancel, backend=backend,
+    ).to_result()  # fmt: skip
+
+
+def analyze_frames(frames: Iterable[DecodedFrame], **kwargs: Any) -> AnalysisResult:
+    """:func:`analyze_frames_compact` as a :class:`mer.schemas.AnalysisResult`; same
+    arguments (keywords after ``frames``) and errors."""
+    return analyze_frames_compact(frames, **kwargs).to_result()

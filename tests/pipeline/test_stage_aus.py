@@ -6,9 +6,11 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from mer.aus import rules as au_rules
 from mer.aus.fusion import FusionConfig
+from mer.pipeline import aus as aus_module
 from mer.pipeline.aus import score_aus
 from mer.pipeline.config import AnalysisConfig
 from mer.schemas import AU_NAMES
@@ -60,3 +62,35 @@ def test_learned_scores_rule_small_movements_and_rules_large_ones(smile_streamed
     # a blend window below every movement: the rules decide everywhere the face moves
     cfg = replace(AnalysisConfig(), fusion=FusionConfig(au_blend_low=-2.0, au_blend_high=-1.0))
     assert np.allclose(score_aus(s.track, s.motion, s.crops, backend, cfg).scores, rules)
+
+
+class PixelMeanBackend:
+    """An AU detector answering each input's mean grey level (records its batch sizes)."""
+
+    name = "pixel-mean"
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def predict_au(self, pairs: np.ndarray) -> np.ndarray:
+        self.batches.append(len(pairs))
+        mean = pairs.reshape(len(pairs), -1).mean(axis=1, dtype=np.float64) / 255.0
+        return np.repeat(mean[:, None], len(AU_NAMES), axis=1).astype(np.float32)
+
+
+def test_the_learned_detector_runs_in_bounded_chunks_in_frame_order(
+    smile_streamed: Streamed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long video's inputs go to the detector a chunk at a time (not all of them stacked),
+    and every frame gets its own answer back."""
+    s = smile_streamed
+    whole = PixelMeanBackend()
+    want = score_aus(s.track, s.motion, s.crops, whole, s.cfg)  # type: ignore[arg-type]
+    assert whole.batches == [72]
+    monkeypatch.setattr(aus_module, "AU_CHUNK", 16)
+    chunked = PixelMeanBackend()
+    got = score_aus(s.track, s.motion, s.crops, chunked, s.cfg)  # type: ignore[arg-type]
+    assert chunked.batches == [16, 16, 16, 16, 8]
+    assert want.activity is not None and got.activity is not None
+    assert np.array_equal(got.activity, want.activity) and len(np.unique(got.activity)) > 10
+    assert np.array_equal(got.scores, want.scores)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
+from mer.pipeline import emotion as emotion_module
 from mer.pipeline.emotion import classify_intervals
 from mer.schemas import ModelInfo
 from mer.spotting import SpottedInterval
@@ -48,3 +50,34 @@ def test_one_prediction_per_interval_from_its_dynamic_images(smile_streamed: Str
     assert p is not None and p.model == "sma-stn-9" and abs(p.score - 0.7) < 1e-6
     assert set(p.probabilities) == set(LABELS)
     assert r.reason is None and [m.name for m in r.models] == ["sma-stn"]
+
+
+class MeanEmotionBackend(FixedEmotionBackend):
+    """Answers from each input's mean grey level (so that order matters); records the
+    batch sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def predict_emotion(self, dssi_u8: np.ndarray) -> np.ndarray:
+        self.batches.append(len(dssi_u8))
+        m = dssi_u8.reshape(len(dssi_u8), -1).mean(axis=1) / 255.0
+        p = np.stack([m, 1 - m, np.zeros_like(m), np.zeros_like(m)], axis=1)
+        return p.astype(np.float32)
+
+
+def test_many_intervals_go_to_sma_stn_in_bounded_chunks_in_order(
+    smile_streamed: Streamed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ivs = [SpottedInterval(lo, lo + 3, lo + 6 + lo % 5, 0.5) for lo in range(0, 60, 2)]
+    monkeypatch.setattr(emotion_module, "EMOTION_CHUNK", 1000)
+    whole = MeanEmotionBackend()
+    want = classify_intervals(ivs, smile_streamed.crops, whole)  # type: ignore[arg-type]
+    assert whole.batches == [30]
+    monkeypatch.setattr(emotion_module, "EMOTION_CHUNK", 8)
+    chunked = MeanEmotionBackend()
+    got = classify_intervals(ivs, smile_streamed.crops, chunked)  # type: ignore[arg-type]
+    assert chunked.batches == [8, 8, 8, 6]
+    assert got.predictions == want.predictions
+    assert len({p.probabilities["negative"] for p in got.predictions if p}) > 10

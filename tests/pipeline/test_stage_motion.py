@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from mer.aus import rules as au_rules
+from mer.motion import TwoSidedMotion, landmark_two_sided
+from mer.pipeline import motion as motion_module
 from mer.pipeline.config import AnalysisConfig
+from mer.pipeline.motion import MotionResult, MotionStage
 from mer.video import DecodedFrame
 from tests.pipeline.streaming import Streamed, run_streaming
 
@@ -44,3 +49,34 @@ def test_a_still_face_scores_nothing(smile_frames: list[DecodedFrame], blendshap
         assert s.motion.score.max() < 0.35
     finally:
         s.crops.close()
+
+
+def test_stored_rows_and_chunked_fusion_give_the_same_motion(
+    smile_streamed: Streamed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The past displacements stored in blocks and the fusion run a chunk of frames at a
+    time (bounded temporaries on long videos) give what one block and one chunk give,
+    also with frames without a face at the block and chunk edges."""
+    s = smile_streamed
+    no_face = {15, 16, 32, 33, 34, 47}
+    centroids = np.array(s.track.centroids)
+    centroids[sorted(no_face)] = np.nan
+    track = replace(s.track, valid=[i not in no_face for i in range(72)], centroids=centroids)
+
+    def run(block: int, chunk: int) -> MotionResult:
+        monkeypatch.setattr(TwoSidedMotion, "BLOCK", block)
+        monkeypatch.setattr(motion_module, "MOTION_CHUNK", chunk)
+        stage = MotionStage(s.cfg, 30.0)
+        for i in range(72):
+            stage.push(i, None if i in no_face else s.crops[i])
+        return stage.finish(track)
+
+    whole, parts = run(4096, 4096), run(16, 16)
+    assert not whole.score[sorted(no_face)].any() and whole.score.max() > 0.5
+    for name in ("disp", "strength", "best", "score", "refs"):
+        assert np.array_equal(getattr(parts, name), getattr(whole, name), equal_nan=True), name
+    past, future = landmark_two_sided(np.asarray(track.centroids), whole.lags)
+    for lo in range(0, 72, 16):
+        p, f = landmark_two_sided(np.asarray(track.centroids), whole.lags, slice(lo, lo + 16))
+        assert np.array_equal(p, past[lo : lo + 16], equal_nan=True)
+        assert np.array_equal(f, future[lo : lo + 16], equal_nan=True)

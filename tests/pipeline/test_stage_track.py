@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from mer.face.landmarks import Face
+from mer.motion import REGION_NAMES
 from mer.pipeline.config import AnalysisConfig
-from mer.pipeline.track import MainFaceTracker
+from mer.pipeline.crops import CropStore
+from mer.pipeline.track import Column, FaceTrack, MainFaceTracker, TrackAlign, thread_landmarker
 from mer.video import DecodedFrame
 from tests.pipeline.streaming import Streamed, run_streaming
 
@@ -61,9 +63,52 @@ def test_frames_without_a_face_are_passed_on_as_none(smile_frames: list[DecodedF
     ]
     s = run_streaming(frames, AnalysisConfig())
     try:
-        assert s.track.valid == [not (8 <= i < 12) for i in range(20)]
-        assert [had for _, had, _ in s.emitted] == s.track.valid
-        assert 9 not in s.crops and 9 not in s.track.centroids
+        assert list(s.track.valid) == [not (8 <= i < 12) for i in range(20)]
+        assert [had for _, had, _ in s.emitted] == list(s.track.valid)
+        assert 9 not in s.crops and np.isnan(s.track.centroids[9]).all()
+        assert not np.isnan(s.track.centroids[7]).any()
         assert np.isnan(s.track.lip_gap[9]) and s.track.confidence[9] == 0.0
     finally:
         s.crops.close()
+
+
+def test_column_grows_like_a_list_and_reads_as_an_array() -> None:
+    c = Column((2,), np.float32)
+    assert not c and len(c) == 0 and np.asarray(c).shape == (0, 2)
+    for i in range(200):  # past the initial capacity, several times
+        c.append([i, -i])
+    c.append(np.nan)
+    assert c and len(c) == 201 and c[199].tolist() == [199.0, -199.0] and np.isnan(c[200]).all()
+    c[3] = [7, 7]
+    a = np.asarray(c)
+    assert a.shape == (201, 2) and a.dtype == np.float32 and a[3].tolist() == [7.0, 7.0]
+    assert [r.tolist() for r in c][:2] == [[0.0, 0.0], [1.0, -1.0]]
+    assert np.asarray(c, np.float64).dtype == np.float64
+    # plain sequences given to FaceTrack become columns of the documented shapes
+    tr = FaceTrack(timestamps_s=[0.0, 0.1, 0.2], valid=[True, False, True])
+    assert isinstance(tr.valid, Column) and tr.n_frames == 3 and tr.n_face == 2
+    assert np.asarray(tr.timestamps_s).dtype == np.float64 and tr.blendshape_array() is None
+
+
+def test_the_track_keeps_compact_rows(smile_streamed: Streamed) -> None:
+    tr = smile_streamed.track
+    assert np.asarray(tr.params).shape == (72, 4)
+    assert np.asarray(tr.centroids).shape == (72, len(REGION_NAMES), 2)
+    assert np.asarray(tr.valid).dtype == bool and np.asarray(tr.confidence).shape == (72,)
+    assert not tr.blendshapes and tr.blendshape_array() is None  # blendshapes off
+
+
+def test_the_smoothing_window_stays_bounded(smile_frames: list[DecodedFrame]) -> None:
+    """Only the face frames within the alignment lag of the frame being aligned are kept
+    (not every frame of the video)."""
+    cfg = AnalysisConfig()
+    lag_frames = 3 * cfg.align_sigma_s * 30
+    with CropStore(cfg.crop_size) as crops:
+        stage = TrackAlign(thread_landmarker("mediapipe", cfg), cfg, crops, lambda i, c: None)
+        held = []
+        for fr in smile_frames:
+            stage.push(fr)
+            held.append(len(stage._vts))
+        stage.finish()
+        assert len(crops) == 72
+    assert max(held) <= 2 * lag_frames + 2 and held[-1] < 72

@@ -17,7 +17,10 @@
 # 7. teardown: containers, volumes, the local index, the dockerd it started, temp folders
 # Each step's time is printed; any failure exits non-zero with the logs of the containers.
 # Needs: root, docker.io (dockerd 20.10+), docker-compose (v1.29, Debian) or `docker
-# compose` (v2), debootstrap, curl, python3 with pip.
+# compose` (v2), debootstrap, curl, python3 with pip. On Debian bookworm:
+#   apt-get install -y --no-install-recommends docker.io docker-compose debootstrap
+# (with a policy-rc.d that forbids starting services, as here, apt starts no system
+# dockerd; one started by the init system would create its docker0 bridge).
 # Environment (all optional):
 #   MER_SMOKE_SAMPLE        the video to upload (default: samples/single_face.mp4, else
 #                           $MER_SHARED_DATA_DIR/videos/single_face.mp4, else
@@ -118,7 +121,7 @@ EOF
 
 # ---- 0. tools -----------------------------------------------------------------------
 for tool in docker curl python3; do
-  command -v "$tool" >/dev/null || fail "$tool is not installed"
+  command -v "$tool" >/dev/null || fail "$tool is not installed (docker: apt-get install docker.io)"
 done
 if docker compose version >/dev/null 2>&1; then
   COMPOSE=(docker compose)
@@ -149,7 +152,7 @@ log "compose: ${COMPOSE[*]} ($("${COMPOSE[@]}" version --short 2>/dev/null || ec
 if docker info >/dev/null 2>&1; then
   log "using the Docker engine that answers ($(docker info -f '{{.ServerVersion}}'))"
 else
-  command -v dockerd >/dev/null || fail "no Docker engine answers and dockerd is not installed"
+  command -v dockerd >/dev/null || fail "no Docker engine answers and dockerd is not installed (apt-get install docker.io)"
   mkdir -p "$CACHE/docker" "$WORK/exec"
   export DOCKER_HOST=unix://$WORK/docker.sock
   log "starting a throwaway dockerd (data root $CACHE/docker)"
@@ -166,7 +169,7 @@ step_done "docker engine"
 if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   log "base image $BASE_IMAGE already there"
 else
-  command -v debootstrap >/dev/null || fail "debootstrap is not installed"
+  command -v debootstrap >/dev/null || fail "debootstrap is not installed (apt-get install debootstrap)"
   rootfs=$WORK/rootfs
   log "debootstrap bookworm (minbase + python3, pip) into $rootfs"
   debootstrap --variant=minbase \
@@ -247,6 +250,9 @@ STACK_UP=1
 log "ports: redis $MER_SMOKE_REDIS_PORT, api $MER_SMOKE_API_PORT, torchserve $MER_SMOKE_TS_PORT-$((MER_SMOKE_TS_PORT + 2)), flower $MER_SMOKE_FLOWER_PORT"
 T_UP=$(date +%s)
 compose up -d --no-build >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "compose up failed"; }
+# host networking only: neither compose nor the engine made a bridge network
+bridges=$(docker network ls -q --filter driver=bridge)
+[ -z "$bridges" ] || fail "a bridge network exists: $(docker network ls --filter driver=bridge)"
 deadline=$(($(date +%s) + HEALTH_TIMEOUT_S))
 while :; do
   pending=()

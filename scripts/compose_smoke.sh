@@ -78,11 +78,18 @@ fail() {  # fail MESSAGE [SERVICE...]
   exit 1
 }
 cleanup() {
-  local rc=$?
+  local rc=$? t0 left
   set +e
+  t0=$(date +%s)
+  [ "$rc" = 0 ] || TIMINGS+=("$(printf '%-34s %5ss' "(the failing step)" $((t0 - T_STEP)))")
   if [ "$STACK_UP" = 1 ]; then
     log "teardown: containers and volumes"
     compose down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || log "compose down failed"
+    # whatever compose left of this project (e.g. when compose itself failed)
+    left=$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT")
+    [ -z "$left" ] || { log "removing leftover containers"; docker rm -f -v $left >/dev/null; }
+    left=$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")
+    [ -z "$left" ] || { log "removing leftover volumes"; docker volume rm -f $left >/dev/null; }
   fi
   [ -n "$INDEX_PID" ] && kill "$INDEX_PID" 2>/dev/null
   if [ -n "$DOCKERD_PID" ]; then
@@ -94,6 +101,7 @@ cleanup() {
   # dockerd leaves its default network namespace mounted under the exec root
   grep -o "$WORK/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount 2>/dev/null
   rm -rf "$WORK"
+  TIMINGS+=("$(printf '%-34s %5ss' teardown $(($(date +%s) - t0)))")
   [ "$rc" = 0 ] || log "exit status $rc"
   print_timings
   exit "$rc"
@@ -241,7 +249,7 @@ yaml.safe_dump(doc, open(path, "w"), sort_keys=False)
 EOF
 COMPOSE_FILES=(-f "$WORK/compose.merged.yml" --project-directory "$ROOT")
 # worker shares api's image (mer-service:cpu): build it once; the four images in parallel
-compose build --parallel redis api torchserve flower >"$WORK/build.log" 2>&1 \
+compose build --parallel --force-rm redis api torchserve flower >"$WORK/build.log" 2>&1 \
   || { tail -n 80 "$WORK/build.log" >&2; fail "compose build failed"; }
 step_done "build images"
 

@@ -43,7 +43,7 @@ HEALTH_TIMEOUT_S=${MER_SMOKE_HEALTH_TIMEOUT_S:-600}
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/mer-smoke.XXXXXX")
 CACHE=${MER_SMOKE_CACHE_DIR:-$WORK/cache}
 mkdir -p "$CACHE"
-DOCKERD_PID="" INDEX_PID="" STACK_UP=0 T_START=$(date +%s) T_STEP=$(date +%s)
+DOCKERD_PID="" INDEX_PID="" CHILD_PID="" STACK_UP=0 T_START=$(date +%s) T_STEP=$(date +%s)
 TIMINGS=()
 
 log() { printf '[smoke %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -81,6 +81,10 @@ cleanup() {
   local rc=$? t0 left
   set +e
   t0=$(date +%s)
+  # a long step stopped by a signal (see in_bg)
+  if [ -n "$CHILD_PID" ]; then
+    pkill -TERM -P "$CHILD_PID" 2>/dev/null; kill "$CHILD_PID" 2>/dev/null; wait "$CHILD_PID" 2>/dev/null
+  fi
   [ "$rc" = 0 ] || TIMINGS+=("$(printf '%-34s %5ss' "(the failing step)" $((t0 - T_STEP)))")
   if [ "$STACK_UP" = 1 ]; then
     log "teardown: containers and volumes"
@@ -108,6 +112,16 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# bash runs a trap only after the foreground command ends: the long steps (build, up) run
+# in the background and are waited for, so that a TERM (e.g. from `timeout`) tears down at once
+in_bg() {
+  "$@" &
+  CHILD_PID=$!
+  local rc=0
+  wait "$CHILD_PID" || rc=$?
+  CHILD_PID=""
+  return "$rc"
+}
 
 free_port() {  # free_port FIRST [COUNT]: the first of COUNT consecutive free ports >= FIRST
   python3 - "$1" "${2:-1}" <<'EOF'
@@ -249,7 +263,7 @@ yaml.safe_dump(doc, open(path, "w"), sort_keys=False)
 EOF
 COMPOSE_FILES=(-f "$WORK/compose.merged.yml" --project-directory "$ROOT")
 # worker shares api's image (mer-service:cpu): build it once; the four images in parallel
-compose build --parallel --force-rm redis api torchserve flower >"$WORK/build.log" 2>&1 \
+in_bg compose build --parallel --force-rm redis api torchserve flower >"$WORK/build.log" 2>&1 \
   || { tail -n 80 "$WORK/build.log" >&2; fail "compose build failed"; }
 step_done "build images"
 
@@ -257,7 +271,7 @@ step_done "build images"
 STACK_UP=1
 log "ports: redis $MER_SMOKE_REDIS_PORT, api $MER_SMOKE_API_PORT, torchserve $MER_SMOKE_TS_PORT-$((MER_SMOKE_TS_PORT + 2)), flower $MER_SMOKE_FLOWER_PORT"
 T_UP=$(date +%s)
-compose up -d --no-build >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "compose up failed"; }
+in_bg compose up -d --no-build >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "compose up failed"; }
 # host networking only: neither compose nor the engine made a bridge network
 bridges=$(docker network ls -q --filter driver=bridge)
 [ -z "$bridges" ] || fail "a bridge network exists: $(docker network ls --filter driver=bridge)"

@@ -113,9 +113,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # bash runs a trap only after the foreground command ends: the long steps (build, up) run
-# in the background and are waited for, so that a TERM (e.g. from `timeout`) tears down at once
+# in the background and are waited for, so that a TERM (e.g. from `timeout`) tears down at once.
+# in_bg LOG COMMAND...: the output goes to LOG (redirecting the call itself would send the
+# trap's own output there too)
 in_bg() {
-  "$@" &
+  local out=$1
+  shift
+  "$@" >"$out" 2>&1 &
   CHILD_PID=$!
   local rc=0
   wait "$CHILD_PID" || rc=$?
@@ -263,7 +267,7 @@ yaml.safe_dump(doc, open(path, "w"), sort_keys=False)
 EOF
 COMPOSE_FILES=(-f "$WORK/compose.merged.yml" --project-directory "$ROOT")
 # worker shares api's image (mer-service:cpu): build it once; the four images in parallel
-in_bg compose build --parallel --force-rm redis api torchserve flower >"$WORK/build.log" 2>&1 \
+in_bg "$WORK/build.log" compose build --parallel --force-rm redis api torchserve flower \
   || { tail -n 80 "$WORK/build.log" >&2; fail "compose build failed"; }
 step_done "build images"
 
@@ -271,7 +275,7 @@ step_done "build images"
 STACK_UP=1
 log "ports: redis $MER_SMOKE_REDIS_PORT, api $MER_SMOKE_API_PORT, torchserve $MER_SMOKE_TS_PORT-$((MER_SMOKE_TS_PORT + 2)), flower $MER_SMOKE_FLOWER_PORT"
 T_UP=$(date +%s)
-in_bg compose up -d --no-build >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "compose up failed"; }
+in_bg "$WORK/up.log" compose up -d --no-build || { cat "$WORK/up.log" >&2; fail "compose up failed"; }
 # host networking only: neither compose nor the engine made a bridge network
 bridges=$(docker network ls -q --filter driver=bridge)
 [ -z "$bridges" ] || fail "a bridge network exists: $(docker network ls --filter driver=bridge)"

@@ -2,7 +2,8 @@
 # Build the images and run the whole compose stack once, end to end, on this machine:
 #   bash scripts/compose_smoke.sh
 # 1. a Docker engine: the one that answers (DOCKER_HOST or the default socket), else a
-#    throwaway dockerd (vfs storage, no bridge, no iptables; data root in a temp folder)
+#    throwaway dockerd (overlay2 storage where the kernel mounts overlay, else vfs; no
+#    bridge, no iptables; data root in a temp folder)
 # 2. a local base image (debootstrap bookworm minbase + python3/pip, `docker import`),
 #    since no image registry may be reachable; pip inside trusts this machine's CA bundle
 # 3. a local pip index on 127.0.0.1 holding the CPU torch wheel (`pip download torch`
@@ -30,6 +31,9 @@
 #                           here between runs (warm builds); default: a temp folder, removed
 #   MER_SMOKE_TORCH_INDEX   a pip index with torch 2.13.0 for the builds instead of the
 #                           local one (e.g. https://download.pytorch.org/whl/cpu)
+#   MER_SMOKE_STORAGE_DRIVER the started engine's storage driver: overlay2 or vfs (default:
+#                           overlay2 when an overlay mount works here, else vfs; vfs copies
+#                           the whole image for every build step and every container)
 #   MER_SMOKE_JOB_TIMEOUT_S how long the job may take (default 600)
 #   MER_SMOKE_HEALTH_TIMEOUT_S how long the stack may take to become healthy (default 600)
 set -euo pipefail
@@ -157,7 +161,7 @@ else
   fail "neither 'docker compose' nor docker-compose is installed (apt-get install docker-compose)"
 fi
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0  # the classic builder: no buildx needed
-# creating a container copies its whole image on the vfs storage driver: minutes when busy
+# creating a container copies its whole image with the vfs storage driver: minutes when busy
 export COMPOSE_HTTP_TIMEOUT=${COMPOSE_HTTP_TIMEOUT:-900}
 PY_YAML=python3
 python3 -c 'import yaml' 2>/dev/null || PY_YAML=/usr/bin/python3  # docker-compose's own
@@ -181,8 +185,20 @@ else
   command -v dockerd >/dev/null || fail "no Docker engine answers and dockerd is not installed (apt-get install docker.io)"
   mkdir -p "$CACHE/docker" "$WORK/exec"
   export DOCKER_HOST=unix://$WORK/docker.sock
-  log "starting a throwaway dockerd (data root $CACHE/docker)"
-  dockerd --storage-driver vfs --bridge=none --iptables=false --ip-masq=false \
+  driver=${MER_SMOKE_STORAGE_DRIVER:-}
+  if [ -z "$driver" ]; then  # overlay2 where the kernel mounts overlay on this filesystem
+    o=$CACHE/overlay-probe
+    mkdir -p "$o/lower" "$o/upper" "$o/work" "$o/merged"
+    if mount -t overlay overlay -o "lowerdir=$o/lower,upperdir=$o/upper,workdir=$o/work" \
+        "$o/merged" 2>/dev/null; then
+      umount "$o/merged" && driver=overlay2
+    else
+      driver=vfs
+    fi
+    rm -rf "$o"
+  fi
+  log "starting a throwaway dockerd ($driver storage, data root $CACHE/docker)"
+  dockerd --storage-driver "$driver" --bridge=none --iptables=false --ip-masq=false \
     --data-root "$CACHE/docker" --exec-root "$WORK/exec" --pidfile "$WORK/docker.pid" \
     -H "$DOCKER_HOST" >"$WORK/dockerd.log" 2>&1 &
   DOCKERD_PID=$!

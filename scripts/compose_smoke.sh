@@ -2,7 +2,8 @@
 # Build the images and run the whole compose stack once, end to end, on this machine:
 #   bash scripts/compose_smoke.sh
 # 1. a Docker engine: the one that answers (DOCKER_HOST or the default socket), else a
-#    throwaway dockerd (vfs storage, no bridge, no iptables; data root in a temp folder)
+#    throwaway dockerd (overlay2 storage where the kernel mounts overlay, else vfs; no
+#    bridge, no iptables; data root in a temp folder)
 # 2. a local base image (debootstrap bookworm minbase + python3/pip, `docker import`),
 #    since no image registry may be reachable; pip inside trusts this machine's CA bundle
 # 3. a local pip index on 127.0.0.1 holding the CPU torch wheel (`pip download torch`
@@ -17,7 +18,10 @@
 # 7. teardown: containers, volumes, the local index, the dockerd it started, temp folders
 # Each step's time is printed; any failure exits non-zero with the logs of the containers.
 # Needs: root, docker.io (dockerd 20.10+), docker-compose (v1.29, Debian) or `docker
-# compose` (v2), debootstrap, curl, python3 with pip.
+# compose` (v2), debootstrap, curl, python3 with pip. On Debian bookworm:
+#   apt-get install -y --no-install-recommends docker.io docker-compose debootstrap
+# (with a policy-rc.d that forbids starting services, as here, apt starts no system
+# dockerd; one started by the init system would create its docker0 bridge).
 # Environment (all optional):
 #   MER_SMOKE_SAMPLE        the video to upload (default: samples/single_face.mp4, else
 #                           $MER_SHARED_DATA_DIR/videos/single_face.mp4, else
@@ -27,6 +31,9 @@
 #                           here between runs (warm builds); default: a temp folder, removed
 #   MER_SMOKE_TORCH_INDEX   a pip index with torch 2.13.0 for the builds instead of the
 #                           local one (e.g. https://download.pytorch.org/whl/cpu)
+#   MER_SMOKE_STORAGE_DRIVER the started engine's storage driver: overlay2 or vfs (default:
+#                           overlay2 when an overlay mount works here, else vfs; vfs copies
+#                           the whole image for every build step and every container)
 #   MER_SMOKE_JOB_TIMEOUT_S how long the job may take (default 600)
 #   MER_SMOKE_HEALTH_TIMEOUT_S how long the stack may take to become healthy (default 600)
 set -euo pipefail
@@ -40,7 +47,7 @@ HEALTH_TIMEOUT_S=${MER_SMOKE_HEALTH_TIMEOUT_S:-600}
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/mer-smoke.XXXXXX")
 CACHE=${MER_SMOKE_CACHE_DIR:-$WORK/cache}
 mkdir -p "$CACHE"
-DOCKERD_PID="" INDEX_PID="" STACK_UP=0 T_START=$(date +%s) T_STEP=$(date +%s)
+DOCKERD_PID="" INDEX_PID="" CHILD_PID="" STACK_UP=0 T_START=$(date +%s) T_STEP=$(date +%s)
 TIMINGS=()
 
 log() { printf '[smoke %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -75,11 +82,22 @@ fail() {  # fail MESSAGE [SERVICE...]
   exit 1
 }
 cleanup() {
-  local rc=$?
+  local rc=$? t0 left
   set +e
+  t0=$(date +%s)
+  # a long step stopped by a signal (see in_bg)
+  if [ -n "$CHILD_PID" ]; then
+    pkill -TERM -P "$CHILD_PID" 2>/dev/null; kill "$CHILD_PID" 2>/dev/null; wait "$CHILD_PID" 2>/dev/null
+  fi
+  [ "$rc" = 0 ] || TIMINGS+=("$(printf '%-34s %5ss' "(the failing step)" $((t0 - T_STEP)))")
   if [ "$STACK_UP" = 1 ]; then
     log "teardown: containers and volumes"
     compose down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || log "compose down failed"
+    # whatever compose left of this project (e.g. when compose itself failed)
+    left=$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT")
+    [ -z "$left" ] || { log "removing leftover containers"; docker rm -f -v $left >/dev/null; }
+    left=$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")
+    [ -z "$left" ] || { log "removing leftover volumes"; docker volume rm -f $left >/dev/null; }
   fi
   [ -n "$INDEX_PID" ] && kill "$INDEX_PID" 2>/dev/null
   if [ -n "$DOCKERD_PID" ]; then
@@ -91,12 +109,27 @@ cleanup() {
   # dockerd leaves its default network namespace mounted under the exec root
   grep -o "$WORK/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount 2>/dev/null
   rm -rf "$WORK"
+  TIMINGS+=("$(printf '%-34s %5ss' teardown $(($(date +%s) - t0)))")
   [ "$rc" = 0 ] || log "exit status $rc"
   print_timings
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# bash runs a trap only after the foreground command ends: the long steps (build, up) run
+# in the background and are waited for, so that a TERM (e.g. from `timeout`) tears down at once.
+# in_bg LOG COMMAND...: the output goes to LOG (redirecting the call itself would send the
+# trap's own output there too)
+in_bg() {
+  local out=$1
+  shift
+  "$@" >"$out" 2>&1 &
+  CHILD_PID=$!
+  local rc=0
+  wait "$CHILD_PID" || rc=$?
+  CHILD_PID=""
+  return "$rc"
+}
 
 free_port() {  # free_port FIRST [COUNT]: the first of COUNT consecutive free ports >= FIRST
   python3 - "$1" "${2:-1}" <<'EOF'
@@ -118,7 +151,7 @@ EOF
 
 # ---- 0. tools -----------------------------------------------------------------------
 for tool in docker curl python3; do
-  command -v "$tool" >/dev/null || fail "$tool is not installed"
+  command -v "$tool" >/dev/null || fail "$tool is not installed (docker: apt-get install docker.io)"
 done
 if docker compose version >/dev/null 2>&1; then
   COMPOSE=(docker compose)
@@ -128,7 +161,7 @@ else
   fail "neither 'docker compose' nor docker-compose is installed (apt-get install docker-compose)"
 fi
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0  # the classic builder: no buildx needed
-# creating a container copies its whole image on the vfs storage driver: minutes when busy
+# creating a container copies its whole image with the vfs storage driver: minutes when busy
 export COMPOSE_HTTP_TIMEOUT=${COMPOSE_HTTP_TIMEOUT:-900}
 PY_YAML=python3
 python3 -c 'import yaml' 2>/dev/null || PY_YAML=/usr/bin/python3  # docker-compose's own
@@ -149,11 +182,23 @@ log "compose: ${COMPOSE[*]} ($("${COMPOSE[@]}" version --short 2>/dev/null || ec
 if docker info >/dev/null 2>&1; then
   log "using the Docker engine that answers ($(docker info -f '{{.ServerVersion}}'))"
 else
-  command -v dockerd >/dev/null || fail "no Docker engine answers and dockerd is not installed"
+  command -v dockerd >/dev/null || fail "no Docker engine answers and dockerd is not installed (apt-get install docker.io)"
   mkdir -p "$CACHE/docker" "$WORK/exec"
   export DOCKER_HOST=unix://$WORK/docker.sock
-  log "starting a throwaway dockerd (data root $CACHE/docker)"
-  dockerd --storage-driver vfs --bridge=none --iptables=false --ip-masq=false \
+  driver=${MER_SMOKE_STORAGE_DRIVER:-}
+  if [ -z "$driver" ]; then  # overlay2 where the kernel mounts overlay on this filesystem
+    o=$CACHE/overlay-probe
+    mkdir -p "$o/lower" "$o/upper" "$o/work" "$o/merged"
+    if mount -t overlay overlay -o "lowerdir=$o/lower,upperdir=$o/upper,workdir=$o/work" \
+        "$o/merged" 2>/dev/null; then
+      umount "$o/merged" && driver=overlay2
+    else
+      driver=vfs
+    fi
+    rm -rf "$o"
+  fi
+  log "starting a throwaway dockerd ($driver storage, data root $CACHE/docker)"
+  dockerd --storage-driver "$driver" --bridge=none --iptables=false --ip-masq=false \
     --data-root "$CACHE/docker" --exec-root "$WORK/exec" --pidfile "$WORK/docker.pid" \
     -H "$DOCKER_HOST" >"$WORK/dockerd.log" 2>&1 &
   DOCKERD_PID=$!
@@ -166,7 +211,7 @@ step_done "docker engine"
 if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   log "base image $BASE_IMAGE already there"
 else
-  command -v debootstrap >/dev/null || fail "debootstrap is not installed"
+  command -v debootstrap >/dev/null || fail "debootstrap is not installed (apt-get install debootstrap)"
   rootfs=$WORK/rootfs
   log "debootstrap bookworm (minbase + python3, pip) into $rootfs"
   debootstrap --variant=minbase \
@@ -238,7 +283,7 @@ yaml.safe_dump(doc, open(path, "w"), sort_keys=False)
 EOF
 COMPOSE_FILES=(-f "$WORK/compose.merged.yml" --project-directory "$ROOT")
 # worker shares api's image (mer-service:cpu): build it once; the four images in parallel
-compose build --parallel redis api torchserve flower >"$WORK/build.log" 2>&1 \
+in_bg "$WORK/build.log" compose build --parallel --force-rm redis api torchserve flower \
   || { tail -n 80 "$WORK/build.log" >&2; fail "compose build failed"; }
 step_done "build images"
 
@@ -246,7 +291,10 @@ step_done "build images"
 STACK_UP=1
 log "ports: redis $MER_SMOKE_REDIS_PORT, api $MER_SMOKE_API_PORT, torchserve $MER_SMOKE_TS_PORT-$((MER_SMOKE_TS_PORT + 2)), flower $MER_SMOKE_FLOWER_PORT"
 T_UP=$(date +%s)
-compose up -d --no-build >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "compose up failed"; }
+in_bg "$WORK/up.log" compose up -d --no-build || { cat "$WORK/up.log" >&2; fail "compose up failed"; }
+# host networking only: neither compose nor the engine made a bridge network
+bridges=$(docker network ls -q --filter driver=bridge)
+[ -z "$bridges" ] || fail "a bridge network exists: $(docker network ls --filter driver=bridge)"
 deadline=$(($(date +%s) + HEALTH_TIMEOUT_S))
 while :; do
   pending=()

@@ -1,9 +1,10 @@
 """The containerised deployment: docker-compose.yml, the GPU override and the Dockerfiles.
 
-No container engine runs here, so these tests read the files (YAML structure, health
-checks, volumes, configuration by environment, loopback-only published ports). Where a
+These tests read the files (YAML structure, health checks, volumes, configuration by
+environment, loopback-only published ports, the order of the Dockerfiles' layers). Where a
 compose binary exists (``docker compose`` or ``docker-compose``), ``config`` must accept
-both files as well; nothing is built or started.
+the files as well; nothing is built or started here: ``scripts/compose_smoke.sh`` builds
+the images and runs the stack (too slow for the test suite, see README).
 """
 
 from __future__ import annotations
@@ -62,10 +63,44 @@ def test_gpu_override_and_images() -> None:
         assert "TORCH_INDEX" in gpu[name]["build"]["args"]
     assert gpu["worker-cuda"]["environment"]["MER_INFERENCE_DEVICE"] == "cuda"
     ts = (ROOT / "docker" / "Dockerfile.torchserve").read_text()
-    assert "openjdk-17-jre-headless" in ts and '".[serve]"' in ts
+    assert "openjdk-17-jre-headless" in ts and '["optional-dependencies"]["serve"]' in ts
     assert '"model-store", "serve"' in ts and '"0.0.0.0"' in ts
     api = (ROOT / "docker" / "Dockerfile").read_text()
     assert "ARG TORCH_INDEX" in api and "MER_MODEL_DIR=/app/model_store" in api
+
+
+def _instructions(path: Path) -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
+    text = path.read_text().replace("\\\n", " ")
+    lines = (ln.strip() for ln in text.splitlines())
+    return [ln for ln in lines if ln and not ln.startswith("#")]
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.torchserve"])
+def test_dockerfile_layers_keep_the_slow_ones_cached(name: str) -> None:
+    """A code change rebuilds only the project's layers; another torch index only from torch."""
+    steps = _instructions(ROOT / "docker" / name)
+
+    def first(prefix: str) -> int:
+        return next(i for i, s in enumerate(steps) if s.startswith(prefix))
+
+    apt, arg = first("RUN apt-get"), first("ARG TORCH_INDEX")
+    torch, deps = first("RUN pip install torch=="), first("COPY pyproject.toml")
+    code = first("COPY . ")
+    assert apt < arg < torch < deps < code, steps
+    assert "tomllib" in steps[deps + 1], "the dependencies come from pyproject.toml alone"
+    after_code = [s for s in steps[code + 1 :] if s.startswith("RUN")]
+    assert after_code == ["RUN pip install --no-deps --no-build-isolation ."], after_code
+
+
+def test_local_flower_does_not_share_torchserve_first_layer() -> None:
+    """Built in parallel from one base, two equal first layers become twins, and a later
+    build may take Flower's as TorchServe's cache and miss all of TorchServe's layers."""
+    flower = _instructions(ROOT / "docker" / "local" / "Dockerfile.flower")
+    ts = _instructions(ROOT / "docker" / "Dockerfile.torchserve")
+    after_from = [steps[next(i for i, s in enumerate(steps) if s.startswith("FROM")) + 1]
+                  for steps in (flower, ts)]  # fmt: skip
+    assert after_from[0] != after_from[1]
 
 
 def _compose_cmd() -> list[str] | None:

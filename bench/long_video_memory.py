@@ -17,8 +17,9 @@ sampled every 0.1 s; ``json``: the file, ``worker-json``: the string), the wall 
 the JSON's size.
 
 ``--configs``: ``default`` (``AnalysisConfig()``), ``blendshapes`` (``blendshapes=True``),
-``flow-only`` (``blendshapes=False``). Memory flat in video length means a peak-RSS ratio (long / baseline) near 1. The machine's
-load average is printed with each run: on shared cores it moves frames/s, not memory.
+``flow-only`` (``blendshapes=False``). Memory flat in video length means a peak-RSS ratio
+(long / baseline) near 1. The machine's load average is printed with each run: on shared
+cores it moves frames/s, not memory.
 Prints figures and ratios; asserts nothing (no timed assertions).
 """
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from mer.cli import app
 from mer.errors import NoFaceDetectedError
-from mer.pipeline import analyze_video
+from mer.pipeline import AnalysisConfig, analyze_video
 from mer.schemas import AU_NAMES, CSV_COLUMNS, AnalysisResult
 from mer.settings import Settings
 
@@ -22,9 +22,14 @@ SMILE = range(20, 69)
 def smile_result(
     single_face_video: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AnalysisResult:
-    # the training-free path (no checkpoints in model_dir): FACS rules, no emotion
+    # the training-free flow path (no checkpoints in model_dir, no blendshapes): FACS
+    # rules, no emotion
     empty = tmp_path_factory.mktemp("no_models")
-    return analyze_video(single_face_video, settings=Settings(model_dir=empty))
+    return analyze_video(
+        single_face_video,
+        settings=Settings(model_dir=empty),
+        config=AnalysisConfig(blendshapes=False),
+    )
 
 
 def test_apex_inside_the_smile(smile_result: AnalysisResult) -> None:

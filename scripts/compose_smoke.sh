@@ -35,7 +35,9 @@
 #                           overlay2 when an overlay mount works here, else vfs; vfs copies
 #                           the whole image for every build step and every container)
 #   MER_SMOKE_JOB_TIMEOUT_S how long the job may take (default 600)
-#   MER_SMOKE_HEALTH_TIMEOUT_S how long the stack may take to become healthy (default 600)
+#   MER_SMOKE_HEALTH_TIMEOUT_S how long the stack may take to become healthy once `compose
+#                           up` has returned (default 600; up itself waits for each
+#                           depends_on condition before it starts the dependent)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

@@ -17,7 +17,12 @@ expression:
 5. **Merge**: neighbouring segments with the same dominant class are one expression that
    dipped when closer than ``merge_gap_s``, or closer than ``hold_gap_s`` with the
    activity between them never back to neutral (below ``merge_floor``).
-6. Segments shorter than ``min_duration_s`` are dropped; the apex is the maximum of ``a``.
+6. **Offset phase**: a segment that starts where the previous one ends (within
+   ``merge_gap_s``), peaks in its first ``tail_apex_share`` and shows only AUs the previous
+   one showed at its apex is that expression relaxing (its offset phase: some actions
+   release later than others, e.g. the brows after a surprise's mouth), not a new one: it
+   extends the previous segment.
+7. Segments shorter than ``min_duration_s`` are dropped; the apex is the maximum of ``a``.
 
 Every parameter is in seconds or evidence units (0-1).
 """
@@ -52,6 +57,8 @@ class SegmentConfig:
     #: ``merge_floor`` (the face did not return to neutral: one held expression that wavered)
     hold_gap_s: float = 1.0
     merge_floor: float = 0.1
+    #: a follower peaking within this share of its length from its onset is decaying
+    tail_apex_share: float = 0.2
     min_duration_s: float = 0.1
 
 
@@ -150,7 +157,36 @@ def segment_expressions(
             prev = merged.pop()
             s = _segment(a, dom, prev.onset, s.offset)
         merged.append(s)
+    merged = _absorb_offset_phases(merged, np.nan_to_num(evidence), au_names, t, cfg)
     return [s for s in merged if t[s.offset] - t[s.onset] >= cfg.min_duration_s]
+
+
+def _on_aus(evidence: np.ndarray, au_names: Sequence[str], frame: int) -> set[str]:
+    """Expression AUs with evidence >= 0.5 at ``frame``."""
+    return {
+        au_names[j] for j in np.flatnonzero(evidence[frame] >= 0.5)
+        if au_names[j] not in NON_EXPRESSIVE
+    }  # fmt: skip
+
+
+def _absorb_offset_phases(
+    segs: list[Segment], evidence: np.ndarray, au_names: Sequence[str], t: np.ndarray,
+    cfg: SegmentConfig,
+) -> list[Segment]:
+    """Step 6: fold each decaying follower made of its predecessor's AUs into it."""
+    out: list[Segment] = []
+    for s in segs:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and t[s.onset] - t[prev.offset] <= cfg.merge_gap_s
+            and s.apex - s.onset <= cfg.tail_apex_share * (s.offset - s.onset + 1)
+            and _on_aus(evidence, au_names, s.apex) <= _on_aus(evidence, au_names, prev.apex)
+        ):
+            out[-1] = Segment(prev.onset, prev.apex, s.offset, prev.peak, prev.pattern)
+        else:
+            out.append(s)
+    return out
 
 
 def _one(a: np.ndarray, t: np.ndarray, prev: Segment, s: Segment, cfg: SegmentConfig) -> bool:

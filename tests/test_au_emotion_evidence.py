@@ -16,7 +16,7 @@ from mer.emotion.fusion import EmotionFusionConfig, decide, not_an_expression
 from mer.events import EventConfig, blink_mask, speech_mask
 from mer.face.blendshapes import BLENDSHAPE_NAMES
 from mer.schemas import AU_NAMES
-from mer.segments import segment_expressions
+from mer.segments import SegmentConfig, segment_expressions
 
 A = {n: j for j, n in enumerate(AU_NAMES)}
 
@@ -92,6 +92,41 @@ def test_blendshape_evidence_of_a_smile() -> None:
     assert ev[45, A["AU06"]] > 0.5  # a strong smile raises the cheeks
     assert np.isnan(ev[:, A["AU15"]]).all()  # mouthFrown is blind: not covered
     assert np.isnan(ev[70]).all()
+
+
+def test_the_neutral_is_the_face_with_no_au_on() -> None:
+    # as fex-metrica's ex_smile1: inner brows a little raised at rest (browInnerUp 0.40,
+    # 0.55 in the first second) that drop while smiling (0.20, a third of the clip): the
+    # 10th percentile is the smile's level; the frames of the smile are no neutral, and the
+    # neutral is the median of the face with no AU on, so the rest shows no AU01
+    t = np.arange(300) / 30
+    bs = np.zeros((300, len(BLENDSHAPE_NAMES)), np.float32)
+    inner = BLENDSHAPE_NAMES.index("browInnerUp")
+    smile = [BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight")]
+    bs[:, inner] = 0.40 + 0.01 * np.sin(t * 7)
+    bs[:30, inner] = 0.55
+    bs[60:150, smile] = 0.9
+    bs[60:150, inner] = 0.20
+    ev = au_evidence(bs, BLENDSHAPE_NAMES, t, AU_NAMES)
+    assert ev[:60, A["AU01"]].max() < 0.25 and ev[160:, A["AU01"]].max() < 0.1
+    assert ev[100, A["AU12"]] > 0.9
+    one_pass = au_evidence(bs, BLENDSHAPE_NAMES, t, AU_NAMES, BaselineConfig(exclude_active=0))
+    assert one_pass[:60, A["AU01"]].max() > 0.5  # what the second pass removes
+
+
+def test_an_expression_relaxing_is_its_offset_not_a_new_one() -> None:
+    t = np.arange(200) / 30
+    ev = np.zeros((200, len(AU_NAMES)))
+    ev[30:70, [A["AU01"], A["AU02"], A["AU05"]]] = 1.0  # surprise ...
+    ev[70:100, A["AU01"]] = np.linspace(1.0, 0.3, 30)  # ... whose inner brows come down last
+    segs = segment_expressions(ev, AU_NAMES, t)
+    assert len(segs) == 1 and abs(segs[0].onset - 30) <= 2 and segs[0].offset >= 95
+    assert segs[0].pattern == "surprise"
+    assert len(segment_expressions(ev, AU_NAMES, t, SegmentConfig(tail_apex_share=-1))) == 2
+    # a follower with an AU the first did not show is a new expression
+    ev[70:100, A["AU04"]] = 1.0
+    ev[70:100, A["AU01"]] = 0.0
+    assert len(segment_expressions(ev, AU_NAMES, t)) == 2
 
 
 def test_segments_split_at_valleys_and_pattern_changes() -> None:

@@ -51,19 +51,17 @@ def test_smile_is_positive_with_au12(smile: AnalysisResult) -> None:
     assert smile.frames[smile.apex.frame].au["AU12"] >= 0.5
 
 
-#: known failures of the blendshape spotting (issue 12 open): a 0.2-0.5 s micro interval of
-#: lip / brow movement while talking gets a confident negative (GRID pwij3p 56-61, sbwe5n
-#: 0-11) or surprise (carphone 55-69); they passed with the flow-only pipeline
+#: known failure of the blendshape spotting (issue 12 open): carphone's brows and lids go up
+#: with a jaw drop for 0.5 s just before he speaks (55-69), read as a confident surprise
 _KNOWN = pytest.mark.xfail(
-    reason="blendshape micro intervals in speech read as emotions (issue 12)", strict=True
+    reason="blendshape surprise before speech read as an emotion (issue 12)", strict=True
 )
 
 
 @pytest.mark.parametrize(
     "name",
     ["grid_bbaf2n.mpg", "grid_lbax4n.mpg",
-     pytest.param("grid_pwij3p.mpg", marks=_KNOWN),
-     pytest.param("grid_sbwe5n.mpg", marks=_KNOWN),
+     "grid_pwij3p.mpg", "grid_sbwe5n.mpg",
      pytest.param("carphone_pristine.mp4", marks=_KNOWN)],
 )  # fmt: skip
 def test_talking_is_not_reported_as_an_emotion(shared_data: Path, name: str) -> None:

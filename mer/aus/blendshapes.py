@@ -34,7 +34,13 @@ Neutral baseline (:func:`neutral_baseline`): per blendshape, a low percentile of
 person's own frames over a sliding window (so it follows a long video), capped at the 90th
 percentile of 102 neutral faces (London Set, ``mer/aus/neutral_prior.json``, made by
 ``scripts/blendshape_neutral_prior.py``): a face held in one expression for a whole clip
-(no neutral frame at all) is still judged against what a neutral face can show.
+(no neutral frame at all) is still judged against what a neutral face can show. A second
+pass leaves out the frames where the first pass sees any AU on (an expression is no
+neutral) and takes the *median* of the rest: a low percentile alone is pulled down by
+antagonist movements (brows raised while talking or smiling put ``browDown`` /
+``browInnerUp`` below the resting level, which then read as AU04 / AU01 at rest). It needs
+some frames the first pass already judges neutral (``min_neutral_share``); else the first
+pass stays.
 
 Each AU's evidence is ``smoothstep((x - baseline - lo) / (hi - lo))`` with ``lo, hi`` in
 blendshape units per AU (:data:`AU_RAMPS`), calibrated on the real dev set's labelled
@@ -45,7 +51,7 @@ present and absent values.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -100,6 +106,15 @@ class BaselineConfig:
     window_s: float = 60.0
     step_s: float = 2.0
     use_prior: bool = True
+    #: second pass: frames where any AU's first-pass evidence reaches this are left out of
+    #: the neutral estimate (they show an expression); 0 = one pass
+    exclude_active: float = 0.25
+    #: ... when at least this share of the face frames remains (else the first pass stays)
+    min_neutral_share: float = 0.2
+    #: percentile of the remaining (neutral) frames taken as the neutral level in the second
+    #: pass: its median, as the neutral lies between antagonists (brows raised while talking
+    #: put browDown below the resting level)
+    neutral_percentile: float = 50.0
 
 
 @cache
@@ -114,7 +129,11 @@ def neutral_prior() -> dict[str, float]:
 
 
 def neutral_baseline(
-    x: np.ndarray, timestamps_s: np.ndarray, cfg: BaselineConfig, cap: np.ndarray | None = None
+    x: np.ndarray,
+    timestamps_s: np.ndarray,
+    cfg: BaselineConfig,
+    cap: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
 ) -> np.ndarray:
     """The person's neutral level of each channel, following the video.
 
@@ -123,6 +142,8 @@ def neutral_baseline(
         timestamps_s: ``(T,)`` seconds.
         cfg: percentile and window.
         cap: ``(C,)`` upper bound of the baseline (the population's neutral range), or None.
+        exclude: ``(T,)`` bool frames that are not neutral (an expression), left out of
+            the percentile, or None.
 
     Returns:
         ``(T, C)`` float64 baseline (0 where a channel never had a value).
@@ -133,6 +154,8 @@ def neutral_baseline(
     if T == 0:
         return np.zeros((0, C))
     ok = ~np.isnan(x).any(axis=1)
+    if exclude is not None:
+        ok &= ~np.asarray(exclude, bool)
     span = t[-1] - t[0] if T > 1 else 0.0
     if span <= cfg.window_s or ok.sum() < 2:
         rows = x[ok] if ok.any() else np.zeros((1, C))
@@ -194,17 +217,32 @@ def au_evidence(
     if cfg.use_prior:
         prior = neutral_prior()
         cap = np.array([prior.get(c, 1.0) for c in chans])
-    rise = x - neutral_baseline(x, timestamps_s, cfg, cap)  # (T, C), NaN where no face
     ci = {c: i for i, c in enumerate(chans)}
+    rise = x - neutral_baseline(x, timestamps_s, cfg, cap)  # (T, C), NaN where no face
+    if cfg.exclude_active > 0:
+        # second pass: the neutral is what the face shows when no AU is on
+        first = _evidence(rise, ci)
+        face = ~np.isnan(x).any(axis=1)
+        active = np.nan_to_num(np.stack(list(first.values()), axis=1)).max(axis=1)
+        active = active >= cfg.exclude_active
+        if (face & ~active).sum() >= max(2, cfg.min_neutral_share * face.sum()):
+            cfg2 = replace(cfg, percentile=cfg.neutral_percentile)
+            rise = x - neutral_baseline(x, timestamps_s, cfg2, cap, exclude=active)
+    per_au = _evidence(rise, ci)
+    for j, au in enumerate(au_names):
+        if au in per_au:
+            out[:, j] = per_au[au]
+    return out
+
+
+def _evidence(rise: np.ndarray, ci: dict[str, int]) -> dict[str, np.ndarray]:
+    """AU -> ``(T,)`` evidence from ``(T, C)`` rises above the neutral (NaN kept)."""
     per_au: dict[str, np.ndarray] = {}
-    for au in aus:
+    for au in AU_BLENDSHAPES:
         r = np.max(rise[:, [ci[c] for c in AU_BLENDSHAPES[au]]], axis=1)
         lo, hi = AU_RAMPS[au]
         per_au[au] = np.where(np.isnan(r), np.nan, _smoothstep((r - lo) / (hi - lo)))
         if au == "AU12":
             lo6, hi6 = AU06_FROM_AU12
             per_au["AU06"] = np.where(np.isnan(r), np.nan, _smoothstep((r - lo6) / (hi6 - lo6)))
-    for j, au in enumerate(au_names):
-        if au in per_au:
-            out[:, j] = per_au[au]
-    return out
+    return per_au

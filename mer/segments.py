@@ -170,7 +170,10 @@ def _on_aus(evidence: np.ndarray, au_names: Sequence[str], frame: int) -> set[st
 
 
 def _absorb_offset_phases(
-    segs: list[Segment], evidence: np.ndarray, au_names: Sequence[str], t: np.ndarray,
+    segs: list[Segment],
+    evidence: np.ndarray,
+    au_names: Sequence[str],
+    t: np.ndarray,
     cfg: SegmentConfig,
 ) -> list[Segment]:
     """Step 6: fold each decaying follower made of its predecessor's AUs into it."""

@@ -22,7 +22,9 @@ expression:
    one showed at its apex is that expression relaxing (its offset phase: some actions
    release later than others, e.g. the brows after a surprise's mouth), not a new one: it
    extends the previous segment.
-7. Segments shorter than ``min_duration_s`` are dropped; the apex is the maximum of ``a``.
+7. Segments shorter than ``min_duration_s`` are dropped. The apex is the maximum of ``a``;
+   where the evidence saturates over a plateau (within ``PLATEAU_TOL`` of the maximum), the
+   middle of the plateau around it: the first saturated frame is still the onset's rise.
 
 Every parameter is in seconds or evidence units (0-1).
 """
@@ -39,6 +41,8 @@ from scipy.signal import find_peaks
 from mer.emotion.evidence import CLASSES, class_evidence
 from mer.events import frame_step_s, frames_for, runs
 
+#: activity within this of a segment's maximum is its plateau (the apex is its middle)
+PLATEAU_TOL = 0.05
 #: AUs that do not make an expression on their own (lips part / jaw drop: speech)
 NON_EXPRESSIVE: tuple[str, ...] = ("AU25", "AU26")
 
@@ -202,5 +206,13 @@ def _one(a: np.ndarray, t: np.ndarray, prev: Segment, s: Segment, cfg: SegmentCo
 
 
 def _segment(a: np.ndarray, dom: np.ndarray, lo: int, hi: int) -> Segment:
-    apex = lo + int(np.argmax(a[lo : hi + 1]))
+    seg = a[lo : hi + 1]
+    top = int(np.argmax(seg))
+    flat = seg >= seg[top] - PLATEAU_TOL
+    start, end = top, top
+    while start > 0 and flat[start - 1]:
+        start -= 1
+    while end < len(seg) - 1 and flat[end + 1]:
+        end += 1
+    apex = lo + (start + end) // 2
     return Segment(lo, apex, hi, float(a[apex]), CLASSES[int(dom[apex])])

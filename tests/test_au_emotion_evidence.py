@@ -129,6 +129,18 @@ def test_an_expression_relaxing_is_its_offset_not_a_new_one() -> None:
     assert len(segment_expressions(ev, AU_NAMES, t)) == 2
 
 
+def test_the_apex_of_a_saturated_plateau_is_its_middle() -> None:
+    # a smile rising over 10 frames, held saturated 30-70, released: the apex is the held
+    # plateau's middle (the dev set's labelled apexes lie there), not its first frame
+    t = np.arange(120) / 30
+    ev = np.zeros((120, len(AU_NAMES)))
+    ev[20:30, A["AU12"]] = np.linspace(0.1, 1.0, 10)
+    ev[30:70, A["AU12"]] = 1.0
+    ev[70:80, A["AU12"]] = np.linspace(1.0, 0.1, 10)
+    (seg,) = segment_expressions(ev, AU_NAMES, t)
+    assert abs(seg.apex - 50) <= 3, seg
+
+
 def test_segments_split_at_valleys_and_pattern_changes() -> None:
     t = np.arange(300) / 30
     ev = np.zeros((300, len(AU_NAMES)))

@@ -9,7 +9,9 @@ clips behave the same.
   et al., "The natural statistics of audiovisual speech", PLoS Comput Biol 2009: mouth
   area modulates at 2-7 Hz). A frame is speech when, over a window of ``speech_window_s``,
   the mouth opening crosses its running median at least ``min_crossings_per_s`` times
-  per second with a peak-to-peak range of ``min_range`` or more; each stretch then spans
+  per second (4: two crossings a cycle at the 2 Hz floor of the syllable rate; one jaw
+  drop and close, as in a surprise, crosses it only twice) with a peak-to-peak range of
+  ``min_range`` or more; each stretch then spans
   from its first to its last frame where the mouth opening changes faster than
   ``speech_move_per_s`` (plus ``speech_pad_s``), not the window's reach.
 - **Blink**: ``eyeBlinkLeft/Right`` both above ``blink_on`` for at most ``blink_max_s``.
@@ -32,7 +34,7 @@ class EventConfig:
     """Detector parameters (seconds, or the signals' own units)."""
 
     speech_window_s: float = 1.0
-    min_crossings_per_s: float = 2.0
+    min_crossings_per_s: float = 4.0  #: 2 crossings a cycle at 2 Hz
     min_range: float = 0.08  #: jawOpen units (0-1)
     speech_close_s: float = 0.4  #: pauses shorter than this stay inside one speech stretch
     speech_move_per_s: float = 0.5  #: jawOpen units/s: the mouth is moving

@@ -164,6 +164,12 @@ def test_speech_is_rhythmic_mouth_motion_and_blinks_are_short() -> None:
     assert speech_mask(talk, t, cfg)[30:120].all()
     held = np.where((t > 1) & (t < 3), 0.6, 0.0)  # a held open mouth (surprise)
     assert not speech_mask(held, t, cfg).any()
+    # one quick jaw drop and close (0.6 s, a surprise's mouth) crosses its running median
+    # twice: one cycle, not the 2-8 Hz rhythm of syllables
+    once = np.where((t > 2) & (t < 2.6), 0.5 * np.sin(np.pi * (t - 2) / 0.6), 0.0)
+    assert not speech_mask(once, t, cfg).any()
+    slow = 0.2 + 0.15 * np.sin(2 * np.pi * 1.2 * t)  # 1.2 Hz: slower than syllables
+    assert not speech_mask(slow, t, cfg).any()
     closed = np.zeros(150)
     closed[40:44] = 0.9  # 0.13 s blink
     closed[90:140] = 0.9  # 1.7 s eye closure: not a blink

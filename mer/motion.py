@@ -188,8 +188,14 @@ class TwoSidedMotion:
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(past, future)``: ``(T, K, R, 2)`` float32 each, NaN without a face.
 
-        Call it once: the stored rows move into ``past``.
+        Call it once (or :meth:`finish_lazy`): the stored rows move into ``past``.
         """
+        past, future = self.finish_lazy()
+        return past, future.rows(slice(0, len(past)))
+
+    def finish_lazy(self) -> tuple[np.ndarray, FutureDisplacements]:
+        """Like :meth:`finish`, with the future side read in row blocks
+        (:meth:`FutureDisplacements.rows`) instead of a second ``(T, K, R, 2)`` array."""
         n, kk, r = self._n, len(self.lags), len(self.masks.names)
         past = np.empty((n, kk, r, 2), np.float32)
         for b in range(len(self._blocks)):
@@ -197,23 +203,58 @@ class TwoSidedMotion:
             past[lo : lo + self.BLOCK] = self._blocks[b][: n - lo]
             self._blocks[b] = self._blocks[b][:0]  # freed as it is copied
         self._blocks = []
-        future = np.full_like(past, np.nan)
+        # the last frames' future reference lies beyond the video (or had no face): the flow
+        # to the last face frame
+        tail: dict[tuple[int, int], np.ndarray] = {}
         last = self._buf[-1] if self._buf else None
-        for j, k in enumerate(self.lags):
-            # paired: future of t at lag k is the reversed past of t + k at lag k
-            if k < n:
-                future[: n - k, j] = -past[k:, j]
         if last is not None:
             li, lc = last
             for i, c in self._buf:
                 for j, k in enumerate(self.lags):
-                    if i + k > li or np.isnan(future[i, j]).all():
-                        future[i, j] = (
-                            0.0 if i == li else region_displacements(self.flow(lc, c), self.masks)
+                    if i + k > li or (i + k < n and np.isnan(past[i + k, j]).all()):
+                        tail[i, j] = (
+                            np.zeros((r, 2), np.float32)
+                            if i == li
+                            else region_displacements(self.flow(lc, c), self.masks)
                         )
-        # frames whose paired future frame had no face: fall back to the past reference
-        np.copyto(future, past, where=np.isnan(future))
-        return past, future
+        return past, FutureDisplacements(past, self.lags, tail)
+
+
+class FutureDisplacements:
+    """The future side of :class:`TwoSidedMotion`, made from its past side on demand.
+
+    The future displacement of frame ``t`` at lag ``k`` is the reversed past displacement
+    of frame ``t + k`` at lag ``k`` (the same pair of frames); the last frames' come from
+    ``tail``; where neither has a face, the past displacement stands in.
+
+    Args:
+        past: ``(T, K, R, 2)`` float32 past displacements (read, not copied; rows must not
+            change before the rows that need them are read).
+        lags: the ``K`` lags in frames.
+        tail: ``(frame, lag index) -> (R, 2)`` displacements of the last frames.
+    """
+
+    def __init__(
+        self, past: np.ndarray, lags: tuple[int, ...], tail: dict[tuple[int, int], np.ndarray]
+    ) -> None:
+        self.past = past
+        self.lags = lags
+        self.tail = tail
+
+    def rows(self, rows: slice) -> np.ndarray:
+        """``(B, K, R, 2)`` float32 future displacements of frames ``rows`` (step 1)."""
+        n = len(self.past)
+        lo, hi = rows.start or 0, min(n, n if rows.stop is None else rows.stop)
+        out = np.full((hi - lo, *self.past.shape[1:]), np.nan, np.float32)
+        for j, k in enumerate(self.lags):
+            stop = min(hi, n - k)
+            if stop > lo:
+                out[: stop - lo, j] = -self.past[lo + k : stop + k, j]
+        for (i, j), v in self.tail.items():
+            if lo <= i < hi:
+                out[i - lo, j] = v
+        np.copyto(out, self.past[lo:hi], where=np.isnan(out))
+        return out
 
 
 def two_sided(past: np.ndarray, future: np.ndarray) -> np.ndarray:

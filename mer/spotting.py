@@ -73,6 +73,10 @@ class SpottedInterval:
     kind: str = "expression"
 
 
+#: frames per block of :func:`apex_strength`'s temporaries (memory flat in video length)
+_CHUNK = 4096
+
+
 def apex_strength(disp_iod: np.ndarray, top_k: int = 3, floor_percentile: float = 10.0):
     """Per-frame movement strength and its best scale.
 
@@ -86,11 +90,15 @@ def apex_strength(disp_iod: np.ndarray, top_k: int = 3, floor_percentile: float 
         ``(strength (T,), best_scale (T,) int)``; strength 0 and scale 0 without a face.
     """
     keep = [i for i, n in enumerate(REGION_NAMES) if n not in APEX_EXCLUDED]
-    mag = np.linalg.norm(disp_iod[:, :, keep, :], axis=-1)  # (T, K, R')
-    valid = ~np.isnan(mag).all(axis=(1, 2))
-    mag = np.nan_to_num(mag)
-    k = min(top_k, mag.shape[-1])
-    strength = np.sort(mag, axis=-1)[..., -k:].mean(-1)  # (T, K)
+    n_frames, n_scales = disp_iod.shape[:2]
+    k = min(top_k, len(keep))
+    strength = np.zeros((n_frames, n_scales), np.result_type(disp_iod.dtype, np.float32))
+    valid = np.zeros(n_frames, bool)
+    for lo in range(0, n_frames, _CHUNK):  # the (T, K, R') temporaries of one chunk at a time
+        rows = slice(lo, min(n_frames, lo + _CHUNK))
+        mag = np.linalg.norm(disp_iod[rows][:, :, keep, :], axis=-1)  # (B, K, R')
+        valid[rows] = ~np.isnan(mag).all(axis=(1, 2))
+        strength[rows] = np.sort(np.nan_to_num(mag), axis=-1)[..., -k:].mean(-1)  # (B, K)
     if valid.any():
         floor = np.percentile(strength[valid], floor_percentile, axis=0)
         strength = np.maximum(strength - floor, 0.0)

@@ -82,7 +82,7 @@ class MotionStage:
     def finish(self, track: FaceTrack) -> MotionResult:
         """Fuse flow and landmark displacements; strength, apex score and references."""
         cfg = self.cfg
-        past, future = self.motion.finish()
+        past, future = self.motion.finish_lazy()
         n = track.n_frames
         iod = self.masks.interocular
         cen = np.asarray(track.centroids, np.float32)
@@ -90,11 +90,12 @@ class MotionStage:
         moved = np.empty((2, n, len(self.motion.lags)), np.float32)
         for lo in range(0, n, MOTION_CHUNK):  # the temporaries of one chunk at a time
             rows = slice(lo, min(n, lo + MOTION_CHUNK))
-            for side, d in enumerate((past[rows], future[rows])):
+            fut = future.rows(rows)  # before past[rows] changes: it reads them
+            for side, d in enumerate((past[rows], fut)):
                 moved[side, rows] = np.nan_to_num(np.linalg.norm(d, axis=-1)).sum(-1)
             lm_past, lm_future = landmark_two_sided(cen, self.motion.lags, rows)
             fused = fuse(
-                two_sided(past[rows], future[rows]), two_sided(lm_past, lm_future),
+                two_sided(past[rows], fut), two_sided(lm_past, lm_future),
                 cfg.fuse_low * iod, cfg.fuse_high * iod,
             )  # fmt: skip
             past[rows] = fused  # the fused displacements take the past ones' place

@@ -8,7 +8,9 @@ Three sources (:func:`spot`):
    and where the AU pattern changes; this is what holds on real, multi-event video.
 2. **Flow intervals** from the two-sided optical-flow apex score
    (:func:`mer.spotting.spot_intervals`), which sees micro amplitudes the blendshapes miss;
-   a flow interval that overlaps an expression segment is that segment.
+   a flow interval that overlaps an expression segment is that segment; one outside every
+   segment is an expression when an AU (the blendshapes' or the learned detector's
+   evidence) is on in at least ``flow_held_share`` of its frames.
 3. **Non-expression movements** (:mod:`mer.events`): speech (rhythmic jaw), blinks, head
    motion and gaze shifts become intervals of their own kind with no emotion; a flow
    interval mostly inside one of them is that movement, and so is an expression segment
@@ -210,10 +212,11 @@ def spot(
             continue  # the expression (or movement) segment already holds it
         kind = _explained_by(iv.onset, iv.offset, masks, cfg.explained, tuple(masks))
         if kind is None:
-            # a flow interval is an expression only where it is micro and some AU moved in
-            # it; longer motion with no AU evidence is none of the AUs (lighting, occlusion)
-            micro = t[iv.offset] - t[iv.onset] <= cfg.flow_micro_s
-            if not micro or float(au_seen[iv.onset : iv.offset + 1].max()) < cfg.flow_min_au:
+            # a flow interval is an expression where an AU is on (>= 0.5) in at least
+            # flow_held_share of it: an expression holds its AUs from onset to offset;
+            # motion with no AU held is none of them (lighting, occlusion, talking)
+            seen = au_seen[iv.onset : iv.offset + 1]
+            if float(np.mean(seen >= 0.5)) < cfg.flow_held_share:
                 continue
             kind = "expression"
         out.append(SpottedInterval(iv.onset, iv.apex, iv.offset, float(score[iv.apex]), kind))

@@ -36,3 +36,20 @@ def test_au_activity_moves_the_apex_and_is_reported(smile_streamed: Streamed) ->
     valid = np.ones(72, bool)
     valid[45:56] = False
     assert not 45 <= r.apex_frame(valid) < 56
+
+
+def test_flow_intervals_outside_segments_need_an_au_held(smile_streamed: Streamed) -> None:
+    # blendshape evidence flat (no segment): the smile's flow interval is an expression
+    # only when the learned detector holds an AU in at least half of it; one frame's spike
+    # (noise, a blink) is not enough
+    s = smile_streamed
+    flat = np.zeros((72, len(AU_NAMES)), np.float32)
+    held = np.zeros(72, np.float32)
+    held[20:68] = 0.9
+    r = spot(s.track, s.motion, AUResult(flat, held, "test", evidence=flat), SpottingConfig())
+    expr = [iv for iv in r.intervals if iv.kind == "expression"]
+    assert len(expr) == 1 and expr[0].onset <= 24 and expr[0].offset >= 64, r.intervals
+    spike = np.zeros(72, np.float32)
+    spike[40] = 1.0
+    r = spot(s.track, s.motion, AUResult(flat, spike, "test", evidence=flat), SpottingConfig())
+    assert [iv for iv in r.intervals if iv.kind == "expression"] == [], r.intervals

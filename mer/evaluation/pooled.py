@@ -20,10 +20,9 @@ from mer.evaluation.scoring import (
     AU_CONFIDENCES,
     AU_THRESHOLD,
     IOU_THRESHOLD,
-    NO_EMOTION,
     ClipScore,
 )
-from mer.schemas import AU_NAMES
+from mer.schemas import AU_NAMES, NO_EMOTION
 from mer.training import confusion, per_au_f1, uf1_uar
 
 

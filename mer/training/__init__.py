@@ -29,7 +29,7 @@ from mer.models.cards import (
     emotion_card,
     emotion_kwargs,
 )
-from mer.training.config import NON_EMOTIONAL, TrainConfig
+from mer.training.config import TrainConfig
 from mer.training.crossval import apex_mae, cross_validate, fold_backends, group_folds
 from mer.training.data import (
     PreparedClip,
@@ -53,7 +53,6 @@ __all__ = [
     "CHANNELS",
     "DSSI_MEAN",
     "DSSI_STD",
-    "NON_EMOTIONAL",
     "PAIR_MEAN",
     "PAIR_STD",
     "PreparedClip",

@@ -23,7 +23,7 @@ from mer.evaluation.scoring import (
     ClipScore,
 )
 from mer.schemas import AU_NAMES, NO_EMOTION
-from mer.training import confusion, per_au_f1, uf1_uar
+from mer.training.metrics import confusion, per_au_f1, uf1_uar
 
 
 def _prf(tp: int, fp: int, fn: int) -> dict:

@@ -183,7 +183,6 @@ class _FilePartSink:
             raise VideoLimitError(
                 f"the upload exceeds the limit of {self.max_bytes} bytes",
                 code="file_too_large",
-                http_status=413,
             )
         self.pending.append(bytes(data[start:end]))
 
@@ -254,7 +253,6 @@ async def receive_upload(
         raise VideoLimitError(
             f"the upload ({declared} bytes) exceeds the limit of {max_bytes} bytes",
             code="file_too_large",
-            http_status=413,
         )
 
     sink = _FilePartSink(

@@ -45,6 +45,7 @@ from mer.serving import (
     torchserve_available,
 )
 from mer.settings import Settings
+from service.errors import http_status
 from workers.inference import (
     TorchServeBackend,
     default_management_url,
@@ -237,7 +238,7 @@ def test_torchserve_down_fails_fast_with_a_clear_code() -> None:
     assert not state.ready and "unreachable" in state.detail
     with pytest.raises(InferenceUnavailableError, match="unavailable after 3 tries") as err:
         b.ensure_ready()
-    assert err.value.code == "inference_unavailable" and err.value.http_status == 503
+    assert err.value.code == "inference_unavailable" and http_status(err.value) == 503
     assert time.monotonic() - t0 < 10
 
 

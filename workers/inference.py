@@ -44,7 +44,7 @@ import numpy as np
 from mer.errors import InferenceUnavailableError
 from mer.inference import InferenceBackend, LoadedModel, load_inprocess_backend
 from mer.serving import PAYLOAD_CONTENT_TYPE, SERVED, encode_sample
-from mer.settings import Settings
+from workers.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -350,7 +350,7 @@ _torchserve_clients: dict[tuple[Any, ...], TorchServeBackend] = {}
 _torchserve_lock = threading.Lock()
 
 
-def get_backend(settings: Settings) -> InferenceBackend | None:
+def get_backend(settings: WorkerSettings) -> InferenceBackend | None:
     """The inference backend ``settings`` ask for (cached per configuration).
 
     Returns:

@@ -426,12 +426,12 @@ def _prep_cache(out: Path, cfg) -> Path:
 
 
 def _classes(samples) -> list[str]:
-    from mer.schemas import EMOTION_CLASSES_MEGC
-    from mer.training import NON_EMOTIONAL, clip_label
+    from mer.schemas import EMOTION_CLASSES_MEGC, NO_EMOTION
+    from mer.training import clip_label
 
     classes = list(EMOTION_CLASSES_MEGC)
-    if any(clip_label(s) == NON_EMOTIONAL for s in samples):
-        classes.append(NON_EMOTIONAL)
+    if any(clip_label(s) == NO_EMOTION for s in samples):
+        classes.append(NO_EMOTION)
     return classes
 
 

@@ -1,8 +1,9 @@
 """Error types with stable, documented codes.
 
 Every failure that reaches a user carries a ``code`` (stable, snake_case, listed in the
-README) and a human ``message``. The HTTP layer maps :attr:`MERError.http_status`; job
-records store ``code`` and ``message`` only, never a traceback.
+README) and a human ``message``. The library knows no HTTP: the service maps codes to
+statuses (:data:`service.errors.HTTP_STATUS`); job records store ``code`` and ``message``
+only, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ class MERError(Exception):
     Attributes:
         code: stable machine-readable code, e.g. ``"no_face_detected"``.
         message: human-readable explanation.
-        http_status: the status the API answers with when this is raised synchronously.
     """
 
     code: str = "internal_error"
-    http_status: int = 500
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -35,7 +34,6 @@ class InvalidVideoError(MERError):
     """The input is not a decodable video (empty, text, truncated, audio only, ...)."""
 
     code = "invalid_video"
-    http_status = 422
 
 
 class EmptyUploadError(InvalidVideoError):
@@ -48,7 +46,6 @@ class UnsupportedCodecError(InvalidVideoError):
     """The container holds a video stream whose codec FFmpeg cannot decode here."""
 
     code = "unsupported_codec"
-    http_status = 415
 
 
 class NoVideoStreamError(InvalidVideoError):
@@ -66,37 +63,32 @@ class TruncatedVideoError(InvalidVideoError):
 class VideoLimitError(MERError):
     """A configured limit (size, duration, resolution, frame count) is exceeded.
 
-    ``code`` is one of ``file_too_large`` (413), ``video_too_long``,
-    ``resolution_too_large``, ``too_many_frames``, ``resolution_too_small`` (422).
+    ``code`` is one of ``file_too_large``, ``video_too_long``, ``resolution_too_large``,
+    ``too_many_frames``, ``resolution_too_small``.
     """
 
     code = "video_limit_exceeded"
-    http_status = 422
 
-    def __init__(self, message: str, *, code: str, http_status: int = 422) -> None:
+    def __init__(self, message: str, *, code: str) -> None:
         super().__init__(message, code=code)
-        self.http_status = http_status
 
 
 class NoFaceDetectedError(MERError):
     """No face was found in enough frames to analyse the video."""
 
     code = "no_face_detected"
-    http_status = 422
 
 
 class ModelUnavailableError(MERError):
     """A model needed for the request is not installed or failed to load."""
 
     code = "model_unavailable"
-    http_status = 503
 
 
 class JobCancelledError(MERError):
     """The job was cancelled by its owner while it ran (or before it started)."""
 
     code = "job_cancelled"
-    http_status = 409
 
     def __init__(self, message: str = "the job was cancelled") -> None:
         super().__init__(message)
@@ -106,4 +98,3 @@ class InferenceUnavailableError(MERError):
     """The inference service (TorchServe) did not answer, or not usably, after retries."""
 
     code = "inference_unavailable"
-    http_status = 503

@@ -21,6 +21,9 @@ AU_NAMES: tuple[str, ...] = (
 
 #: MEGC 2019 composite classes (the default SMA-STN head).
 EMOTION_CLASSES_MEGC: tuple[str, ...] = ("negative", "positive", "surprise")
+#: The emotion class of movements without an emotion (speech, blinks, head motion, no AUs):
+#: a model's extra class, the label of non-emotional clips, the fused answer for them.
+NO_EMOTION = "none"
 
 #: Per-frame CSV columns, in order (OpenFace / py-feat naming).
 CSV_COLUMNS: tuple[str, ...] = (

@@ -185,7 +185,6 @@ def probe_video(path: str | os.PathLike[str], settings: Settings | None = None) 
         raise VideoLimitError(
             f"file is {p.stat().st_size} bytes; the limit is {settings.max_upload_bytes}",
             code="file_too_large",
-            http_status=413,
         )
     container = _open(p)
     try:

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mer.settings import Settings
+from service.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def parse_key_entries(text: str, source: str = "MER_API_KEYS") -> list[ApiKeyEnt
 class KeyRing:
     """The configured keys; re-reads ``api_keys_file`` when its modification time changes."""
 
-    def __init__(self, settings: Settings, recheck_s: float = 1.0) -> None:
+    def __init__(self, settings: ServiceSettings, recheck_s: float = 1.0) -> None:
         """Load the keys of ``settings``.
 
         Raises:

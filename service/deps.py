@@ -13,10 +13,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from mer.settings import Settings
 from service.auth import ANONYMOUS, MAX_KEY_CHARS, KeyRing, Principal, key_from_headers
 from service.errors import InvalidApiKeyError, MissingApiKeyError, RevokedApiKeyError
 from service.quotas import RateLimiter
+from service.settings import ServiceSettings
 from workers.jobstore import JobStore
 from workers.runner import JobRunner
 
@@ -27,8 +27,8 @@ api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="T
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mer"'}
 
 
-def get_app_settings(request: Request) -> Settings:
-    """The :class:`Settings` the app was created with."""
+def get_app_settings(request: Request) -> ServiceSettings:
+    """The :class:`ServiceSettings` the app was created with."""
     return request.app.state.settings
 
 
@@ -61,7 +61,7 @@ def authenticate(
         RateLimitedError: 429 with ``Retry-After``.
         RateLimiterUnavailableError: 503, the limiter's Redis is down.
     """
-    settings: Settings = request.app.state.settings
+    settings: ServiceSettings = request.app.state.settings
     limiter: RateLimiter = request.app.state.rate_limiter
     if not settings.auth_enabled:
         principal = Principal(name=ANONYMOUS, authenticated=False)
@@ -86,7 +86,7 @@ def authenticate(
     return principal
 
 
-SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+SettingsDep = Annotated[ServiceSettings, Depends(get_app_settings)]
 JobStoreDep = Annotated[JobStore, Depends(get_job_store)]
 RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]

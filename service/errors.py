@@ -1,7 +1,8 @@
 """API errors and the exception handlers that turn every failure into ``{code, message}``.
 
-* :class:`~mer.errors.MERError` (and the service's own subclasses below) -> its
-  ``http_status`` and ``{code, message}``;
+* :class:`~mer.errors.MERError` (the library's, the queue's and the service's own
+  subclasses below) -> the status :func:`http_status` finds for its code in
+  :data:`HTTP_STATUS` (the one table of error statuses) and ``{code, message}``;
 * :class:`~starlette.exceptions.HTTPException` -> its status, code derived from it;
 * :class:`~fastapi.exceptions.RequestValidationError` -> 422 ``validation_error``;
 * anything else -> 500 ``internal_error`` (logged with its traceback, never sent).
@@ -28,49 +29,42 @@ class JobNotFoundError(MERError):
     """No job record has this id (never created, deleted or expired)."""
 
     code = "job_not_found"
-    http_status = 404
 
 
 class JobNotFinishedError(MERError):
     """The job has no result (yet): it is not ``succeeded``."""
 
     code = "job_not_finished"
-    http_status = 409
 
 
 class RequestBodyError(MERError):
     """The request body is not the expected form (missing ``file`` field, bad multipart)."""
 
     code = "validation_error"
-    http_status = 422
 
 
 class NotReadyError(MERError):
     """A dependency of the service (job store, broker) is unreachable."""
 
     code = "not_ready"
-    http_status = 503
 
 
 class UploadTimeoutError(MERError):
     """The request body did not arrive within ``upload_timeout_s``."""
 
     code = "upload_timeout"
-    http_status = 408
 
 
 class NotAVideoError(MERError):
     """The upload is a still image (PNG, JPEG, ...), not a video."""
 
     code = "not_a_video"
-    http_status = 415
 
 
 class TooFewFramesError(MERError):
     """The video decodes to fewer frames than motion analysis needs (2)."""
 
     code = "too_few_frames"
-    http_status = 422
 
 
 class ServiceError(MERError):
@@ -87,91 +81,144 @@ class MissingApiKeyError(ServiceError):
     """No API key in ``Authorization: Bearer`` or ``X-API-Key``."""
 
     code = "missing_api_key"
-    http_status = 401
 
 
 class InvalidApiKeyError(ServiceError):
     """The API key is not one of the configured keys."""
 
     code = "invalid_api_key"
-    http_status = 401
 
 
 class RevokedApiKeyError(ServiceError):
     """The API key is known but revoked."""
 
     code = "api_key_revoked"
-    http_status = 403
 
 
 class RateLimitedError(ServiceError):
     """The key sent more requests than its rate limit allows (``Retry-After`` set)."""
 
     code = "rate_limited"
-    http_status = 429
 
 
 class TooManyJobsError(ServiceError):
     """The key already has its maximum of queued + running jobs (``Retry-After`` set)."""
 
     code = "too_many_jobs"
-    http_status = 429
 
 
 class JobExpiredError(MERError):
     """The job existed but retention removed it with its upload and result."""
 
     code = "job_expired"
-    http_status = 410
 
 
 class UploadNotFoundError(MERError):
     """The job record exists but its stored upload does not (deleted, or on another host)."""
 
     code = "upload_not_found"
-    http_status = 404
 
 
 class InvalidRangeError(MERError):
     """A malformed ``Range`` header (not ``bytes=start-end[, ...]``)."""
 
     code = "invalid_range"
-    http_status = 400
 
 
 class RangeNotSatisfiableError(ServiceError):
     """A ``Range`` that starts past the end of the file (416 with ``Content-Range``)."""
 
     code = "range_not_satisfiable"
-    http_status = 416
 
 
 class IdempotencyKeyInUseError(ServiceError):
     """Another request with the same ``Idempotency-Key`` is still uploading."""
 
     code = "idempotency_key_in_use"
-    http_status = 409
 
 
 class InvalidIdempotencyKeyError(MERError):
     """The ``Idempotency-Key`` header is empty, too long or not printable ASCII."""
 
     code = "invalid_idempotency_key"
-    http_status = 422
 
 
 class InvalidOptionError(MERError):
     """A form field of the upload has a value it cannot take."""
 
     code = "invalid_option"
-    http_status = 422
 
 
 class RateLimiterUnavailableError(MERError):
     """The rate-limit storage (Redis) cannot be reached."""
 
     code = "rate_limiter_unavailable"
-    http_status = 503
+
+
+#: The HTTP status of each error code (the README's table), when the error is raised while
+#: answering a request. Codes of jobs that fail later are stored, not answered.
+HTTP_STATUS: dict[str, int] = {
+    # mer.errors
+    "internal_error": 500,
+    "invalid_video": 422,
+    "file_not_found": 422,
+    "empty_upload": 422,
+    "unsupported_codec": 415,
+    "no_video_stream": 422,
+    "truncated_video": 422,
+    "video_limit_exceeded": 422,
+    "file_too_large": 413,
+    "video_too_long": 422,
+    "resolution_too_large": 422,
+    "resolution_too_small": 422,
+    "too_many_frames": 422,
+    "no_face_detected": 422,
+    "model_unavailable": 503,
+    "model_integrity_error": 503,
+    "job_cancelled": 409,
+    "inference_unavailable": 503,
+    # mer.evaluation.labels
+    "invalid_labels": 422,
+    "clip_not_found": 404,
+    # workers.errors, workers.webhooks
+    "store_unavailable": 503,
+    "queue_unavailable": 503,
+    "invalid_callback_url": 400,
+    "callback_url_not_allowed": 400,
+    # this module
+    "job_not_found": 404,
+    "job_not_finished": 409,
+    "validation_error": 422,
+    "not_ready": 503,
+    "upload_timeout": 408,
+    "not_a_video": 415,
+    "too_few_frames": 422,
+    "missing_api_key": 401,
+    "invalid_api_key": 401,
+    "api_key_revoked": 403,
+    "rate_limited": 429,
+    "too_many_jobs": 429,
+    "job_expired": 410,
+    "upload_not_found": 404,
+    "invalid_range": 400,
+    "range_not_satisfiable": 416,
+    "idempotency_key_in_use": 409,
+    "invalid_idempotency_key": 422,
+    "invalid_option": 422,
+    "rate_limiter_unavailable": 503,
+}
+
+
+def http_status(exc: MERError) -> int:
+    """The status to answer ``exc`` with: its code's in :data:`HTTP_STATUS`; for a code not
+    in the table, that of the nearest class in its MRO whose own code is; else 500."""
+    if exc.code in HTTP_STATUS:
+        return HTTP_STATUS[exc.code]
+    for cls in type(exc).__mro__:
+        code = cls.__dict__.get("code")
+        if code in HTTP_STATUS:
+            return HTTP_STATUS[code]
+    return 500
 
 
 #: ``responses=`` entries documenting error bodies in OpenAPI.
@@ -219,10 +266,11 @@ _HTTP_CODES: dict[int, str] = {
 async def mer_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """``MERError`` -> its status and ``{code, message}``."""
     assert isinstance(exc, MERError)
-    if exc.http_status >= 500:
+    status = http_status(exc)
+    if status >= 500:
         logger.warning("%s %s -> %s: %s", request.method, request.url.path, exc.code, exc.message)
     _count(request, exc.code)
-    return _error(exc.http_status, exc.code, exc.message, headers=getattr(exc, "headers", None))
+    return _error(status, exc.code, exc.message, headers=getattr(exc, "headers", None))
 
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -1,7 +1,7 @@
 """The FastAPI application.
 
 Run it with ``uvicorn service.main:app`` (settings from ``MER_*`` environment variables),
-or build one with :func:`create_app` (tests pass their own :class:`Settings`). Without
+or build one with :func:`create_app` (tests pass their own :class:`ServiceSettings`). Without
 ``MER_BROKER_URL`` jobs run in-process (embedded runner, file job store under
 ``MER_DATA_DIR``); with it they go to Celery workers (``celery -A workers.celery_app
 worker -Q mer``) and job records live in Redis.
@@ -20,7 +20,6 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from mer import __version__
-from mer.settings import Settings, get_settings
 from service.auth import KeyRing
 from service.deps import authenticate
 from service.errors import register_error_handlers
@@ -29,6 +28,7 @@ from service.quotas import RateLimiter
 from service.routes import analyze, health, jobs, video
 from service.routes.aliases import alias_router
 from service.routes.ui import mount_ui
+from service.settings import ServiceSettings, get_settings
 from service.upload import sweep_orphans
 from workers.jobstore import JobStore, make_job_store
 from workers.logs import configure_logging
@@ -59,7 +59,7 @@ rate limits and a concurrent-job quota answer 429 with `Retry-After`. Send an
 """
 
 
-def _warn_about_auth(settings: Settings, ring: KeyRing) -> None:
+def _warn_about_auth(settings: ServiceSettings, ring: KeyRing) -> None:
     """Log loudly when the API is open to anyone, or closed to everyone."""
     if not settings.auth_enabled:
         logger.warning(
@@ -73,7 +73,7 @@ def _warn_about_auth(settings: Settings, ring: KeyRing) -> None:
         )
 
 
-async def _retention_loop(settings: Settings, store: JobStore) -> None:
+async def _retention_loop(settings: ServiceSettings, store: JobStore) -> None:
     """Run the retention sweep every ``sweep_interval_s`` seconds, forever."""
     while True:
         await asyncio.sleep(settings.sweep_interval_s)
@@ -84,7 +84,7 @@ async def _retention_loop(settings: Settings, store: JobStore) -> None:
 
 
 def create_app(
-    settings: Settings | None = None,
+    settings: ServiceSettings | None = None,
     *,
     job_store: JobStore | None = None,
     runner: JobRunner | None = None,

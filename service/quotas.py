@@ -27,8 +27,8 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from mer.settings import Settings
 from service.errors import RateLimitedError, RateLimiterUnavailableError
+from service.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def parse_limits(text: str, setting: str) -> list[RateLimitItem]:
 class RateLimiter:
     """Sliding-window rate limits per API key name."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ServiceSettings) -> None:
         """Use Redis (``effective_redis_url``) when set, else process memory."""
         url = settings.effective_redis_url
         self.storage: Storage

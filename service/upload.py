@@ -22,8 +22,8 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from mer.errors import EmptyUploadError, VideoLimitError
-from mer.settings import Settings
 from service.errors import RequestBodyError, UploadTimeoutError
+from service.settings import ServiceSettings
 from workers.jobstore import JobStore, is_valid_job_id
 
 try:  # python-multipart >= 0.0.13
@@ -47,12 +47,12 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 _MAX_FILENAME_CHARS = 200
 
 
-def uploads_root(settings: Settings) -> Path:
+def uploads_root(settings: ServiceSettings) -> Path:
     """Absolute directory holding one sub-directory per job's upload."""
     return Path(settings.data_dir).resolve() / "uploads"
 
 
-def upload_dir_for(settings: Settings, job_id: str) -> Path:
+def upload_dir_for(settings: ServiceSettings, job_id: str) -> Path:
     """The upload directory of ``job_id`` (the id must be well formed)."""
     if not is_valid_job_id(job_id):
         raise ValueError(f"malformed job id {job_id!r}")
@@ -183,7 +183,6 @@ class _FilePartSink:
             raise VideoLimitError(
                 f"the upload exceeds the limit of {self.max_bytes} bytes",
                 code="file_too_large",
-                http_status=413,
             )
         self.pending.append(bytes(data[start:end]))
 
@@ -254,7 +253,6 @@ async def receive_upload(
         raise VideoLimitError(
             f"the upload ({declared} bytes) exceeds the limit of {max_bytes} bytes",
             code="file_too_large",
-            http_status=413,
         )
 
     sink = _FilePartSink(
@@ -299,13 +297,13 @@ async def receive_upload(
     return StoredUpload(path=sink.path, filename=sink.filename, size=sink.size, fields=fields)
 
 
-def remove_upload_dir(settings: Settings, job_id: str) -> None:
+def remove_upload_dir(settings: ServiceSettings, job_id: str) -> None:
     """Delete a job's upload directory, if any."""
     if is_valid_job_id(job_id):
         shutil.rmtree(upload_dir_for(settings, job_id), ignore_errors=True)
 
 
-def sweep_orphans(settings: Settings, store: JobStore, min_age_s: float = 3600.0) -> int:
+def sweep_orphans(settings: ServiceSettings, store: JobStore, min_age_s: float = 3600.0) -> int:
     """Retention sweep: delete uploads whose job is gone, and stale store bookkeeping.
 
     ``store.purge()`` expires old file-store records (leaving tombstones) and drops old

@@ -22,6 +22,7 @@ if str(REPO_ROOT) not in sys.path:  # run from a checkout without `pip install -
     sys.path.insert(0, str(REPO_ROOT))
 
 from mer.settings import Settings  # noqa: E402
+from service.settings import ServiceSettings  # noqa: E402
 
 SHARED_DATA = Settings().shared_data_dir  # MER_SHARED_DATA_DIR, default <repo>/../shared/data
 REDIS_TEST_URL = os.environ.get("MER_REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
@@ -92,10 +93,10 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path) -> ServiceSettings:
     """Settings for one test: data under ``tmp_path``, embedded runner, file store,
     authentication off (the embedded local default; see ``auth_settings``)."""
-    return Settings(
+    return ServiceSettings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path / "data",
         broker_url=None,
@@ -115,7 +116,7 @@ def api_key() -> str:
 
 
 @pytest.fixture
-def auth_settings(settings: Settings, api_key: str) -> Settings:
+def auth_settings(settings: ServiceSettings, api_key: str) -> ServiceSettings:
     """``settings`` with authentication on and one key, ``tester``; generous rate limits
     so that polling never trips them (the limit tests set their own)."""
     from service.auth import hash_key
@@ -173,7 +174,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
     def start(
-        settings: Settings, queue: str, name: str = "w1", env: dict[str, str] | None = None
+        settings: ServiceSettings, queue: str, name: str = "w1", env: dict[str, str] | None = None
     ) -> WorkerProcess:
         log_path = tmp_path / f"worker-{name}.log"
         full_env = {

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from helpers import FakeAnalyzer, make_video, wait_for
 
 from mer.schemas import CSV_COLUMNS
-from mer.settings import Settings
 from service.main import create_app
 from service.routes.aliases import ALIAS_TAG
+from service.settings import ServiceSettings
 from workers import tasks
 
 ALIASES = {
@@ -36,7 +36,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeAnalyzer:
 
 
 @pytest.fixture
-def app_client(auth_settings: Settings, fake: FakeAnalyzer) -> Iterator[TestClient]:
+def app_client(auth_settings: ServiceSettings, fake: FakeAnalyzer) -> Iterator[TestClient]:
     """Authentication on; the client sends no key unless a test adds one."""
     with TestClient(create_app(auth_settings)) as c:
         yield c

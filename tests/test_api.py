@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from helpers import FakeAnalyzer, fake_result, make_video, upload, wait_finished
 
 from mer.schemas import CSV_COLUMNS, AnalysisResult
-from mer.settings import Settings
 from service.main import create_app
+from service.settings import ServiceSettings
 from workers import tasks
 from workers.jobstore import FileJobStore, JobStore, RedisJobStore
 
@@ -40,7 +40,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeAnalyzer:
 
 
 @pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
-def store(request: pytest.FixtureRequest, settings: Settings) -> JobStore:
+def store(request: pytest.FixtureRequest, settings: ServiceSettings) -> JobStore:
     """Both job stores behind the same embedded runner."""
     if request.param == "file":
         return FileJobStore(Path(settings.data_dir) / "jobs", ttl_s=3600)
@@ -49,7 +49,7 @@ def store(request: pytest.FixtureRequest, settings: Settings) -> JobStore:
 
 @pytest.fixture
 def client(
-    auth_settings: Settings, store: JobStore, fake: FakeAnalyzer, api_key: str
+    auth_settings: ServiceSettings, store: JobStore, fake: FakeAnalyzer, api_key: str
 ) -> Iterator[TestClient]:
     """A TestClient on an app with the embedded runner (started by its lifespan),
     authentication on, sending a valid key."""
@@ -85,7 +85,7 @@ def test_health_and_docs(client: TestClient) -> None:
 
 
 def test_readyz_503_when_broker_unreachable(tmp_path: Path) -> None:
-    settings = Settings(
+    settings = ServiceSettings(
         _env_file=None,
         data_dir=tmp_path,
         broker_url="redis://127.0.0.1:1/0",
@@ -97,7 +97,7 @@ def test_readyz_503_when_broker_unreachable(tmp_path: Path) -> None:
 
 
 def test_submit_fails_cleanly_when_broker_unreachable(tmp_path: Path, tiny_video: Path) -> None:
-    settings = Settings(
+    settings = ServiceSettings(
         _env_file=None,
         data_dir=tmp_path,
         broker_url="redis://127.0.0.1:1/0",
@@ -117,7 +117,7 @@ def test_submit_fails_cleanly_when_broker_unreachable(tmp_path: Path, tiny_video
 
 
 def test_analyze_poll_csv_delete(
-    client: TestClient, fake: FakeAnalyzer, settings: Settings, tiny_video: Path
+    client: TestClient, fake: FakeAnalyzer, settings: ServiceSettings, tiny_video: Path
 ) -> None:
     r = upload(client, tiny_video, name="my clip.mp4")
     assert r.status_code == 202, r.text
@@ -173,7 +173,7 @@ def test_include_blendshapes_option_reaches_the_pipeline(
 
 
 def test_client_filename_is_never_a_path(
-    client: TestClient, fake: FakeAnalyzer, settings: Settings, tiny_video: Path
+    client: TestClient, fake: FakeAnalyzer, settings: ServiceSettings, tiny_video: Path
 ) -> None:
     uploads = Path(settings.data_dir).resolve() / "uploads"
     cases = {
@@ -235,7 +235,7 @@ def test_rejections_then_valid_upload_succeeds(client: TestClient, tiny_video: P
 
 
 def test_rejected_uploads_leave_no_files(
-    client: TestClient, settings: Settings, store: JobStore
+    client: TestClient, settings: ServiceSettings, store: JobStore
 ) -> None:
     _error(upload(client, data=b"garbage" * 100, name="x.mp4"), 422, "invalid_video")
     uploads = Path(settings.data_dir) / "uploads"
@@ -244,7 +244,7 @@ def test_rejected_uploads_leave_no_files(
 
 
 def test_file_too_large(tmp_path: Path, tiny_video: Path, fake: FakeAnalyzer) -> None:
-    settings = Settings(
+    settings = ServiceSettings(
         _env_file=None, data_dir=tmp_path, max_upload_bytes=1000, auth_enabled=False
     )
     with TestClient(create_app(settings)) as c:
@@ -306,7 +306,11 @@ def test_internal_error_has_no_traceback_and_runner_survives(
 
 
 def test_cancel_running_job(
-    client: TestClient, fake: FakeAnalyzer, settings: Settings, store: JobStore, tiny_video: Path
+    client: TestClient,
+    fake: FakeAnalyzer,
+    settings: ServiceSettings,
+    store: JobStore,
+    tiny_video: Path,
 ) -> None:
     fake.mode = "block"
     job_id = upload(client, tiny_video).json()["job_id"]
@@ -339,7 +343,7 @@ def test_cancelled_by_flag_ends_cancelled(
 
 
 def test_job_records_survive_restart(
-    settings: Settings, fake: FakeAnalyzer, tiny_video: Path
+    settings: ServiceSettings, fake: FakeAnalyzer, tiny_video: Path
 ) -> None:
     with TestClient(create_app(settings)) as c:
         job_id = upload(c, tiny_video).json()["job_id"]
@@ -349,7 +353,9 @@ def test_job_records_survive_restart(
         assert job["state"] == "succeeded" and job["result"] is not None
 
 
-def test_queued_jobs_are_requeued_after_restart(settings: Settings, tiny_video: Path) -> None:
+def test_queued_jobs_are_requeued_after_restart(
+    settings: ServiceSettings, tiny_video: Path
+) -> None:
     from workers.jobstore import JobRecord, make_job_store, new_job_id
 
     store = make_job_store(settings)
@@ -368,7 +374,7 @@ def test_queued_jobs_are_requeued_after_restart(settings: Settings, tiny_video: 
 # -- error envelope ----------------------------------------------------------------------
 
 
-def test_every_error_is_code_and_message(settings: Settings) -> None:
+def test_every_error_is_code_and_message(settings: ServiceSettings) -> None:
     app = create_app(settings)
 
     @app.get("/_test/int/{n}")
@@ -391,7 +397,7 @@ def test_every_error_is_code_and_message(settings: Settings) -> None:
 
 
 def test_run_job_lease_defers_a_live_attempt_and_takes_over_a_dead_one(
-    settings: Settings, tiny_video: Path
+    settings: ServiceSettings, tiny_video: Path
 ) -> None:
     from datetime import timedelta
 
@@ -423,7 +429,9 @@ def test_run_job_lease_defers_a_live_attempt_and_takes_over_a_dead_one(
     assert store.get(job_id) == record
 
 
-def test_store_failure_mid_job_is_not_a_job_failure(settings: Settings, tiny_video: Path) -> None:
+def test_store_failure_mid_job_is_not_a_job_failure(
+    settings: ServiceSettings, tiny_video: Path
+) -> None:
     from workers.errors import StoreUnavailableError
     from workers.jobstore import JobRecord, JobState, new_job_id
 
@@ -447,7 +455,9 @@ def test_store_failure_mid_job_is_not_a_job_failure(settings: Settings, tiny_vid
     assert record.state == JobState.RUNNING and record.error is None  # retried, not failed
 
 
-def test_the_worker_stores_a_compact_results_json(settings: Settings, tiny_video: Path) -> None:
+def test_the_worker_stores_a_compact_results_json(
+    settings: ServiceSettings, tiny_video: Path
+) -> None:
     """The default analyzer is the compact pipeline; a compact result is stored as the JSON
     of its full AnalysisResult (the frames built a chunk at a time, never all held)."""
     import numpy as np

@@ -15,14 +15,14 @@ from fastapi.testclient import TestClient
 from helpers import check_single_face_result, upload, wait_finished
 
 from mer.schemas import CSV_COLUMNS
-from mer.settings import Settings
 from service.main import create_app
+from service.settings import ServiceSettings
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
+def client(settings: ServiceSettings) -> Iterator[TestClient]:
     """The app with the default embedded runner and file job store."""
     with TestClient(create_app(settings)) as c:
         yield c

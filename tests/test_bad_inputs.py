@@ -57,8 +57,8 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers import check_single_face_result, upload, wait_finished
 
-from mer.settings import Settings
 from service.main import create_app
+from service.settings import ServiceSettings
 
 pytestmark = [pytest.mark.media]
 
@@ -426,7 +426,7 @@ def corpus_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClie
     limits lowered so the limit cases stay small."""
     from service.auth import hash_key
 
-    settings = Settings(
+    settings = ServiceSettings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path_factory.mktemp("corpus") / "data",
         broker_url=None,

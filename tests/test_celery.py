@@ -15,8 +15,8 @@ from conftest import WorkerProcess
 from fastapi.testclient import TestClient
 from helpers import check_single_face_result, upload, wait_finished
 
-from mer.settings import Settings
 from service.main import create_app
+from service.settings import ServiceSettings
 from workers.celery_app import ANALYZE_TASK_NAME, create_celery_app
 from workers.jobstore import RedisJobStore
 from workers.runner import CeleryRunner
@@ -25,13 +25,13 @@ pytestmark = [pytest.mark.redis, pytest.mark.media, pytest.mark.slow]
 
 
 @pytest.fixture
-def celery_settings(redis_url: str, auth_settings: Settings) -> Settings:
+def celery_settings(redis_url: str, auth_settings: ServiceSettings) -> ServiceSettings:
     """Authenticated settings with the test Redis as broker and job store."""
     return auth_settings.model_copy(update={"broker_url": redis_url, "redis_url": redis_url})
 
 
 def test_celery_worker_end_to_end(
-    celery_settings: Settings,
+    celery_settings: ServiceSettings,
     start_worker: Callable[..., WorkerProcess],
     api_key: str,
     single_face_video: Path,
@@ -106,7 +106,9 @@ def test_queue_is_configurable_for_worker_pools() -> None:
     from workers.celery_app import ANALYZE_TASK_NAME, create_celery_app
     from workers.runner import CeleryRunner
 
-    s = Settings(_env_file=None, broker_url="redis://127.0.0.1:6379/15", celery_queue="gpu-pool")  # type: ignore[call-arg]
+    s = ServiceSettings(
+        _env_file=None, broker_url="redis://127.0.0.1:6379/15", celery_queue="gpu-pool"
+    )  # type: ignore[call-arg]
     app = create_celery_app(s)
     assert app.conf.task_default_queue == "gpu-pool"
     assert app.conf.task_routes[ANALYZE_TASK_NAME] == {"queue": "gpu-pool"}

@@ -4,6 +4,8 @@ by hand in the comments), label-file validation, and the CLI end to end on two r
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,6 +107,13 @@ def test_iou_inclusive_ranges() -> None:
     assert iou((0, 9), (10, 19)) == 0.0  # touching, no shared frame
     assert iou((0, 9), (9, 18)) == pytest.approx(1 / 19)  # one shared frame
     assert iou((5, 5), (5, 5)) == 1.0
+
+
+def test_evaluation_does_not_import_torch() -> None:
+    """Scoring real clips needs numpy only: the metrics come from ``mer.training.metrics``."""
+    code = "import mer.evaluation, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_matching_megc_rule(tmp_path, clips, results) -> None:

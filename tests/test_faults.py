@@ -24,8 +24,8 @@ from fastapi.testclient import TestClient
 from helpers import upload, wait_finished, wait_for
 
 from mer.serving import free_port
-from mer.settings import Settings
 from service.main import create_app
+from service.settings import ServiceSettings
 from workers.jobstore import JobState, RedisJobStore
 from workers.runner import CeleryRunner
 
@@ -56,7 +56,7 @@ def long_face_video(single_face_video: Path, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture
-def fault_settings(auth_settings: Settings, redis_url: str) -> Settings:
+def fault_settings(auth_settings: ServiceSettings, redis_url: str) -> ServiceSettings:
     """Celery on the test Redis with a 5 s visibility timeout and a 1 s heartbeat (for
     the tests that do not measure redelivery itself)."""
     return auth_settings.model_copy(
@@ -83,10 +83,10 @@ def _job_lines(worker: WorkerProcess, job_id: str) -> list[dict]:
 
 
 @pytest.fixture
-def default_celery_settings(auth_settings: Settings, redis_url: str) -> Settings:
+def default_celery_settings(auth_settings: ServiceSettings, redis_url: str) -> ServiceSettings:
     """Celery on the test Redis with the DEFAULT visibility timeout (7200 s), heartbeat
     (10 s) and reaper interval (10 s): what the compose file runs."""
-    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    defaults = ServiceSettings(_env_file=None)  # type: ignore[call-arg]
     settings = auth_settings.model_copy(update={"broker_url": redis_url, "redis_url": redis_url})
     assert settings.visibility_timeout_s == defaults.visibility_timeout_s == 7200
     assert settings.heartbeat_s == defaults.heartbeat_s == 10.0
@@ -95,7 +95,7 @@ def default_celery_settings(auth_settings: Settings, redis_url: str) -> Settings
 
 
 def test_sigkill_mid_job_is_taken_over_under_default_settings(
-    default_celery_settings: Settings,
+    default_celery_settings: ServiceSettings,
     start_worker: Callable[..., WorkerProcess],
     api_key: str,
     long_face_video: Path,
@@ -213,7 +213,7 @@ def throwaway_redis(tmp_path: Path) -> Iterator[tuple[str, Callable[[], None], C
 
 def test_redis_down_answers_503_with_a_code_and_recovers(
     throwaway_redis: tuple[str, Callable[[], None], Callable[[], None]],
-    auth_settings: Settings,
+    auth_settings: ServiceSettings,
     api_key: str,
     start_worker: Callable[..., WorkerProcess],
     single_face_video: Path,
@@ -269,7 +269,7 @@ def test_redis_down_answers_503_with_a_code_and_recovers(
 
 
 def test_api_restart_loses_no_job_record(
-    fault_settings: Settings, api_key: str, single_face_video: Path
+    fault_settings: ServiceSettings, api_key: str, single_face_video: Path
 ) -> None:
     settings = fault_settings
     queue = f"mer-restart-{uuid.uuid4().hex[:8]}"

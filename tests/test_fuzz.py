@@ -20,9 +20,9 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from starlette.types import Receive, Scope, Send
 
-from mer.settings import Settings
 from service.auth import hash_key
 from service.main import create_app
+from service.settings import ServiceSettings
 from workers import tasks
 
 FUZZ_KEY = "fuzz-key-123"
@@ -35,7 +35,7 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
     from helpers import FakeAnalyzer
 
     analyzer = FakeAnalyzer()
-    settings = Settings(
+    settings = ServiceSettings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path_factory.mktemp("fuzz") / "data",
         broker_url=None,

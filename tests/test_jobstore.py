@@ -218,13 +218,13 @@ def test_redis_store_unreachable_raises_store_unavailable() -> None:
 
 
 def test_make_job_store_choice(tmp_path: Path) -> None:
-    from mer.settings import Settings
+    from workers.settings import WorkerSettings
 
-    s = Settings(_env_file=None, data_dir=tmp_path, broker_url=None, redis_url=None)
+    s = WorkerSettings(_env_file=None, data_dir=tmp_path, broker_url=None, redis_url=None)
     assert isinstance(make_job_store(s), FileJobStore)
-    s = Settings(_env_file=None, data_dir=tmp_path, broker_url="redis://127.0.0.1:6379/15")
+    s = WorkerSettings(_env_file=None, data_dir=tmp_path, broker_url="redis://127.0.0.1:6379/15")
     assert isinstance(make_job_store(s), RedisJobStore)
-    s = Settings(_env_file=None, data_dir=tmp_path, broker_url="amqp://localhost//")
+    s = WorkerSettings(_env_file=None, data_dir=tmp_path, broker_url="amqp://localhost//")
     assert isinstance(make_job_store(s), FileJobStore)
 
 

@@ -16,9 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers import FakeAnalyzer, make_video, upload, wait_finished, wait_for
 
-from mer.settings import Settings
 from service.auth import hash_key
 from service.main import create_app
+from service.settings import ServiceSettings
 from workers import tasks
 from workers.jobstore import (
     FileJobStore,
@@ -35,7 +35,7 @@ OTHER_KEY = "mer_other_key_9876543210"
 
 
 @pytest.fixture
-def default_client(settings: Settings) -> Iterator[TestClient]:
+def default_client(settings: ServiceSettings) -> Iterator[TestClient]:
     """The app with the default settings (embedded runner, file store, auth off)."""
     assert settings.max_queued_jobs_per_key == 100
     assert settings.max_concurrent_jobs_per_key == 4
@@ -82,7 +82,7 @@ def test_batch_of_20_uploads_is_accepted_and_queues(
     assert c.app.state.job_store.active_slots("anonymous") == 0
 
 
-def test_backlog_full_answers_429(settings: Settings, tmp_path: Path, monkeypatch) -> None:
+def test_backlog_full_answers_429(settings: ServiceSettings, tmp_path: Path, monkeypatch) -> None:
     fake = FakeAnalyzer(mode="block")
     monkeypatch.setattr(tasks, "load_analyzer", lambda: fake)
     video = make_video(tmp_path / "tiny.mp4")
@@ -98,7 +98,7 @@ def test_backlog_full_answers_429(settings: Settings, tmp_path: Path, monkeypatc
 
 
 def test_per_key_concurrency_limit_holds(
-    auth_settings: Settings, api_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    auth_settings: ServiceSettings, api_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Three worker threads, a limit of one running job per key: a key's three jobs run
     one after another while another key's job runs beside them."""

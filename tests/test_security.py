@@ -20,9 +20,9 @@ from conftest import REPO_ROOT
 from fastapi.testclient import TestClient
 from helpers import FakeAnalyzer, make_video, upload, wait_finished
 
-from mer.settings import Settings
 from service.auth import hash_key, parse_key_entries
 from service.main import create_app
+from service.settings import ServiceSettings
 from service.upload import sweep_orphans, upload_dir_for
 from workers import tasks
 from workers.jobstore import FileJobStore, JobStore, RedisJobStore
@@ -47,7 +47,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeAnalyzer:
 
 
 @pytest.fixture
-def keyed_settings(auth_settings: Settings) -> Settings:
+def keyed_settings(auth_settings: ServiceSettings) -> ServiceSettings:
     """Three keys: ``tester`` (valid), ``other`` (valid), ``old`` (revoked)."""
     keys = (
         f"{auth_settings.api_keys},other:{hash_key(OTHER_KEY)},old:{hash_key(REVOKED_KEY)}:revoked"
@@ -56,7 +56,7 @@ def keyed_settings(auth_settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def client(keyed_settings: Settings, fake: FakeAnalyzer) -> Iterator[TestClient]:
+def client(keyed_settings: ServiceSettings, fake: FakeAnalyzer) -> Iterator[TestClient]:
     """An app with auth on; the client sends no key by default."""
     with TestClient(create_app(keyed_settings)) as c:
         yield c
@@ -104,7 +104,7 @@ def test_missing_invalid_revoked_and_valid_keys(
 
 
 def test_jobs_are_private_to_their_key(
-    client: TestClient, api_key: str, tiny_video: Path, keyed_settings: Settings
+    client: TestClient, api_key: str, tiny_video: Path, keyed_settings: ServiceSettings
 ) -> None:
     r = client.post(
         "/v1/analyze",
@@ -123,7 +123,7 @@ def test_jobs_are_private_to_their_key(
 
 
 def test_keys_file_is_hashed_reloaded_and_revocable(
-    settings: Settings, tmp_path: Path, fake: FakeAnalyzer
+    settings: ServiceSettings, tmp_path: Path, fake: FakeAnalyzer
 ) -> None:
     keys_file = tmp_path / "keys.txt"
     keys_file.write_text(f"# clients\nalice:{hash_key('alice-key')}\n")
@@ -152,7 +152,7 @@ def test_key_entries_must_be_hashes() -> None:
             parse_key_entries(bad)
         assert "plaintextkey" not in str(info.value)
     with pytest.raises(ValueError):
-        create_app(Settings(_env_file=None, api_keys="alice:secret"))
+        create_app(ServiceSettings(_env_file=None, api_keys="alice:secret"))
 
 
 def test_keys_cli_prints_the_hash_line() -> None:
@@ -170,7 +170,10 @@ def test_keys_cli_prints_the_hash_line() -> None:
 
 
 def test_auth_disabled_logs_a_loud_warning(
-    settings: Settings, caplog: pytest.LogCaptureFixture, tiny_video: Path, fake: FakeAnalyzer
+    settings: ServiceSettings,
+    caplog: pytest.LogCaptureFixture,
+    tiny_video: Path,
+    fake: FakeAnalyzer,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="service.main"):
         app = create_app(settings)
@@ -192,7 +195,9 @@ def test_auth_disabled_logs_a_loud_warning(
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def limited_settings(request: pytest.FixtureRequest, keyed_settings: Settings) -> Settings:
+def limited_settings(
+    request: pytest.FixtureRequest, keyed_settings: ServiceSettings
+) -> ServiceSettings:
     """Tight limits, with the limiter in memory or in the real Redis."""
     update = {"rate_limit": "5/minute", "submit_rate_limit": "100/minute"}
     if request.param == "redis":
@@ -201,7 +206,7 @@ def limited_settings(request: pytest.FixtureRequest, keyed_settings: Settings) -
 
 
 def test_rate_limit_429_with_retry_after(
-    limited_settings: Settings, api_key: str, fake: FakeAnalyzer
+    limited_settings: ServiceSettings, api_key: str, fake: FakeAnalyzer
 ) -> None:
     with TestClient(create_app(limited_settings)) as c:
         url = "/v1/jobs/" + "0" * 32
@@ -214,7 +219,9 @@ def test_rate_limit_429_with_retry_after(
         _error(c.get(url, headers=_bearer(OTHER_KEY)), 404, "job_not_found")
 
 
-def test_submit_rate_limit(keyed_settings: Settings, api_key: str, tiny_video: Path, fake) -> None:
+def test_submit_rate_limit(
+    keyed_settings: ServiceSettings, api_key: str, tiny_video: Path, fake
+) -> None:
     s = keyed_settings.model_copy(update={"submit_rate_limit": "2/minute"})
     with TestClient(create_app(s), headers=_bearer(api_key)) as c:
         for _ in range(2):
@@ -229,7 +236,7 @@ def test_submit_rate_limit(keyed_settings: Settings, api_key: str, tiny_video: P
 def test_backlog_quota(
     kind: str,
     request: pytest.FixtureRequest,
-    keyed_settings: Settings,
+    keyed_settings: ServiceSettings,
     api_key: str,
     tiny_video: Path,
     fake: FakeAnalyzer,
@@ -280,7 +287,7 @@ def wait_finished_as(c: TestClient, job_id: str, headers: dict[str, str]) -> dic
 def test_idempotency_key_replays_the_first_job(
     kind: str,
     request: pytest.FixtureRequest,
-    keyed_settings: Settings,
+    keyed_settings: ServiceSettings,
     api_key: str,
     tiny_video: Path,
     fake: FakeAnalyzer,
@@ -332,7 +339,7 @@ def test_idempotency_key_replays_the_first_job(
 
 
 def test_cancel_endpoint_stops_a_running_job(
-    auth_settings: Settings, api_key: str, tiny_video: Path, fake: FakeAnalyzer
+    auth_settings: ServiceSettings, api_key: str, tiny_video: Path, fake: FakeAnalyzer
 ) -> None:
     fake.mode = "block"
     with TestClient(create_app(auth_settings), headers=_bearer(api_key)) as c:
@@ -355,7 +362,7 @@ def test_cancel_endpoint_stops_a_running_job(
 def test_retention_expires_jobs_with_410_and_deletes_files(
     kind: str,
     request: pytest.FixtureRequest,
-    auth_settings: Settings,
+    auth_settings: ServiceSettings,
     api_key: str,
     tiny_video: Path,
     fake: FakeAnalyzer,
@@ -397,7 +404,7 @@ def test_request_id_is_echoed_or_generated(client: TestClient, api_key: str) -> 
 
 
 def test_logs_are_json_with_request_and_job_ids(
-    auth_settings: Settings,
+    auth_settings: ServiceSettings,
     api_key: str,
     tiny_video: Path,
     fake: FakeAnalyzer,
@@ -434,7 +441,7 @@ def test_logs_are_json_with_request_and_job_ids(
 
 
 def test_metrics_endpoint(
-    auth_settings: Settings, api_key: str, tiny_video: Path, fake: FakeAnalyzer
+    auth_settings: ServiceSettings, api_key: str, tiny_video: Path, fake: FakeAnalyzer
 ) -> None:
     with TestClient(create_app(auth_settings), headers=_bearer(api_key)) as c:
         job_id = upload(c, tiny_video).json()["job_id"]
@@ -457,7 +464,7 @@ def test_metrics_endpoint(
 
 
 def test_slow_upload_times_out_with_408(
-    auth_settings: Settings, api_key: str, fake: FakeAnalyzer
+    auth_settings: ServiceSettings, api_key: str, fake: FakeAnalyzer
 ) -> None:
     """A client trickling its body is cut off after ``upload_timeout_s`` (raw ASGI calls:
     the test client would buffer the whole body before the app sees it)."""

@@ -45,11 +45,14 @@ from mer.serving import (
     torchserve_available,
 )
 from mer.settings import Settings
+from service.errors import http_status
+from service.settings import ServiceSettings
 from workers.inference import (
     TorchServeBackend,
     default_management_url,
     get_backend,
 )
+from workers.settings import WorkerSettings
 
 M = MODEL_SIZE
 
@@ -139,8 +142,8 @@ def test_handler_core_one_response_per_request_same_as_inprocess(random_store: P
 
 
 def test_get_backend_inprocess(tmp_path: Path, random_store: Path) -> None:
-    assert get_backend(Settings(_env_file=None, model_dir=tmp_path)) is None  # type: ignore[call-arg]
-    b = get_backend(Settings(_env_file=None, model_dir=random_store))  # type: ignore[call-arg]
+    assert get_backend(WorkerSettings(_env_file=None, model_dir=tmp_path)) is None  # type: ignore[call-arg]
+    b = get_backend(WorkerSettings(_env_file=None, model_dir=random_store))  # type: ignore[call-arg]
     assert isinstance(b, InProcessBackend) and b.au is not None
 
 
@@ -237,12 +240,12 @@ def test_torchserve_down_fails_fast_with_a_clear_code() -> None:
     assert not state.ready and "unreachable" in state.detail
     with pytest.raises(InferenceUnavailableError, match="unavailable after 3 tries") as err:
         b.ensure_ready()
-    assert err.value.code == "inference_unavailable" and err.value.http_status == 503
+    assert err.value.code == "inference_unavailable" and http_status(err.value) == 503
     assert time.monotonic() - t0 < 10
 
 
 def test_job_fails_with_inference_unavailable_when_torchserve_is_down(
-    settings: Settings, tmp_path: Path
+    settings: ServiceSettings, tmp_path: Path
 ) -> None:
     from helpers import make_video
 
@@ -367,7 +370,7 @@ def test_worker_runs_a_real_clip_with_the_torchserve_backend(
     torchserve: TorchServeProcess,
     trained_store: Path,
     redis_url: str,
-    auth_settings: Settings,
+    auth_settings: ServiceSettings,
     api_key: str,
     start_worker: Callable[..., WorkerProcess],
     single_face_video: Path,

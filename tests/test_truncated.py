@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from helpers import upload, wait_finished
 
 from mer.pipeline import analyze_video
-from mer.settings import Settings
 from mer.video import DecodeStats, iter_frames
 from service.main import create_app
+from service.settings import ServiceSettings
 
 #: decoded N of M frames (a s of b s)
 WARNING_RE = re.compile(
@@ -75,7 +75,7 @@ def test_library_result_names_the_truncation(cut_video: Path) -> None:
     assert result.video.frame_count == len(result.frames) == int(m["n"])
 
 
-def test_api_result_names_the_truncation(cut_video: Path, settings: Settings) -> None:
+def test_api_result_names_the_truncation(cut_video: Path, settings: ServiceSettings) -> None:
     with TestClient(create_app(settings)) as client:
         r = upload(client, cut_video, name="upload.mp4")
         assert r.status_code == 202, r.text

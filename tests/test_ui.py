@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from mer.settings import Settings
 from service.main import create_app
 from service.routes.ui import STATIC_DIR
+from service.settings import ServiceSettings
 from service.upload import upload_dir_for
 from workers.jobstore import JobRecord, new_job_id
 
@@ -29,7 +29,7 @@ VIDEO_BYTES = bytes(range(256)) * 40  # 10240 bytes; the route never decodes it
 
 
 @pytest.fixture
-def client(auth_settings: Settings) -> Iterator[TestClient]:
+def client(auth_settings: ServiceSettings) -> Iterator[TestClient]:
     """The app with authentication on (key ``tester``); no key header by default."""
     with TestClient(create_app(auth_settings)) as c:
         yield c
@@ -37,7 +37,7 @@ def client(auth_settings: Settings) -> Iterator[TestClient]:
 
 def _stored_job(client: TestClient, owner: str | None = "tester", suffix: str = ".mp4") -> str:
     """A job record whose upload is stored where ``POST /v1/analyze`` puts it."""
-    settings: Settings = client.app.state.settings  # type: ignore[attr-defined]
+    settings: ServiceSettings = client.app.state.settings  # type: ignore[attr-defined]
     job_id = new_job_id()
     path = upload_dir_for(settings, job_id) / f"input{suffix}"
     path.parent.mkdir(parents=True)
@@ -115,7 +115,9 @@ def test_static_assets_and_missing_ones(client: TestClient) -> None:
     assert client.get("/ui/static/../routes/ui.py").status_code == 404
 
 
-def test_ui_config_tells_whether_a_key_is_needed(client: TestClient, settings: Settings) -> None:
+def test_ui_config_tells_whether_a_key_is_needed(
+    client: TestClient, settings: ServiceSettings
+) -> None:
     r = client.get("/ui/config")
     assert r.status_code == 200
     assert r.json() == {"auth_enabled": True, "max_upload_bytes": settings.max_upload_bytes}

@@ -21,8 +21,8 @@ from conftest import WorkerProcess
 from fastapi.testclient import TestClient
 from helpers import FakeAnalyzer, make_video, wait_finished, wait_for
 
-from mer.settings import Settings
 from service.main import create_app
+from service.settings import ServiceSettings
 from workers import tasks
 from workers.jobstore import FileJobStore, JobRecord, JobState, WebhookDelivery, new_job_id
 from workers.reaper import reap_expired_leases
@@ -117,7 +117,7 @@ def _check_call(call: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.media
 @pytest.mark.slow
 def test_webhook_embedded_real_clips_signed_and_retried(
-    settings: Settings,
+    settings: ServiceSettings,
     webhook_env: dict[str, str],
     single_face_video: Path,
     no_face_video: Path,
@@ -151,7 +151,7 @@ def test_webhook_embedded_real_clips_signed_and_retried(
 
 
 def test_webhook_for_a_cancelled_queued_job(
-    settings: Settings,
+    settings: ServiceSettings,
     webhook_env: dict[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -174,7 +174,7 @@ def test_webhook_for_a_cancelled_queued_job(
 
 
 def test_private_and_malformed_callback_urls_are_refused(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: ServiceSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MER_WEBHOOK_ALLOW_PRIVATE", raising=False)
     video = make_video(tmp_path / "tiny.mp4")
@@ -250,7 +250,7 @@ def test_delivery_gives_up_after_its_retry_time_and_on_4xx(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_webhook_from_a_celery_worker(
     redis_url: str,
-    auth_settings: Settings,
+    auth_settings: ServiceSettings,
     api_key: str,
     webhook_env: dict[str, str],
     start_worker: Callable[..., WorkerProcess],

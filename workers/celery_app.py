@@ -1,4 +1,4 @@
-"""The Celery application, configured from :class:`~mer.settings.Settings`.
+"""The Celery application, configured from :class:`~workers.settings.WorkerSettings`.
 
 Start a worker with::
 
@@ -23,8 +23,8 @@ from typing import Any
 from celery import Celery
 from celery.signals import setup_logging
 
-from mer.settings import Settings, get_settings
 from workers.logs import configure_logging
+from workers.settings import WorkerSettings, get_settings
 
 #: Registered name of the analysis task (the API sends it by name).
 ANALYZE_TASK_NAME = "mer.analyze_job"
@@ -32,7 +32,7 @@ ANALYZE_TASK_NAME = "mer.analyze_job"
 DEFAULT_QUEUE = "mer"
 
 
-def create_celery_app(settings: Settings) -> Celery:
+def create_celery_app(settings: WorkerSettings) -> Celery:
     """Build a Celery app whose broker and reliability options come from ``settings``.
 
     Args:

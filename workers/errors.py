@@ -9,11 +9,9 @@ class StoreUnavailableError(MERError):
     """The job store (Redis or the data directory) cannot be reached or written."""
 
     code = "store_unavailable"
-    http_status = 503
 
 
 class QueueUnavailableError(MERError):
     """The job could not be handed to the runner (broker down, runner shut down)."""
 
     code = "queue_unavailable"
-    http_status = 503

@@ -33,7 +33,6 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -44,7 +43,8 @@ import numpy as np
 from mer.errors import InferenceUnavailableError
 from mer.inference import InferenceBackend, LoadedModel, load_inprocess_backend
 from mer.serving import PAYLOAD_CONTENT_TYPE, SERVED, encode_sample
-from mer.settings import Settings
+from mer.serving.readiness import Readiness, describe_entry, probe_torchserve, why
+from workers.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -61,23 +61,6 @@ def default_management_url(url: str) -> str:
     host = parts.hostname or "127.0.0.1"
     netloc = f"[{host}]:{port + 1}" if ":" in host else f"{host}:{port + 1}"
     return urlunsplit((parts.scheme, netloc, "", "", ""))
-
-
-@dataclass
-class Readiness:
-    """Result of one readiness probe of TorchServe.
-
-    Attributes:
-        ready: ``/ping`` is healthy and every registered model has a READY worker (and at
-            least one model is registered).
-        detail: human-readable reason.
-        models: model name -> ``"ready"``, ``"loading"`` (no READY worker yet) or
-            ``"missing"`` (not registered).
-    """
-
-    ready: bool
-    detail: str
-    models: dict[str, str] = field(default_factory=dict)
 
 
 class _Fatal(Exception):
@@ -141,39 +124,11 @@ class TorchServeBackend:
     # --- readiness ----------------------------------------------------------------------
 
     def readiness(self) -> Readiness:
-        """Probe ``/ping`` and each model's workers once (no retries, never raises)."""
-        try:
-            r = self._client.get(f"{self.url}/ping")
-            status = r.json().get("status") if r.status_code == 200 else None
-        except (httpx.HTTPError, ValueError) as exc:
-            return Readiness(False, f"TorchServe at {self.url} unreachable ({_why(exc)})")
-        if status != "Healthy":
-            return Readiness(False, f"TorchServe at {self.url} is not healthy ({r.status_code})")
-        models: dict[str, str] = {}
-        for name in SERVED:
-            try:
-                d = self._client.get(f"{self.management_url}/models/{name}")
-            except httpx.HTTPError as exc:
-                return Readiness(
-                    False, f"TorchServe management API at {self.management_url} unreachable "
-                    f"({_why(exc)})",
-                )  # fmt: skip
-            if d.status_code == 404:
-                models[name] = "missing"
-                continue
-            if d.status_code != 200:
-                return Readiness(False, f"describe {name}: HTTP {d.status_code}", models)
-            entry = _first(d.json())
-            ok = any(w.get("status") == "READY" for w in entry.get("workers") or [])
-            models[name] = "ready" if ok else "loading"
-            self._versions[name] = str(entry.get("modelVersion", ""))
-        if all(v == "missing" for v in models.values()):
-            return Readiness(False, f"TorchServe at {self.url} serves none of "
-                             f"{', '.join(SERVED)}", models)  # fmt: skip
-        loading = [k for k, v in models.items() if v == "loading"]
-        if loading:
-            return Readiness(False, f"no READY worker for {', '.join(loading)}", models)
-        return Readiness(True, "ready", models)
+        """Probe ``/ping`` and each served model's workers once (no retries, never raises
+        for an unreachable TorchServe): :func:`mer.serving.readiness.probe_torchserve`."""
+        state = probe_torchserve(self._client, self.url, self.management_url, SERVED)
+        self._versions.update(state.versions)
+        return state
 
     def ensure_ready(self) -> Readiness:
         """Wait (retries with backoff) until :meth:`readiness` is ready, then load the
@@ -210,13 +165,13 @@ class TorchServeBackend:
             r = self._client.get(f"{self.management_url}/models/{name}",
                                  params={"customized": "true"})  # fmt: skip
             r.raise_for_status()
-            meta = _first(r.json()).get("customizedMetadata")
+            meta = describe_entry(r.json()).get("customizedMetadata")
             meta = json.loads(meta) if isinstance(meta, str) else meta
             card = ModelCard.from_dict(meta["card"])
             return LoadedModel(None, card, str(meta["sha256"]), Path(f"{name}.mar"))
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             raise InferenceUnavailableError(
-                f"cannot read the model card of {name} from TorchServe ({_why(exc)})"
+                f"cannot read the model card of {name} from TorchServe ({why(exc)})"
             ) from exc
 
     # --- inference ------------------------------------------------------------------------
@@ -288,14 +243,14 @@ class TorchServeBackend:
                 r = self._client.post(url, content=body,
                                       headers={"Content-Type": PAYLOAD_CONTENT_TYPE})  # fmt: skip
             except httpx.TransportError as exc:
-                reason = _why(exc)
+                reason = why(exc)
                 continue
             if r.status_code == 200:
                 try:
                     data = r.json()
                     probs = [float(v) for v in data["probs"]]
                 except (ValueError, KeyError, TypeError) as exc:
-                    raise _Fatal(f"unreadable response ({_why(exc)})") from None
+                    raise _Fatal(f"unreadable response ({why(exc)})") from None
                 with self._lock:
                     self._batch_sizes[int(data.get("batch_size", 0))] += 1
                 return probs
@@ -330,19 +285,6 @@ class TorchServeBackend:
         self._client.close()
 
 
-def _first(data: Any) -> dict[str, Any]:
-    """The first entry of a describe answer (a list of versions)."""
-    entry = data[0] if isinstance(data, list) and data else data
-    if not isinstance(entry, dict):
-        raise ValueError("unexpected describe answer")
-    return entry
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
-
-
 #: Most samples per forward pass on an accelerator (the CPU backend uses 64).
 DEVICE_BATCH_SIZE = 256
 
@@ -350,7 +292,7 @@ _torchserve_clients: dict[tuple[Any, ...], TorchServeBackend] = {}
 _torchserve_lock = threading.Lock()
 
 
-def get_backend(settings: Settings) -> InferenceBackend | None:
+def get_backend(settings: WorkerSettings) -> InferenceBackend | None:
     """The inference backend ``settings`` ask for (cached per configuration).
 
     Returns:

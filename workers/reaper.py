@@ -32,9 +32,9 @@ import logging
 import threading
 from collections.abc import Callable
 
-from mer.settings import Settings
 from workers.jobstore import JobProgress, JobRecord, JobState, JobStore, RedisJobStore, utcnow
 from workers.logs import bind
+from workers.settings import WorkerSettings
 from workers.webhooks import WebhookSettings, resume_stalled
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class LeaseReaper:
     def __init__(
         self,
         store: JobStore,
-        settings: Settings,
+        settings: WorkerSettings,
         requeue: Callable[[JobRecord], None],
         lease_s: float,
     ) -> None:

@@ -23,10 +23,10 @@ from celery import Celery
 from kombu.exceptions import ChannelError
 
 from mer.schemas import ErrorInfo
-from mer.settings import Settings
 from workers.celery_app import ANALYZE_TASK_NAME, create_celery_app
 from workers.errors import QueueUnavailableError
 from workers.jobstore import ACTIVE_STATES, JobProgress, JobState, JobStore
+from workers.settings import WorkerSettings
 from workers.webhooks import WebhookSettings, notify_job_end, resume_stalled
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class EmbeddedRunner(JobRunner):
 
     kind = "embedded"
 
-    def __init__(self, settings: Settings, store: JobStore) -> None:
+    def __init__(self, settings: WorkerSettings, store: JobStore) -> None:
         """Run jobs from ``store`` with ``settings`` in up to ``embedded_workers`` threads."""
         self.settings = settings
         self.store = store
@@ -168,7 +168,7 @@ class CeleryRunner(JobRunner):
     kind = "celery"
 
     def __init__(
-        self, settings: Settings, app: Celery | None = None, queue: str | None = None
+        self, settings: WorkerSettings, app: Celery | None = None, queue: str | None = None
     ) -> None:
         """Publish with ``app`` (built from ``settings`` when omitted) to ``queue``
         (default ``settings.celery_queue``)."""
@@ -216,7 +216,7 @@ class CeleryRunner(JobRunner):
             logger.debug("closing the Celery app failed", exc_info=True)
 
 
-def make_runner(settings: Settings, store: JobStore) -> JobRunner:
+def make_runner(settings: WorkerSettings, store: JobStore) -> JobRunner:
     """The runner the settings ask for: Celery when ``broker_url`` is set, else embedded."""
     if settings.broker_url:
         return CeleryRunner(settings)

@@ -32,7 +32,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from mer.errors import JobCancelledError, MERError
 from mer.schemas import AnalysisResult, ErrorInfo
-from mer.settings import Settings, get_settings
+from mer.settings import Settings
 from workers.attempt import (
     LEASE_PERIODS,
     CancelFlag,
@@ -56,6 +56,7 @@ from workers.jobstore import (
 )
 from workers.logs import bind
 from workers.reaper import LeaseReaper
+from workers.settings import WorkerSettings, get_settings
 
 if TYPE_CHECKING:  # the pipeline is imported lazily (load_analyzer)
     from mer.pipeline import CompactResult
@@ -133,7 +134,7 @@ def run_job(
     filename: str,
     *,
     store: JobStore,
-    settings: Settings,
+    settings: WorkerSettings,
     analyzer: Analyzer | None = None,
     ignore_lease: bool = False,
     queue: str | None = None,
@@ -174,7 +175,7 @@ def _run_job(
     path: str,
     filename: str,
     store: JobStore,
-    settings: Settings,
+    settings: WorkerSettings,
     analyzer: Analyzer | None,
     ignore_lease: bool,
     queue: str | None,
@@ -226,7 +227,7 @@ def _run_attempt(
     attempt: JobAttempt,
     path: str,
     filename: str,
-    settings: Settings,
+    settings: WorkerSettings,
     analyzer: Analyzer | None,
     config: Any = None,
 ) -> JobState | None:

@@ -88,14 +88,12 @@ class InvalidCallbackUrlError(MERError):
     """``callback_url`` is not an absolute http(s) URL with a resolvable host."""
 
     code = "invalid_callback_url"
-    http_status = 400
 
 
 class CallbackUrlNotAllowedError(MERError):
     """``callback_url`` points at a private, loopback or link-local address."""
 
     code = "callback_url_not_allowed"
-    http_status = 400
 
 
 def _address_refused(address: str) -> bool:

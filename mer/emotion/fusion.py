@@ -19,10 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mer.emotion.evidence import CLASSES, EvidenceDecision
-from mer.schemas import EmotionPrediction
+from mer.schemas import NO_EMOTION, EmotionPrediction
 
 EVIDENCE_MODEL = "emfacs-au-evidence-v1"  #: the AU-evidence classifier's name in results
-NONE = "none"
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def decide(
             evidence=evidence,
         )
     return EmotionPrediction(
-        label=NONE,
+        label=NO_EMOTION,
         score=round(1.0 - max(evidence.values(), default=0.0), 5),
         probabilities=probs,
         model=EVIDENCE_MODEL,
@@ -91,5 +90,5 @@ def decide(
 def not_an_expression(kind: str) -> EmotionPrediction:
     """The emotion of a movement that is not an expression (speech, blink, head, gaze)."""
     return EmotionPrediction(
-        label=NONE, score=1.0, probabilities={}, model=f"movement-kind:{kind}", method="kind"
+        label=NO_EMOTION, score=1.0, probabilities={}, model=f"movement-kind:{kind}", method="kind"
     )

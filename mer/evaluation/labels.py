@@ -33,14 +33,12 @@ class LabelFileError(MERError):
     """A label file is missing, not JSON, or does not follow the label format."""
 
     code = "invalid_labels"
-    http_status = 422
 
 
 class ClipNotFoundError(MERError):
     """A labelled clip is not in the label file's folder nor in any ``--videos`` folder."""
 
     code = "clip_not_found"
-    http_status = 404
 
 
 class LabelledEvent(BaseModel):

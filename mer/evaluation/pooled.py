@@ -20,11 +20,10 @@ from mer.evaluation.scoring import (
     AU_CONFIDENCES,
     AU_THRESHOLD,
     IOU_THRESHOLD,
-    NO_EMOTION,
     ClipScore,
 )
-from mer.schemas import AU_NAMES
-from mer.training import confusion, per_au_f1, uf1_uar
+from mer.schemas import AU_NAMES, NO_EMOTION
+from mer.training.metrics import confusion, per_au_f1, uf1_uar
 
 
 def _prf(tp: int, fp: int, fn: int) -> dict:

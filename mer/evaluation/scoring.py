@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mer.evaluation.labels import SCORED_EMOTIONS, LabelledClip, LabelledEvent
-from mer.schemas import AU_NAMES, AnalysisResult, Interval
+from mer.schemas import AU_NAMES, NO_EMOTION, AnalysisResult, Interval
 from mer.spotting import MICRO_MAX_S
 
 #: Interval kinds that are expression predictions (MEGC micro / macro).
@@ -43,7 +43,6 @@ AU12_APEX_MIN = 0.5
 AU12_RISE_MIN = 0.25
 #: Confidences whose apex AUs are scored.
 AU_CONFIDENCES: tuple[str, ...] = ("high", "medium")
-NO_EMOTION = "none"
 
 
 def iou(a: tuple[int, int], b: tuple[int, int]) -> float:

@@ -21,7 +21,6 @@ length is compact per-frame rows (a few kB a frame: track, motion displacements,
 
 from mer.pipeline.config import AnalysisConfig
 from mer.pipeline.crops import CropStore
-from mer.pipeline.emotion import NON_EMOTIONAL
 from mer.pipeline.output import CompactResult, FrameTable
 from mer.pipeline.run import (
     ProgressCallback,
@@ -34,7 +33,6 @@ from mer.pipeline.spotting import SPOTTING_METHOD, SPOTTING_VERSION
 from mer.pipeline.track import MainFaceTracker
 
 __all__ = [
-    "NON_EMOTIONAL",
     "SPOTTING_METHOD",
     "SPOTTING_VERSION",
     "AnalysisConfig",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mer.pipeline.aus import AUResult
-from mer.pipeline.emotion import NON_EMOTIONAL, EmotionResult
+from mer.pipeline.emotion import EmotionResult
 from mer.pipeline.motion import MotionResult
 from mer.pipeline.output import CompactResult, FrameTable
 from mer.pipeline.spotting import SpottingResult
@@ -22,6 +22,7 @@ from mer.pipeline.track import FaceTrack
 from mer.schemas import (
     AU_NAMES,
     EXPRESSION_KINDS,
+    NO_EMOTION,
     AnalysisResult,
     ApexFrame,
     EmotionPrediction,
@@ -100,7 +101,7 @@ def video_emotion(
     top = max(expressions, key=lambda iv: iv.score).emotion
     if top is None:
         return None, reason
-    if top.label == NON_EMOTIONAL:
+    if top.label == NO_EMOTION:
         return (
             None,
             "the strongest movement is not emotional "

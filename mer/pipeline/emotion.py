@@ -21,7 +21,6 @@ from mer.pipeline.crops import CropStore
 from mer.schemas import AU_NAMES, EmotionPrediction, ModelInfo
 from mer.spotting import SpottedInterval
 
-NON_EMOTIONAL = "none"  #: the class of speech, blinks, head motion and movements without AUs
 #: intervals per SMA-STN call: a long video has hundreds; one call's inputs (49 kB each)
 #: and activations (about 1 MB each in process) are all the stage holds
 EMOTION_CHUNK = 16

@@ -42,7 +42,6 @@ from mer.serving.launcher import (
     TorchServeProcess,
     free_port,
     java_available,
-    model_ready,
     start_torchserve,
     torchserve_available,
 )
@@ -84,7 +83,6 @@ __all__ = [
     "forward_probs",
     "free_port",
     "java_available",
-    "model_ready",
     "sample_shape",
     "start_torchserve",
     "torchserve_available",

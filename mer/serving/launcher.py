@@ -8,7 +8,6 @@ TorchServe (``pip install -e ".[serve]"``; Java 17) is optional: nothing here im
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -16,11 +15,9 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 
 def java_available() -> str | None:
@@ -163,23 +160,30 @@ class TorchServeProcess:
         Raises:
             RuntimeError: the process exited or the deadline passed (with the log tail).
         """
+        import httpx  # only here: mer.serving stays light to import
+
+        from mer.serving.readiness import probe_torchserve
+
         deadline = time.monotonic() + timeout_s
         pending = list(models)
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"TorchServe exited ({self.proc.returncode}):\n"
-                                   f"{self.log_tail()}")  # fmt: skip
-            try:
-                if _get_json(f"{self.inference_url}/ping", 2.0).get("status") == "Healthy":
-                    pending = [m for m in pending if not model_ready(self.management_url, m)]
-                    if not pending:
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"TorchServe exited ({self.proc.returncode}):\n"
+                                       f"{self.log_tail()}")  # fmt: skip
+                try:
+                    state = probe_torchserve(
+                        client, self.inference_url, self.management_url, pending
+                    )
+                    pending = [m for m in pending if state.models.get(m) != "ready"]
+                    if state.ready and not pending:
                         return
-            except (OSError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"TorchServe not ready after {timeout_s:.0f} s (waiting "
-                                   f"for {pending or 'ping'}):\n{self.log_tail()}")  # fmt: skip
-            time.sleep(0.25)
+                except ValueError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"TorchServe not ready after {timeout_s:.0f} s (waiting "
+                                       f"for {pending or 'ping'}):\n{self.log_tail()}")  # fmt: skip
+                time.sleep(0.25)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM the process group, then SIGKILL whatever is left after ``timeout_s``."""
@@ -199,21 +203,6 @@ class TorchServeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _get_json(url: str, timeout_s: float) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout_s) as r:  # noqa: S310 - our own URL
-        return json.loads(r.read().decode())
-
-
-def model_ready(management_url: str, name: str, timeout_s: float = 2.0) -> bool:
-    """Whether model ``name`` is registered and has at least one READY worker."""
-    try:
-        desc = _get_json(f"{management_url}/models/{name}", timeout_s)
-    except (OSError, ValueError):
-        return False
-    entries = desc if isinstance(desc, list) else [desc]
-    return any(w.get("status") == "READY" for d in entries for w in (d.get("workers") or []))
 
 
 def start_torchserve(

@@ -64,6 +64,7 @@ from typing import Literal
 import numpy as np
 
 from mer.datasets.common import CASME2_TO_MEGC3
+from mer.schemas import NO_EMOTION
 
 #: CASME II emotion counts (Estimated Emotion column).
 CASME2_EMOTION_COUNTS: dict[str, int] = {
@@ -88,10 +89,8 @@ EMOTION_AU_WEIGHTS: dict[str, dict[int, float]] = {
 #: Episode number used in clip names (``EP{nn}_{kk}``), one per emotion.
 EMOTION_EPISODE: dict[str, int] = {
     "happiness": 1, "disgust": 2, "repression": 3, "surprise": 4, "others": 5, "sadness": 6,
-    "fear": 7, "none": 8,
+    "fear": 7, NO_EMOTION: 8,
 }  # fmt: skip
-#: Emotion label of the non-emotional clips (no MEGC class).
-NONEMOTIONAL = "none"
 #: Kinds of non-emotional clips and their default relative frequencies.
 NONEMOTIONAL_MODES: dict[str, float] = {"speech": 0.4, "blink": 0.3, "head": 0.3}
 #: Speech: syllable rate (Hz), duration (s), minor lip AUs.
@@ -559,8 +558,8 @@ def sample_clip_spec(
         and cfg.nonemotional_fraction > 0
         and rng.random() < cfg.nonemotional_fraction
     ):
-        emotion = NONEMOTIONAL
-    if emotion == NONEMOTIONAL:
+        emotion = NO_EMOTION
+    if emotion == NO_EMOTION:
         return sample_nonemotional_spec(rng, identity, fps, cfg)
     emo = emotion if emotion is not None else sample_emotion(rng, cfg.emotion_weights)
     kind: Literal["micro", "macro"] = "micro"
@@ -755,7 +754,7 @@ def sample_nonemotional_spec(
     nuisance = sample_nuisance(rng, cfg)
     return ClipSpec(
         identity=identity,
-        emotion=NONEMOTIONAL,
+        emotion=NO_EMOTION,
         megc3=None,
         aus=tuple(sorted(au_order)),
         mode=kind_,  # type: ignore[arg-type]

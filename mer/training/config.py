@@ -10,9 +10,6 @@ from dataclasses import dataclass
 
 from mer.inference import AU_FLOW_PRESET, FLOW_PRESET, FLOW_SIZE
 
-#: The emotion class of clips without an emotion (speech, blinks, head motion).
-NON_EMOTIONAL = "none"
-
 
 @dataclass
 class TrainConfig:

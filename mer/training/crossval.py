@@ -18,7 +18,8 @@ import numpy as np
 from mer.datasets.common import Sample
 from mer.inference import InProcessBackend, LoadedModel
 from mer.models.cards import DSSI_MEAN, DSSI_STD, PAIR_MEAN, PAIR_STD, au_card
-from mer.training.config import NON_EMOTIONAL, TrainConfig
+from mer.schemas import NO_EMOTION
+from mer.training.config import TrainConfig
 from mer.training.data import PreparedClip, read_rgb
 from mer.training.loops import predict, train_au, train_emotion
 from mer.training.metrics import confusion, emotional_metrics, per_au_f1, uf1_uar
@@ -94,13 +95,13 @@ def cross_validate(
         cm = confusion(np.array(y_true), np.array(y_pred), len(classes))
         uf1, uar = uf1_uar(cm)
         res |= {"uf1": uf1, "uar": uar, "confusion": cm.tolist()}
-    if NON_EMOTIONAL in classes and y_prob:
+    if NO_EMOTION in classes and y_prob:
         res["emotional"] = emotional_metrics(np.array(y_true), np.concatenate(y_prob), classes)
     if y_prob_plain:
         pp = np.concatenate(y_prob_plain)
         uf1_p, uar_p = uf1_uar(confusion(np.array(y_true), pp.argmax(1), len(classes)))
         res["without_flip_tta"] = {"uf1": uf1_p, "uar": uar_p}
-        if NON_EMOTIONAL in classes:
+        if NO_EMOTION in classes:
             res["without_flip_tta"]["emotional"] = emotional_metrics(np.array(y_true), pp, classes)
     if train_aus and au_t:
         f1 = per_au_f1(np.concatenate(au_t), np.concatenate(au_p))

@@ -21,8 +21,7 @@ from rich.progress import track
 
 from mer.datasets.common import Sample
 from mer.inference import au_input_u8, dssi_needed, dssi_u8_from_crops
-from mer.schemas import AU_NAMES
-from mer.training.config import NON_EMOTIONAL
+from mer.schemas import AU_NAMES, NO_EMOTION
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +64,8 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def clip_label(sample: Sample) -> str | None:
     """Emotion class for training: MEGC 3-class, ``"none"`` for non-emotional clips."""
-    if sample.emotion in {"none", "nonemotional", "non-emotional"}:
-        return NON_EMOTIONAL
+    if sample.emotion in {NO_EMOTION, "nonemotional", "non-emotional"}:
+        return NO_EMOTION
     return sample.megc3
 
 

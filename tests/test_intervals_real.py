@@ -41,6 +41,26 @@ def test_head_mask_is_in_face_units_and_still_faces_stay_still() -> None:
     assert head_mask(fast, t, cfg, 128)[10:80].all()
     roll = _params_of_moving_face(0.0, 20 / 30)  # 20 deg/s in-plane rotation
     assert head_mask(roll, t, cfg, 128)[10:80].all()
+    # a turn (yaw) with the face centre in place: the pose ratio moves 0.6 in 1 s
+    pose = np.zeros((90, 2), np.float32)
+    pose[:, 0] = np.clip((t - 1.0) * 0.6, 0.0, 0.6)
+    assert head_mask(still, t, cfg, 128, pose)[35:55].all()
+    pose[:, 0] = 0.1 * np.sin(t)  # a slow sway (< 0.1 /s): no turn
+    assert not head_mask(still, t, cfg, 128, pose).any()
+
+
+def test_pose_ratios_see_turns_not_in_plane_motion() -> None:
+    from mer.face.landmarks import pose_ratios
+
+    pts = load_template().astype(np.float64) * 200 + 100
+    base = pose_ratios(pts)
+    a = np.radians(25)
+    r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    moved = (pts - 200) @ r.T * 1.7 + 260  # rotated, scaled, shifted
+    assert np.allclose(pose_ratios(moved), base, atol=1e-5)
+    turned = pts.copy()
+    turned[1, 0] += 0.3 * np.linalg.norm(pts[33] - pts[263])  # nose tip toward one cheek
+    assert abs(pose_ratios(turned)[0] - base[0]) > 0.1
 
 
 def test_speech_ends_where_the_mouth_stops_moving() -> None:

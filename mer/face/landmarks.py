@@ -27,6 +27,37 @@ N_POINTS = 468
 N_POINTS_REFINED = 478
 
 
+#: face-contour points at the cheeks (subject's right, left) and the nose tip
+RIGHT_CHEEK, LEFT_CHEEK, NOSE_TIP = 234, 454, 1
+
+
+def pose_ratios(landmarks: np.ndarray) -> np.ndarray:
+    """Out-of-plane head pose proxies from 2-D landmarks, unchanged by in-plane rotation,
+    translation and scale (ratios of distances).
+
+    - ``yaw``: ``(dR - dL) / (dR + dL)`` with ``dR`` / ``dL`` the nose tip's distance to the
+      right / left cheek contour (0 when frontal; turning the head moves the nose tip
+      toward one cheek in the image);
+    - ``pitch``: the nose tip's distance to the line of the outer eye corners over the
+      inter-ocular distance (nodding shortens or lengthens the nose's projection).
+
+    Args:
+        landmarks: ``(468, 2)`` or ``(478, 2)`` float pixels (MediaPipe FaceMesh order).
+
+    Returns:
+        ``(2,)`` float32 ``(yaw, pitch)`` (dimensionless).
+    """
+    p = np.asarray(landmarks, np.float64)
+    d_r = np.linalg.norm(p[NOSE_TIP] - p[RIGHT_CHEEK])
+    d_l = np.linalg.norm(p[NOSE_TIP] - p[LEFT_CHEEK])
+    yaw = (d_r - d_l) / max(d_r + d_l, 1e-6)
+    eye = p[LEFT_EYE_OUTER] - p[RIGHT_EYE_OUTER]
+    iod = max(float(np.linalg.norm(eye)), 1e-6)
+    rel = p[NOSE_TIP] - p[RIGHT_EYE_OUTER]
+    pitch = abs(eye[0] * rel[1] - eye[1] * rel[0]) / iod / iod
+    return np.array([yaw, pitch], np.float32)
+
+
 @dataclass
 class Face:
     """One face found in one image.

@@ -81,7 +81,8 @@ def event_masks(track: FaceTrack, cfg: EventConfig, crop_size: int) -> dict[str,
     """
     t = np.asarray(track.timestamps_s)
     params = np.stack(track.params) if track.params else np.full((len(t), 4), np.nan)
-    masks = {"head": head_mask(params, t, cfg, crop_size)}
+    pose = np.asarray(track.pose) if len(track.pose) == len(t) else None
+    masks = {"head": head_mask(params, t, cfg, crop_size, pose)}
     bs = track.blendshape_array()
     if bs is not None:
         col = {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}

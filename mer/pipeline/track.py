@@ -25,7 +25,7 @@ from numpy.typing import DTypeLike
 
 from mer.face.align import fit_to_template, gaussian_average, landmarks_to_crop, warp_to_crop
 from mer.face.blendshapes import N_BLENDSHAPES, BlendshapeModel
-from mer.face.landmarks import Face, Landmarker, create_landmarker, iou
+from mer.face.landmarks import Face, Landmarker, create_landmarker, iou, pose_ratios
 from mer.motion import REGION_NAMES, region_centroids
 from mer.pipeline.config import AnalysisConfig
 from mer.pipeline.crops import CropStore
@@ -192,6 +192,8 @@ class FaceTrack:
             when the blendshape model ran; else empty.
         centroids: ``(T, R, 2)`` float32 FACS-region centroids in aligned-crop pixels
             (NaN without face).
+        pose: ``(T, 2)`` float32 out-of-plane head pose proxies ``(yaw, pitch)``
+            (:func:`mer.face.landmarks.pose_ratios`; NaN without face).
         size: ``(width, height)`` of the frames (pixels).
     """
 
@@ -202,6 +204,7 @@ class FaceTrack:
     params: Column = field(default_factory=lambda: Column((4,), np.float64))
     blendshapes: Column = field(default_factory=lambda: Column((N_BLENDSHAPES,), np.float32))
     centroids: Column = field(default_factory=lambda: Column((len(REGION_NAMES), 2), np.float32))
+    pose: Column = field(default_factory=lambda: Column((2,), np.float32))
     size: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
@@ -286,6 +289,7 @@ class TrackAlign:
             gap = np.linalg.norm(face.landmarks[13] - face.landmarks[14])
             tr.lip_gap.append(float(gap) / max(face.interocular, 1e-6))
             tr.centroids.append(region_centroids(face.landmarks))
+            tr.pose.append(pose_ratios(face.landmarks))
             self._vts.append(fr.timestamp_s)
             self._vparams.append(p)
             gray = cv2.cvtColor(fr.image, cv2.COLOR_RGB2GRAY)
@@ -295,6 +299,7 @@ class TrackAlign:
             tr.lip_gap.append(np.nan)
             tr.params.append(np.nan)
             tr.centroids.append(np.nan)
+            tr.pose.append(np.nan)
         self._pending.append((fr.index, gray))
         self.timer.add("alignment", t1)
         pending = self._pending

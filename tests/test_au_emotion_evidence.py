@@ -81,6 +81,22 @@ def test_neutral_baseline_follows_the_person_and_is_capped() -> None:
     assert np.allclose(base, 0.5)
 
 
+def test_low_brows_at_rest_in_a_long_video_are_no_au04() -> None:
+    # a low-browed person (browDown 0.7 at rest, above the neutral population's 90th
+    # percentile) who smiles twice: in a 5 s clip a brow held low from the first frame to
+    # the last may be an expression (the cap); over 40 s it is the person's resting face
+    down = [BLENDSHAPE_NAMES.index("browDownLeft"), BLENDSHAPE_NAMES.index("browDownRight")]
+    smile = [BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight")]
+    for seconds, au04_on in ((5, True), (40, False)):
+        t = np.arange(seconds * 30) / 30
+        bs = np.zeros((len(t), len(BLENDSHAPE_NAMES)), np.float32)
+        bs[:, down] = 0.7
+        bs[np.ix_((t % 5 > 2) & (t % 5 < 3), smile)] = 0.9
+        ev = au_evidence(bs, BLENDSHAPE_NAMES, t, AU_NAMES)
+        assert (np.nanmax(ev[:, A["AU04"]]) > 0.5) == au04_on, seconds
+        assert np.nanmax(ev[:, A["AU12"]]) > 0.9  # the smiles, either way
+
+
 def test_blendshape_evidence_of_a_smile() -> None:
     t = np.arange(90) / 30
     bs = np.zeros((90, len(BLENDSHAPE_NAMES)), np.float32)

@@ -34,7 +34,9 @@ Neutral baseline (:func:`neutral_baseline`): per blendshape, a low percentile of
 person's own frames over a sliding window (so it follows a long video), capped at the 90th
 percentile of 102 neutral faces (London Set, ``mer/aus/neutral_prior.json``, made by
 ``scripts/blendshape_neutral_prior.py``): a face held in one expression for a whole clip
-(no neutral frame at all) is still judged against what a neutral face can show. A second
+(no neutral frame at all) is still judged against what a neutral face can show; the cap
+holds in clips of up to ``prior_max_s`` (20 s), not in longer videos, where a channel held
+above it throughout is the person's resting face. A second
 pass leaves out the frames where the first pass sees any AU on (an expression is no
 neutral) and takes the *median* of the rest: a low percentile alone is pulled down by
 antagonist movements (brows raised while talking or smiling put ``browDown`` /
@@ -99,13 +101,20 @@ class BaselineConfig:
         window_s: sliding window (seconds) over which it is taken; a clip shorter than the
             window uses all its frames.
         step_s: the baseline is computed every ``step_s`` seconds and interpolated between.
-        use_prior: cap it at the neutral population's 90th percentile.
+        use_prior: cap it at the neutral population's 90th percentile ...
+        prior_max_s: ... in videos of at most this many seconds: an expression held from
+            the first frame to the last is plausible in a short clip (posed holds last up
+            to ~10 s: the OpenDBM and Pexels clips of the dev set, CK+ / MMI sequences),
+            not over a longer video, where a channel above the population's neutral in
+            nearly every frame is the person's own resting face (a low-browed person's
+            browDown), which the cap would read as an AU held all along.
     """
 
     percentile: float = 10.0
     window_s: float = 60.0
     step_s: float = 2.0
     use_prior: bool = True
+    prior_max_s: float = 20.0
     #: second pass: frames where any AU's first-pass evidence reaches this are left out of
     #: the neutral estimate (they show an expression); 0 = one pass
     exclude_active: float = 0.25
@@ -214,7 +223,9 @@ def au_evidence(
     chans = sorted({c for au in aus for c in AU_BLENDSHAPES[au]})
     x = np.asarray(blendshapes, np.float64)[:, [col[c] for c in chans]]
     cap = None
-    if cfg.use_prior:
+    t = np.asarray(timestamps_s, np.float64)
+    span = float(t[-1] - t[0]) if len(t) > 1 else 0.0
+    if cfg.use_prior and span <= cfg.prior_max_s:
         prior = neutral_prior()
         cap = np.array([prior.get(c, 1.0) for c in chans])
     ci = {c: i for i, c in enumerate(chans)}

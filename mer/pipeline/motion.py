@@ -39,8 +39,9 @@ class MotionResult:
     """Per-frame movement of a video of ``T`` frames (``K`` lags, ``R`` regions).
 
     Attributes:
-        disp: ``(T, K, R, 2)`` float two-sided region displacements, fractions of the IOD
-            (NaN without a face).
+        disp_best: ``(T, R, 2)`` float32 two-sided region displacements at each frame's
+            best lag, fractions of the IOD (NaN without a face); the other lags are not
+            kept (a 10-minute video's ``(T, K, R, 2)`` would hold 13 MB to the end).
         strength: ``(T,)`` float movement strength above the clip's noise floor (IOD).
         best: ``(T,)`` int index of the lag that moves most.
         score: ``(T,)`` float apex score in [0, 1] (0 without a face).
@@ -48,7 +49,7 @@ class MotionResult:
         lags: the lags in frames.
     """
 
-    disp: np.ndarray
+    disp_best: np.ndarray
     strength: np.ndarray
     best: np.ndarray
     score: np.ndarray
@@ -57,7 +58,7 @@ class MotionResult:
 
     def at_best_lag(self) -> np.ndarray:
         """``(T, R, 2)`` displacements at each frame's best lag."""
-        return self.disp[np.arange(len(self.best)), self.best]
+        return self.disp_best
 
 
 class MotionStage:
@@ -109,4 +110,6 @@ class MotionStage:
         score[~valid] = 0.0
         pm, fm = moved[:, np.arange(n), best]
         refs = reference_indices(valid, self.motion.lags, best, pm <= fm)
-        return MotionResult(disp, strength, best, score, refs, self.motion.lags)
+        disp_best = disp[np.arange(n), best]
+        del disp
+        return MotionResult(disp_best, strength, best, score, refs, self.motion.lags)

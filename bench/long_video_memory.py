@@ -11,7 +11,7 @@ and backwards in a loop (no cut, so no head jump at the seams) and re-encoded wi
 (H.264) to the requested length; it is generated once and cached (``--cache-dir``, default
 ``$TMPDIR/mer-bench-long``). Every analysis runs in a fresh subprocess
 (:func:`mer.pipeline.analyze_video_compact`, then the result JSON streamed to a file as
-``mer analyze --json`` writes it and built as the one string the worker stores), which
+``mer analyze --json`` writes it, and into a file job store as the worker stores it), which
 reports its peak RSS (``ru_maxrss``), the peak RSS seen in each pipeline stage (psutil,
 sampled every 0.1 s; ``json``: the file, ``worker-json``: the string), the wall time and
 the JSON's size.
@@ -143,8 +143,13 @@ def child(video: Path, config: str, json_out: Path) -> None:
         result.write_json(fh, indent=2)
     sampler.sample()
     sampler.stage = "worker-json"
-    stored = result.model_dump_json()  # what the worker stores (one string)
-    del stored
+    # what the worker does: JobAttempt.succeed streams it into the job store
+    from workers.jobstore import FileJobStore, JobRecord, new_job_id
+
+    store = FileJobStore(json_out.parent / "jobs", ttl_s=3600)
+    record = JobRecord(id=new_job_id(), filename=video.name, upload_path=str(video))
+    store.create(record)
+    store.write_result(record.id, result.write_json)
     frames = result.video.frame_count
     del result
     t_total = time.perf_counter() - t0

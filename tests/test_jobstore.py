@@ -315,3 +315,32 @@ def test_outcome_statistics(store: JobStore) -> None:
     assert stats.outcomes[("failed", "no_face_detected")] == 1
     assert sum(stats.stage_buckets["landmarks"]) == 2
     assert stats.stage_sum_s["landmarks"] == pytest.approx(1.52)
+
+
+def test_a_result_streamed_into_the_store_reads_back_whole(store: JobStore) -> None:
+    # the worker writes a long video's result JSON a chunk at a time (CompactResult.
+    # write_json): the stored document is the concatenation, and readers never see a part
+    from workers.jobstore.redis_store import RESULT_APPEND_BYTES
+
+    job = _record()
+    store.create(job)
+    parts = [b'{"frames": [', *(b"%d," % i for i in range(400_000)), b"0]}"]
+    expected = b"".join(parts).decode()
+    assert len(expected) > 2 * RESULT_APPEND_BYTES  # several appends
+
+    def write(fh):
+        for p in parts:
+            fh.write(p)
+
+    store.write_result(job.id, write)
+    assert store.get_result(job.id) == expected
+    store.write_result(job.id, lambda fh: fh.write(b"{}"))  # replaced, not appended
+    assert store.get_result(job.id) == "{}"
+
+    def broken(fh):
+        fh.write(b'{"partial": ')
+        raise RuntimeError("the writer died")
+
+    with pytest.raises(RuntimeError):
+        store.write_result(job.id, broken)
+    assert store.get_result(job.id) == "{}"  # the previous result stands

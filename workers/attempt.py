@@ -169,9 +169,13 @@ class JobAttempt:
     def succeed(self, result: AnalysisResult | CompactResult) -> bool:
         """Store ``result`` and end the job ``succeeded``; ``False`` (result dropped) if the
         attempt no longer owns the job (cancelled, deleted or taken over meanwhile). A
-        :class:`~mer.pipeline.CompactResult` becomes its JSON string without every frame's
-        object in memory."""
-        self.store.set_result(self.job_id, result.model_dump_json())
+        :class:`~mer.pipeline.CompactResult` is written into the store a chunk of frames
+        at a time (:meth:`JobStore.write_result`), without the whole document in memory."""
+        write_json = getattr(result, "write_json", None)  # a CompactResult (lazy import)
+        if write_json is not None:  # streamed into the store, never one string
+            self.store.write_result(self.job_id, write_json)
+        else:
+            self.store.set_result(self.job_id, result.model_dump_json())
         done = self.conclude(JobState.SUCCEEDED, None, timings_ms=result.timings_ms)
         if not done:
             current = self.store.get(self.job_id)

@@ -15,10 +15,11 @@ statistics* (Prometheus metrics, :mod:`workers.jobstore.metrics`).
 
 from __future__ import annotations
 
+import io
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
 from workers.jobstore.metrics import JobStats, MemoryJobMetrics
 from workers.jobstore.model import (
@@ -82,6 +83,15 @@ class JobStore(ABC):
     @abstractmethod
     def set_result(self, job_id: str, result_json: str) -> None:
         """Store the result JSON of a job (an :class:`~mer.schemas.AnalysisResult`)."""
+
+    def write_result(self, job_id: str, write: Callable[[BinaryIO], object]) -> None:
+        """Store a result JSON that ``write`` writes (UTF-8 bytes) to the binary stream it
+        is given, a chunk at a time (:meth:`mer.pipeline.CompactResult.write_json`): the
+        backends stream it into their storage without holding the whole document. This
+        default collects it and calls :meth:`set_result`."""
+        buf = io.BytesIO()
+        write(buf)
+        self.set_result(job_id, buf.getvalue().decode("utf-8"))
 
     @abstractmethod
     def get_result(self, job_id: str) -> str | None:

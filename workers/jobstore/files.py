@@ -13,9 +13,9 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from filelock import FileLock
 from pydantic import ValidationError
@@ -92,14 +92,19 @@ class FileJobStore(JobStore):
         with self._lock:
             yield
 
-    def _write_atomic(self, path: Path, text: str) -> None:
+    def _write_atomic(self, path: Path, text: str | Callable[[BinaryIO], object]) -> None:
+        """Write ``text`` (or what the callable writes to the binary file) to ``path``
+        through a temporary file and an atomic rename."""
         self._ensure_root()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
             try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
+                with os.fdopen(fd, "wb") as fh:
+                    if callable(text):
+                        text(fh)
+                    else:
+                        fh.write(text.encode("utf-8"))
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, path)
@@ -167,6 +172,12 @@ class FileJobStore(JobStore):
         if not is_valid_job_id(job_id):
             raise ValueError(f"malformed job id {job_id!r}")
         self._write_atomic(self._result_path(job_id), result_json)
+
+    def write_result(self, job_id: str, write: Callable[[BinaryIO], object]) -> None:
+        """See :meth:`JobStore.write_result`: streamed into the result file."""
+        if not is_valid_job_id(job_id):
+            raise ValueError(f"malformed job id {job_id!r}")
+        self._write_atomic(self._result_path(job_id), write)
 
     def get_result(self, job_id: str) -> str | None:
         """See :meth:`JobStore.get_result`."""

@@ -13,8 +13,9 @@ import json
 import logging
 import math
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 import redis
 from pydantic import ValidationError
@@ -89,6 +90,35 @@ def _redis_errors(fn: Callable[P, R]) -> Callable[P, R]:
             ) from exc
 
     return wrapper
+
+
+#: bytes buffered before each APPEND of :meth:`RedisJobStore.write_result`
+RESULT_APPEND_BYTES = 1 << 20
+
+
+class _AppendSink:
+    """A write-only binary stream that APPENDs to a Redis key in blocks of ``block`` bytes
+    (the temporary key expires after an hour if the writer dies)."""
+
+    def __init__(self, client: Any, key: str, block: int) -> None:
+        self.client, self.key, self.block = client, key, block
+        self.buf = bytearray()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.buf += data
+        if len(self.buf) >= self.block:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self.buf:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.append(self.key, bytes(self.buf))
+            pipe.expire(self.key, 3600)
+            pipe.execute()
+            self.size += len(self.buf)
+            self.buf.clear()
 
 
 class RedisJobStore(JobStore):
@@ -185,6 +215,29 @@ class RedisJobStore(JobStore):
             raise ValueError(f"malformed job id {job_id!r}")
         ttl = self.client.ttl(self._key(job_id))
         self.client.set(self._result_key(job_id), result_json, ex=ttl if ttl > 0 else self.ttl_s)
+
+    @_redis_errors
+    def write_result(self, job_id: str, write: Callable[[BinaryIO], object]) -> None:
+        """See :meth:`JobStore.write_result`: appended to a temporary key
+        :data:`RESULT_APPEND_BYTES` at a time, then renamed onto the result key (readers
+        never see a partial result)."""
+        if not is_valid_job_id(job_id):
+            raise ValueError(f"malformed job id {job_id!r}")
+        ttl = self.client.ttl(self._key(job_id))
+        tmp = f"{self._result_key(job_id)}:partial:{uuid.uuid4().hex}"
+        sink = _AppendSink(self.client, tmp, RESULT_APPEND_BYTES)
+        try:
+            write(sink)
+            sink.flush()
+            pipe = self.client.pipeline(transaction=True)
+            if sink.size == 0:
+                pipe.set(tmp, b"")
+            pipe.rename(tmp, self._result_key(job_id))
+            pipe.expire(self._result_key(job_id), ttl if ttl > 0 else self.ttl_s)
+            pipe.execute()
+        except BaseException:
+            self.client.delete(tmp)
+            raise
 
     @_redis_errors
     def get_result(self, job_id: str) -> str | None:

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from mer.cli_submit import submit
+from mer.cli_synth import synth, synth_long
 from mer.serving_cli import model_store_app
 
 app = typer.Typer(help="Facial micro-expression analysis.", no_args_is_help=True)
@@ -225,65 +226,10 @@ def evaluate_real_cmd(
 
 
 app.command("submit")(submit)  # mer/cli_submit.py
+app.command("synth")(synth)  # mer/cli_synth.py
+app.command("synth-long")(synth_long)
 
 _DATASETS = "casme2 | samm | smic | casme3 | synth"
-
-
-@app.command()
-def synth(
-    out_dir: Annotated[Path, typer.Argument(help="Where to write the CASME II-layout set.")],
-    clips: Annotated[int, typer.Option(help="Number of clips.")] = 1200,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    kind: Annotated[str, typer.Option(help="micro | macro | mixed")] = "mixed",
-) -> None:
-    """Render synthetic micro-expressions on the London Set neutral faces (CC BY 4.0)."""
-    from mer.synth.dataset import generate_dataset
-
-    s = generate_dataset(out_dir, clips, seed=seed, kind=kind, overwrite=True, progress=True)
-    err.print(str(s))
-
-
-@app.command("synth-long")
-def synth_long(
-    out_dir: Annotated[Path, typer.Argument(help="Folder for the videos and labels.json.")],
-    clips: Annotated[int, typer.Option(help="Number of clips.")] = 12,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    duration: Annotated[float, typer.Option(help="Clip length, seconds.")] = 20.0,
-    fps: Annotated[float, typer.Option(help="Frames per second.")] = 30.0,
-    size: Annotated[int, typer.Option(help="Frame side, pixels (even).")] = 320,
-    held_out_fold: Annotated[
-        int | None,
-        typer.Option(
-            help="Only the London identities of this test fold (0-based) of `mer evaluate "
-            "--folds FOLDS` on a full synthetic set (e.g. synth_v4): faces that fold's "
-            "models never saw."
-        ),
-    ] = None,
-    folds: Annotated[int, typer.Option(help="Fold count of --held-out-fold.")] = 3,
-    identity: Annotated[
-        list[str] | None, typer.Option(help="London id to use (repeatable; default all).")
-    ] = None,
-    gaze: Annotated[bool, typer.Option(help="Gaze-shift segments (iris movement).")] = True,
-    london_root: Annotated[Path | None, typer.Option(help="London Set folder.")] = None,
-) -> None:
-    """Long clips with several micro / macro expressions, speech, blinks, gaze shifts and head
-    turns on the London faces; labels in the real dev set's format (labels.json)."""
-    from mer.synth.long_dataset import generate_long_clips
-    from mer.synth.long_spec import LongClipConfig
-
-    if size % 2 or size < 64:
-        raise typer.BadParameter("--size must be even and at least 64")
-    cfg = LongClipConfig(duration_s=duration, fps=fps, out_size=size, gaze=gaze)
-    try:
-        s = generate_long_clips(
-            out_dir, clips, seed=seed, cfg=cfg, identities=identity,
-            held_out_fold=held_out_fold, folds=folds, london_root=london_root,
-            command="mer synth-long " + " ".join(sys.argv[2:]),
-        )  # fmt: skip
-    except (FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(code=2) from exc
-    err.print(str(s))
 
 
 def _load(dataset: str, data_dir: Path):

@@ -4,7 +4,7 @@ Input ``(B, K, C, H, W)`` float32: index 0 is the aligned face crop of the frame
 aligned crop of its **neutral reference** (the onset frame / a neutral frame of the same
 track), both normalised with the mean / std of the weights' card (``default_cfg``). With
 ``flow=True`` (weights v1.2 on, **our addition**) indices 2 and 3 carry the optical flow
-``u``, ``v`` from the reference to the frame (:func:`mer.inference.au_input_u8`, DIS at 128
+``u``, ``v`` from the reference to the frame (:func:`mer.model_inputs.au_input_u8`, DIS at 128
 px, in model-crop pixels): on micro amplitudes a lid moves a fraction of a 64 px model pixel,
 which the difference image alone barely shows. The model forms the difference image ``frame -
 neutral`` itself and feeds ``[frame, frame - neutral(, u, v)]`` (``2C (+ 2C)`` channels) to a

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mer.inference import AU_FILE, EMOTION_FILE, MODEL_SIZE
+from mer.inference import AU_FILE, EMOTION_FILE
+from mer.model_inputs import MODEL_SIZE
 from mer.models.au_detector import AUDetector
 from mer.models.registry import create_model
 from mer.models.sma_stn import SMASTN
@@ -34,7 +35,7 @@ PAIR_MEAN, PAIR_STD = 128.0, 64.0  #: normalisation of the uint8 AU pair payload
 CHANNELS = (16, 32, 64, 128)
 #: Side (pixels) of the input a model *without trained weights* is described with: the
 #: architectures' nominal input as first written. No shipped weights use it (theirs is
-#: :data:`~mer.inference.MODEL_SIZE`, on their cards); the networks pool adaptively.
+#: :data:`~mer.model_inputs.MODEL_SIZE`, on their cards); the networks pool adaptively.
 UNTRAINED_SIZE = 112
 
 
@@ -66,7 +67,7 @@ def emotion_card(cfg: TrainConfig, classes: Sequence[str], **fields: Any) -> Mod
 def au_card(cfg: TrainConfig, **fields: Any) -> ModelCard:
     """The :class:`~mer.models.weights.ModelCard` of an AU detector trained with ``cfg``
     (:func:`au_kwargs`, :data:`mer.schemas.AU_NAMES`, input normalisation, ``pair``
-    parameters of :func:`mer.inference.au_input_u8`) plus ``fields``."""
+    parameters of :func:`mer.model_inputs.au_input_u8`) plus ``fields``."""
     return ModelCard(
         model_name="au_detector", model_kwargs=au_kwargs(cfg), labels=list(AU_NAMES),
         label_kind="aus", input_size=[1, MODEL_SIZE, MODEL_SIZE], mean=[PAIR_MEAN],

@@ -9,7 +9,7 @@ architecture below is **our reconstruction** of what it states:
   last), normalised with the mean / std of the weights' card (``default_cfg``,
   :mod:`mer.models.weights`). **Our addition**: with
   ``in_chans=3`` each image also carries the optical flow ``u, v`` of its span
-  (:func:`mer.inference.segment_flow`), because on micro amplitudes the dynamic image alone
+  (:func:`mer.model_inputs.segment_flow`), because on micro amplitudes the dynamic image alone
   is at the level of the sensor noise; the shipped weights use it, and the report ablates it.
 * A compact CNN backbone trained from scratch (:class:`~mer.models.layers.CompactBackbone`),
   shared by all segments (and, by default, by the global image).

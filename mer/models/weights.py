@@ -74,7 +74,7 @@ class ModelCard:
         mean, std: per-channel normalisation ``(x - mean) / std``.
         dssi: DSSI parameters (``n_segments``, ``frames_per_segment``, ``global_frames``);
             empty for non-DSSI models.
-        pair: AU-input parameters (:func:`mer.inference.au_input_u8`: ``flow``,
+        pair: AU-input parameters (:func:`mer.model_inputs.au_input_u8`: ``flow``,
             ``flow_size``, ``flow_preset``); empty for the emotion model and the v1.1 AU
             detector (frame and reference only).
         training_data: free-text description of the training data / protocol.

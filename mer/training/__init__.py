@@ -14,7 +14,7 @@ runs: CV, ablations, apex) and :mod:`~mer.training.shipped` (what ``mer train`` 
 shipped checkpoints and ``MODEL_CARD.md``); the model cards are :mod:`mer.models.cards`.
 
 Inputs are made exactly as at inference: :func:`mer.preprocess.align_frames` crops (128 px),
-:func:`mer.inference.dssi_u8_from_crops` DSSI and :func:`mer.inference.au_input_u8` AU inputs
+:func:`mer.model_inputs.dssi_u8_from_crops` DSSI and :func:`mer.model_inputs.au_input_u8` AU inputs
 (frame, local neutral reference, flow between them) as :mod:`mer.pipeline` forms them.
 
 The names below load on first use (PEP 562): ``import mer.training.metrics`` (numpy only,

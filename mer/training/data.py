@@ -1,7 +1,7 @@
 """Data preparation: clips turned into model inputs exactly as at inference.
 
-:func:`mer.preprocess.align_frames` crops (128 px), :func:`mer.inference.dssi_u8_from_crops`
-DSSI and :func:`mer.inference.au_input_u8` AU inputs (frame, local neutral reference, flow
+:func:`mer.preprocess.align_frames` crops (128 px), :func:`mer.model_inputs.dssi_u8_from_crops`
+DSSI and :func:`mer.model_inputs.au_input_u8` AU inputs (frame, local neutral reference, flow
 between them) as :mod:`mer.pipeline` forms them; cached per data set as ``.npz`` + JSON.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 from rich.progress import track
 
 from mer.datasets.common import Sample
-from mer.inference import au_input_u8, dssi_needed, dssi_u8_from_crops
+from mer.model_inputs import au_input_u8, dssi_needed, dssi_u8_from_crops
 from mer.schemas import AU_NAMES, EMOTION_CLASSES_MEGC, NO_EMOTION
 from mer.training.config import TrainConfig
 
@@ -36,8 +36,8 @@ class PreparedClip:
         clip: clip id.
         label: emotion class (MEGC 3-class or ``"none"``) or None (dropped for emotion).
         aus: AU names present in the clip (restricted to :data:`AU_NAMES`).
-        dssi: ``(S+1, C, M, M)`` uint8 (:func:`mer.inference.dssi_u8_from_crops`).
-        pairs: ``(P, K, 1, M, M)`` uint8 AU inputs (:func:`mer.inference.au_input_u8`:
+        dssi: ``(S+1, C, M, M)`` uint8 (:func:`mer.model_inputs.dssi_u8_from_crops`).
+        pairs: ``(P, K, 1, M, M)`` uint8 AU inputs (:func:`mer.model_inputs.au_input_u8`:
             frame, reference (, flow u, v)).
         pair_targets: ``(P, len(AU_NAMES))`` float32 in {0, 1}.
     """

@@ -62,6 +62,32 @@ def native_logs_to(sink: TextIO | None, python_too: bool = False) -> Iterator[Te
         yield real
 
 
+@contextlib.contextmanager
+def progress_bar(quiet: bool, verbose: bool, width: int) -> Iterator[Progress]:
+    """The Rich progress bar of a long command, on standard error when it is a terminal and
+    not ``quiet``; the native libraries' log lines hidden unless ``verbose`` (and not
+    ``quiet``), Python's warnings too when ``quiet`` (:func:`native_logs_to`).
+
+    Args:
+        quiet: no bar, no log lines.
+        verbose: keep the MediaPipe / TFLite / absl log lines.
+        width: characters of the task description column.
+
+    Yields:
+        The :class:`rich.progress.Progress` (disabled when not shown).
+    """
+    show = not quiet and err.is_terminal
+    with (
+        open(os.devnull, "w") as devnull,
+        native_logs_to(None if verbose and not quiet else devnull, quiet) as stderr,
+        Progress(
+            TextColumn(f"[bold]{{task.description:<{width}}}"), BarColumn(), TaskProgressColumn(),
+            TimeElapsedColumn(), console=Console(file=stderr) if show else err, disable=not show,
+        ) as bar,
+    ):  # fmt: skip
+        yield bar
+
+
 class OnlyModel(StrEnum):
     """``--only`` of ``mer train`` / ``mer evaluate``: one of the two models."""
 
@@ -103,20 +129,8 @@ def analyze(
     from mer.pipeline import AnalysisConfig, analyze_video_compact
     from mer.settings import get_settings
 
-    show = not quiet and err.is_terminal
     try:
-        with (
-            open(os.devnull, "w") as devnull,
-            native_logs_to(None if verbose and not quiet else devnull, quiet) as stderr,
-            Progress(
-                TextColumn("[bold]{task.description:<10}"),
-                BarColumn(),
-                TaskProgressColumn(),
-                TimeElapsedColumn(),
-                console=Console(file=stderr) if show else err,
-                disable=not show,
-            ) as bar,
-        ):
+        with progress_bar(quiet, verbose, width=10) as bar:
             task = bar.add_task("probe", total=100)
 
             def progress(stage: str, pct: float) -> None:
@@ -197,17 +211,8 @@ def evaluate_real_cmd(
     from mer.errors import MERError
     from mer.evaluation import evaluate_real
 
-    show = not quiet and err.is_terminal
     try:
-        with (
-            open(os.devnull, "w") as devnull,
-            native_logs_to(None if verbose and not quiet else devnull, quiet) as stderr,
-            Progress(
-                TextColumn("[bold]{task.description:<40}"), BarColumn(), TaskProgressColumn(),
-                TimeElapsedColumn(), console=Console(file=stderr) if show else err,
-                disable=not show,
-            ) as bar,
-        ):  # fmt: skip
+        with progress_bar(quiet, verbose, width=40) as bar:
             task = bar.add_task("clips", total=None)
 
             def progress(done: int, total: int, name: str) -> None:

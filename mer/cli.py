@@ -8,7 +8,6 @@ each command imports what it needs when it runs (``bench/cli_startup.py`` measur
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from mer.cli_submit import submit
+from mer.cli_synth import synth, synth_long
 from mer.serving_cli import model_store_app
 
 app = typer.Typer(help="Facial micro-expression analysis.", no_args_is_help=True)
@@ -60,6 +60,32 @@ def native_logs_to(sink: TextIO | None, python_too: bool = False) -> Iterator[Te
         contextlib.redirect_stderr(sink if python_too else real),
     ):
         yield real
+
+
+@contextlib.contextmanager
+def progress_bar(quiet: bool, verbose: bool, width: int) -> Iterator[Progress]:
+    """The Rich progress bar of a long command, on standard error when it is a terminal and
+    not ``quiet``; the native libraries' log lines hidden unless ``verbose`` (and not
+    ``quiet``), Python's warnings too when ``quiet`` (:func:`native_logs_to`).
+
+    Args:
+        quiet: no bar, no log lines.
+        verbose: keep the MediaPipe / TFLite / absl log lines.
+        width: characters of the task description column.
+
+    Yields:
+        The :class:`rich.progress.Progress` (disabled when not shown).
+    """
+    show = not quiet and err.is_terminal
+    with (
+        open(os.devnull, "w") as devnull,
+        native_logs_to(None if verbose and not quiet else devnull, quiet) as stderr,
+        Progress(
+            TextColumn(f"[bold]{{task.description:<{width}}}"), BarColumn(), TaskProgressColumn(),
+            TimeElapsedColumn(), console=Console(file=stderr) if show else err, disable=not show,
+        ) as bar,
+    ):  # fmt: skip
+        yield bar
 
 
 class OnlyModel(StrEnum):
@@ -103,20 +129,8 @@ def analyze(
     from mer.pipeline import AnalysisConfig, analyze_video_compact
     from mer.settings import get_settings
 
-    show = not quiet and err.is_terminal
     try:
-        with (
-            open(os.devnull, "w") as devnull,
-            native_logs_to(None if verbose and not quiet else devnull, quiet) as stderr,
-            Progress(
-                TextColumn("[bold]{task.description:<10}"),
-                BarColumn(),
-                TaskProgressColumn(),
-                TimeElapsedColumn(),
-                console=Console(file=stderr) if show else err,
-                disable=not show,
-            ) as bar,
-        ):
+        with progress_bar(quiet, verbose, width=10) as bar:
             task = bar.add_task("probe", total=100)
 
             def progress(stage: str, pct: float) -> None:
@@ -197,17 +211,8 @@ def evaluate_real_cmd(
     from mer.errors import MERError
     from mer.evaluation import evaluate_real
 
-    show = not quiet and err.is_terminal
     try:
-        with (
-            open(os.devnull, "w") as devnull,
-            native_logs_to(None if verbose and not quiet else devnull, quiet) as stderr,
-            Progress(
-                TextColumn("[bold]{task.description:<40}"), BarColumn(), TaskProgressColumn(),
-                TimeElapsedColumn(), console=Console(file=stderr) if show else err,
-                disable=not show,
-            ) as bar,
-        ):  # fmt: skip
+        with progress_bar(quiet, verbose, width=40) as bar:
             task = bar.add_task("clips", total=None)
 
             def progress(done: int, total: int, name: str) -> None:
@@ -225,65 +230,10 @@ def evaluate_real_cmd(
 
 
 app.command("submit")(submit)  # mer/cli_submit.py
+app.command("synth")(synth)  # mer/cli_synth.py
+app.command("synth-long")(synth_long)
 
 _DATASETS = "casme2 | samm | smic | casme3 | synth"
-
-
-@app.command()
-def synth(
-    out_dir: Annotated[Path, typer.Argument(help="Where to write the CASME II-layout set.")],
-    clips: Annotated[int, typer.Option(help="Number of clips.")] = 1200,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    kind: Annotated[str, typer.Option(help="micro | macro | mixed")] = "mixed",
-) -> None:
-    """Render synthetic micro-expressions on the London Set neutral faces (CC BY 4.0)."""
-    from mer.synth.dataset import generate_dataset
-
-    s = generate_dataset(out_dir, clips, seed=seed, kind=kind, overwrite=True, progress=True)
-    err.print(str(s))
-
-
-@app.command("synth-long")
-def synth_long(
-    out_dir: Annotated[Path, typer.Argument(help="Folder for the videos and labels.json.")],
-    clips: Annotated[int, typer.Option(help="Number of clips.")] = 12,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    duration: Annotated[float, typer.Option(help="Clip length, seconds.")] = 20.0,
-    fps: Annotated[float, typer.Option(help="Frames per second.")] = 30.0,
-    size: Annotated[int, typer.Option(help="Frame side, pixels (even).")] = 320,
-    held_out_fold: Annotated[
-        int | None,
-        typer.Option(
-            help="Only the London identities of this test fold (0-based) of `mer evaluate "
-            "--folds FOLDS` on a full synthetic set (e.g. synth_v4): faces that fold's "
-            "models never saw."
-        ),
-    ] = None,
-    folds: Annotated[int, typer.Option(help="Fold count of --held-out-fold.")] = 3,
-    identity: Annotated[
-        list[str] | None, typer.Option(help="London id to use (repeatable; default all).")
-    ] = None,
-    gaze: Annotated[bool, typer.Option(help="Gaze-shift segments (iris movement).")] = True,
-    london_root: Annotated[Path | None, typer.Option(help="London Set folder.")] = None,
-) -> None:
-    """Long clips with several micro / macro expressions, speech, blinks, gaze shifts and head
-    turns on the London faces; labels in the real dev set's format (labels.json)."""
-    from mer.synth.long_dataset import generate_long_clips
-    from mer.synth.long_spec import LongClipConfig
-
-    if size % 2 or size < 64:
-        raise typer.BadParameter("--size must be even and at least 64")
-    cfg = LongClipConfig(duration_s=duration, fps=fps, out_size=size, gaze=gaze)
-    try:
-        s = generate_long_clips(
-            out_dir, clips, seed=seed, cfg=cfg, identities=identity,
-            held_out_fold=held_out_fold, folds=folds, london_root=london_root,
-            command="mer synth-long " + " ".join(sys.argv[2:]),
-        )  # fmt: skip
-    except (FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(code=2) from exc
-    err.print(str(s))
 
 
 def _load(dataset: str, data_dir: Path):
@@ -329,118 +279,26 @@ def evaluate(
     ] = None,
 ) -> None:
     """Subject-grouped cross-validation with metrics pooled over folds; JSON/MD/PNG report."""
-    from dataclasses import replace
-
-    from mer.training import (
-        Report,
-        TrainConfig,
-        apex_mae,
-        cross_validate,
-        fold_backends,
-        without_flow,
-    )
+    from mer.training import TrainConfig, dataset_classes
+    from mer.training.evaluate import ABLATION_GROUPS, ablation_configs, evaluate_cv
 
     samples = _load(dataset, data_dir)
     cfg = TrainConfig(emotion_epochs=epochs, au_epochs=au_epochs, seed=seed)
-    classes = _classes(samples)
-    k = folds or None
-    groups = {
-        "flow": {"no flow channels (DSSI only)": replace(cfg, flow=False)},
-        "au-flow": {"AU detector without flow channels": replace(cfg, au_flow=False)},
-        "stma": {"no STMA": replace(cfg, use_stma=False)},
-        "de": {"no DE-Loss": replace(cfg, lambda_de=0.0)},
-        "segments": {"segments=2": replace(cfg, n_segments=2),
-                     "segments=5": replace(cfg, n_segments=5)},
-    }  # fmt: skip
-    chosen = list(groups) if ablations else list(ablate or [])
-    unknown = set(chosen) - set(groups)
-    if unknown:
-        err.print(f"[red]unknown ablation {sorted(unknown)}; use {list(groups)}[/red]")
-        raise typer.Exit(code=2)
-
+    chosen = list(ABLATION_GROUPS) if ablations else list(ablate or [])
+    try:
+        ablation_configs(cfg, chosen)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(code=2) from exc
     extra = [(d, _load(dataset, d)) for d in extra_data or []]
-
-    def prepare(c: TrainConfig):  # -> (scored clips, training-only clips)
-        return _prepare_roots(samples, extra, c, _prep_cache(out, c), workers)
-
-    clips, extra_clips = prepare(cfg)
-    fold_models: list = []  # (test subjects, AU detector): the apex uses the held-out fold's
-    main = cross_validate(clips, classes, cfg, k, train_aus=only != "emotion",
-                          fit_emotion=only != "au", log_fn=err.print, train_only=extra_clips,
-                          on_fold=lambda test, au: fold_models.append((test, au)))  # fmt: skip
     more = f"; training also on {', '.join(map(str, extra_data))}" if extra_data else ""
-    report = Report(dataset=f"{dataset} ({data_dir}{more})", main=main, device=_device())
-    if "without_flip_tta" in main:
-        report.ablations["no flip TTA (same models)"] = main.pop("without_flip_tta")
-    if chosen:
-        variants = {name: v for g in chosen for name, v in groups[g].items()}
-        for name, vcfg in variants.items():
-            err.print(f"ablation: {name}")
-            vclips, vextra = clips, extra_clips
-            if (vcfg.dssi_params, vcfg.pair_params) != (cfg.dssi_params, cfg.pair_params):
-                same_frames = (vcfg.n_segments, vcfg.flow_size) == (cfg.n_segments, cfg.flow_size)
-                drop_dssi, drop_au = cfg.flow and not vcfg.flow, cfg.au_flow and not vcfg.au_flow
-                if same_frames and (drop_dssi or drop_au):
-                    vclips = without_flow(clips, dssi=drop_dssi, au=drop_au)
-                    vextra = without_flow(extra_clips, dssi=drop_dssi, au=drop_au)
-                else:
-                    vclips, vextra = prepare(vcfg)
-            au_only = vcfg.au_flow != cfg.au_flow  # the AU input changed, not the emotion's
-            report.ablations[name] = cross_validate(
-                vclips,
-                classes,
-                vcfg,
-                k,
-                train_aus=au_only,
-                fit_emotion=not au_only,
-                train_only=vextra,
-            )
-    if report.ablations:
-        report.ablations["full (reference)"] = {
-            key: main[key] for key in ("uf1", "uar", "emotional", "au_macro_f1") if key in main
-        }
-    if apex_clips:
-        backends = fold_backends(fold_models, cfg) if fold_models else None
-        report.apex = apex_mae(samples, n=apex_clips, seed=seed, backends=backends)
+    report = evaluate_cv(
+        samples, dataset_classes(samples), cfg, out, folds=folds or None, extra=extra,
+        ablations=chosen, only=only.value if only else None, apex_clips=apex_clips,
+        workers=workers, dataset=f"{dataset} ({data_dir}{more})", log_fn=err.print,
+    )  # fmt: skip
     report.write(out)
     err.print((out / "report.md").read_text())
-
-
-def _prepare_roots(samples, extra: list, cfg, cache: Path, workers: int) -> tuple[list, list]:
-    """Prepared clips of the main root and of the extra roots (``[(root, samples)]``), each
-    cached on its own (``cache``, ``cache`` + ``_<root name>``); returns ``(main, extra)``."""
-    from mer.training import prepare_dataset
-
-    def prep(smp, path: Path) -> list:
-        return prepare_dataset(smp, cfg.dssi_params, cache=path, pair_params=cfg.pair_params,
-                               workers=workers)  # fmt: skip
-
-    main = prep(samples, cache)
-    more = [prep(smp, cache.with_name(f"{cache.name}_{d.name}")) for d, smp in extra]
-    return main, [c for clips in more for c in clips]
-
-
-def _prep_cache(out: Path, cfg) -> Path:
-    """Prepared-inputs cache of one input configuration under ``out/cache``."""
-    return out / "cache" / f"prep_s{cfg.n_segments}_flow{int(cfg.flow)}_au{int(cfg.au_flow)}"
-
-
-def _classes(samples) -> list[str]:
-    from mer.schemas import EMOTION_CLASSES_MEGC, NO_EMOTION
-    from mer.training import clip_label
-
-    classes = list(EMOTION_CLASSES_MEGC)
-    if any(clip_label(s) == NO_EMOTION for s in samples):
-        classes.append(NO_EMOTION)
-    return classes
-
-
-def _device() -> str:
-    import platform
-
-    import torch
-
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 @app.command()
@@ -466,92 +324,29 @@ def train(
     only: Annotated[OnlyModel | None, typer.Option(help="Train one model (default both).")] = None,
 ) -> None:
     """Train SMA-STN and the AU detector on the whole set and write the shipped weights."""
-    import time
-
     from mer.inference import AU_FILE, EMOTION_FILE
-    from mer.models.cards import au_card, emotion_card
-    from mer.models.weights import save_checkpoint
-    from mer.training import TrainConfig, train_au, train_emotion
+    from mer.training import TrainConfig, dataset_classes, prepare_roots
+    from mer.training.shipped import train_shipped_weights, training_data_text
 
     samples = _load(dataset, data_dir)
     cfg = TrainConfig(emotion_epochs=epochs, au_epochs=au_epochs, seed=seed)
-    classes = _classes(samples)
     extra = [(d, _load(dataset, d)) for d in extra_data or []]
-    main_clips, extra_clips = _prepare_roots(samples, extra, cfg, out / ".cache" / "prep", workers)
+    main_clips, extra_clips = prepare_roots(samples, extra, cfg, out / ".cache" / "prep", workers)
     clips = main_clips + extra_clips
-    metrics = json.loads(report.read_text())["main"] if report else {}
-    apex = json.loads(report.read_text()).get("apex", {}) if report else {}
-    credit = (
-        "Trained on synthetic micro-expressions rendered on the Face Research Lab London Set "
-        "(DeBruine, L. & Jones, B. (2017), doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0)."
-    )
     roots = " ".join(f"--extra-data {d}" for d in extra_data or [])
-    data_desc = (
-        f"{dataset}: {len(clips)} clips, {len({c.subject for c in clips})} identities from "
-        f"{', '.join(d.name for d in [data_dir, *(extra_data or [])])}; command: mer train "
-        f"{data_dir} {roots + ' ' if roots else ''}--dataset {dataset} --epochs {epochs} "
-        f"--au-epochs {au_epochs} --seed {seed}{' --only ' + only if only else ''}"
+    command = (
+        f"mer train {data_dir} {roots + ' ' if roots else ''}--dataset {dataset} --epochs "
+        f"{epochs} --au-epochs {au_epochs} --seed {seed}{' --only ' + only if only else ''}"
     )
-    out.mkdir(parents=True, exist_ok=True)
-    common = {"training_data": data_desc, "version": version, "license": credit}
-    t_emo = t_au = 0.0
-    if only in (None, "emotion"):
-        t0 = time.perf_counter()
-        emo = train_emotion(clips, classes, cfg, log_fn=err.print)
-        t_emo = time.perf_counter() - t0
-        save_checkpoint(out / EMOTION_FILE, emo, emotion_card(
-            cfg, classes, metrics={k: metrics[k] for k in ("uf1", "uar") if k in metrics},
-            extra={"train_seconds": round(t_emo, 1), "device": _device()}, **common,
-        ))  # fmt: skip
-    if only in (None, "au"):
-        t0 = time.perf_counter()
-        au = train_au(clips, cfg, log_fn=err.print)
-        t_au = time.perf_counter() - t0
-        save_checkpoint(out / AU_FILE, au, au_card(
-            cfg, metrics={k: metrics[k] for k in ("au_macro_f1",) if k in metrics} | (
-                {"apex_mae_rel": apex["mae_rel"]} if apex else {}),
-            extra={"train_seconds": round(t_au, 1), "device": _device(),
-                   "au_thresholds": getattr(au, "au_thresholds", {})}, **common,
-        ))  # fmt: skip
-    _write_model_card(out, report, data_desc, credit, classes, cfg, t_emo, t_au, version)
+    seconds = train_shipped_weights(
+        clips, dataset_classes(samples), cfg, out, only=only.value if only else None,
+        version=version, report=report, log_fn=err.print,
+        training_data=training_data_text(dataset, clips, [data_dir, *(extra_data or [])],
+                                         command),
+    )  # fmt: skip
     wrote = [str(out / f) for f, m in ((EMOTION_FILE, "emotion"), (AU_FILE, "au"))
              if only in (None, m)]  # fmt: skip
-    err.print(f"wrote {' and '.join(wrote)} in {t_emo + t_au:.0f} s")
-
-
-def _write_model_card(
-    out: Path, report: Path | None, data_desc: str, credit: str, classes: list[str], cfg,
-    t_emo: float, t_au: float, version: str,
-) -> None:  # fmt: skip
-    """``MODEL_CARD.md`` beside the checkpoints: data, command, metrics, licence."""
-    from mer.inference import AU_FILE, EMOTION_FILE
-    from mer.models.weights import sha256_file
-
-    au_flow = f" + optical flow between them, DIS at {cfg.flow_size} px" if cfg.au_flow else ""
-
-    def sha(name: str) -> str:
-        return sha256_file(out / name) if (out / name).is_file() else "(not in this folder)"
-
-    lines = [
-        f"# Model card — shipped weights v{version}", "",
-        f"- `{EMOTION_FILE}`: SMA-STN, classes {', '.join(classes)}; DSSI "
-        f"{cfg.n_segments} segments x {cfg.frames_per_segment} frames + global "
-        f"{cfg.global_frames}{' + optical-flow channels (u, v)' if cfg.flow else ''}; sha256 "
-        f"`{sha(EMOTION_FILE)}`",
-        f"- `{AU_FILE}`: AU detector (frame + local neutral reference{au_flow}); sha256 "
-        f"`{sha(AU_FILE)}`",
-        f"- Training data: {data_desc}",
-        f"- Training time: {t_emo:.0f} s (SMA-STN) + {t_au:.0f} s (AU detector) on "
-        f"{_device()}",
-        f"- Licence and credit: {credit}",
-        "- Limits: synthetic training data only (2-D warps of real faces); no licensed "
-        "micro-expression data set was seen. Treat predictions on real video accordingly.",
-    ]  # fmt: skip
-    if report is not None:
-        lines += ["", "## Evaluation (subject-grouped CV, pooled over folds)", "",
-                  (report.parent / "report.md").read_text() if (report.parent / "report.md")
-                  .is_file() else json.dumps(json.loads(report.read_text())["main"])]  # fmt: skip
-    (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
+    err.print(f"wrote {' and '.join(wrote)} in {sum(seconds.values()):.0f} s")
 
 
 if __name__ == "__main__":  # pragma: no cover - after every command is defined

@@ -29,7 +29,7 @@ def align_frames(
         images: T frames, ``(H, W, 3)`` uint8 RGB, in time order.
         timestamps_s: ``(T,)`` seconds.
         landmarker: reset here (tracking starts fresh for the clip).
-        crop_size: aligned crop side (pixels); :func:`mer.inference.model_crop` makes the
+        crop_size: aligned crop side (pixels); :func:`mer.model_inputs.model_crop` makes the
             model crops of them.
         sigma_s: temporal smoothing of the similarity (seconds).
 

@@ -33,15 +33,23 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args()
 
-    from mer.cli import _classes, _load, _prep_cache, _prepare_roots
+    from mer.cli import _load
     from mer.pipeline import AnalysisConfig
-    from mer.training import TrainConfig, apex_mae, cross_validate, fold_backends
+    from mer.training import (
+        TrainConfig,
+        apex_mae,
+        cross_validate,
+        dataset_classes,
+        fold_backends,
+        prep_cache_path,
+        prepare_roots,
+    )
 
     samples = _load("synth", a.data_dir)
     cfg = TrainConfig(au_epochs=a.au_epochs, seed=0)
-    clips, _ = _prepare_roots(samples, [], cfg, _prep_cache(a.cache, cfg), a.workers)
+    clips, _ = prepare_roots(samples, [], cfg, prep_cache_path(a.cache, cfg), a.workers)
     fold_models: list = []
-    cross_validate(clips, _classes(samples), cfg, a.folds, fit_emotion=False, log_fn=print,
+    cross_validate(clips, dataset_classes(samples), cfg, a.folds, fit_emotion=False, log_fn=print,
                    on_fold=lambda test, au: fold_models.append((test, au)))  # fmt: skip
     backends = fold_backends(fold_models, cfg)
     # the clips apex_mae(samples, n=eval_clips, seed=0) scores are left out of the tuning

@@ -379,3 +379,31 @@ def test_open_mouth_smiles_are_macro_happiness_only_and_leave_the_stream_alone()
         a = [sample_clip_spec(r1, "001", 100, base, emotion=emo) for _ in range(20)]
         b = [sample_clip_spec(r2, "001", 100, cfg, emotion=emo) for _ in range(20)]
         assert a == b
+
+
+def test_python_m_mer_synth_is_mer_synth(tmp_path: Path) -> None:
+    """``python -m mer.synth`` runs the ``mer synth`` command: the same files for the same
+    options, its several-values-after-one-flag lists handed on as repeated flags, and a
+    second run into the same folder refused (exit 2) without ``--overwrite``."""
+    from typer.testing import CliRunner
+
+    from mer.cli import app
+    from mer.synth.__main__ import main, repeat_list_flags
+
+    require_london()
+    assert repeat_list_flags(["o", "--fps", "30", "60", "--clips", "2", "--grayscale"]) == [
+        "o", "--fps", "30", "--fps", "60", "--clips", "2", "--grayscale"]  # fmt: skip
+    common = ["--clips", "2", "--seed", "1", "--workers", "1", "--max-frames", "6",
+              "--size", "64", "--no-progress"]  # fmt: skip
+    assert main([str(tmp_path / "a"), *common, "--identities", "001", "002"]) == 0
+    res = CliRunner().invoke(
+        app, ["synth", str(tmp_path / "b"), *common, "--identities", "001", "--identities", "002"]
+    )
+    assert res.exit_code == 0, res.output
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.jpg"))
+    assert files and files == sorted(
+        p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.jpg")
+    )
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+    assert main([str(tmp_path / "a"), *common]) == 2

@@ -2,14 +2,15 @@
 
 Input ``(B, K, C, H, W)`` float32: index 0 is the aligned face crop of the frame, index 1 the
 aligned crop of its **neutral reference** (the onset frame / a neutral frame of the same
-track), both normalised with ``default_cfg`` mean / std. With ``flow=True`` (weights v1.2 on,
-**our addition**) indices 2 and 3 carry the optical flow ``u``, ``v`` from the reference to
-the frame (:func:`mer.inference.au_input_u8`, DIS at 128 px, in model-crop pixels): on micro
-amplitudes a lid moves a fraction of a 64 px model pixel, which the difference image alone
-barely shows. The model forms the difference image ``frame - neutral`` itself and feeds
-``[frame, frame - neutral(, u, v)]`` (``2C (+ 2C)`` channels) to a compact CNN
-(:class:`~mer.models.layers.CompactBackbone`), so subject-specific appearance is factored out,
-as in reference-frame AU detection (e.g. the onset-apex differences used by the MEGC AU works).
+track), both normalised with the mean / std of the weights' card (``default_cfg``). With
+``flow=True`` (weights v1.2 on, **our addition**) indices 2 and 3 carry the optical flow
+``u``, ``v`` from the reference to the frame (:func:`mer.model_inputs.au_input_u8`, DIS at 128
+px, in model-crop pixels): on micro amplitudes a lid moves a fraction of a 64 px model pixel,
+which the difference image alone barely shows. The model forms the difference image ``frame -
+neutral`` itself and feeds ``[frame, frame - neutral(, u, v)]`` (``2C (+ 2C)`` channels) to a
+compact CNN (:class:`~mer.models.layers.CompactBackbone`), so subject-specific appearance is
+factored out, as in reference-frame AU detection (e.g. the onset-apex differences used by the
+MEGC AU works).
 Output: one logit per AU of :data:`mer.schemas.AU_NAMES`, ``(B, 14)`` float32;
 ``sigmoid`` gives independent AU probabilities (multi-label, train with ``BCEWithLogitsLoss``).
 """
@@ -26,27 +27,12 @@ from mer.schemas import AU_NAMES
 
 from .layers import CompactBackbone
 from .registry import register_model
+from .weights import WeightsRecordMixin
 
-__all__ = ["AUDetector", "au_detector", "default_cfg_au_detector"]
-
-
-def _cfg(**kwargs: Any) -> dict[str, Any]:
-    cfg: dict[str, Any] = {
-        "input_size": (1, 112, 112),
-        "mean": (0.5,),
-        "std": (0.25,),
-        "num_classes": len(AU_NAMES),
-        "aus": AU_NAMES,
-        "input": "(frame, neutral reference); pixels scaled to [0, 1] then (x - mean) / std",
-    }
-    cfg.update(kwargs)
-    return cfg
+__all__ = ["AUDetector", "au_detector"]
 
 
-default_cfg_au_detector: dict[str, Any] = _cfg()
-
-
-class AUDetector(nn.Module):
+class AUDetector(WeightsRecordMixin, nn.Module):
     """Multi-label AU detector (see the module docstring).
 
     Args:
@@ -78,13 +64,6 @@ class AUDetector(nn.Module):
         self.num_features = self.backbone.num_features
         self.head_drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(self.num_features, num_aus)
-        self.default_cfg = _cfg(
-            input_size=(in_chans, 112, 112),
-            mean=(0.5,) * in_chans,
-            std=(0.25,) * in_chans,
-            num_classes=num_aus,
-            aus=AU_NAMES if num_aus == len(AU_NAMES) else None,
-        )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, K, C, H, W)`` float32 -> pooled feature ``(B, num_features)`` float32.

@@ -5,7 +5,9 @@ registry kwargs, labels, input size, normalisation, DSSI / AU-input parameters (
 torchvision's weight records carry their transforms, one config per set of weights as in
 timm). ``mer train`` writes these cards, :func:`write_random_checkpoints` writes the same
 with random weights, and every backend reads them back; the training recipe
-(:class:`mer.training.config.TrainConfig`) decides the parameters.
+(:class:`mer.training.config.TrainConfig`) decides the parameters. A model's ``default_cfg``
+is its weights' card (:class:`~mer.models.weights.WeightsRecordMixin`); a model without
+trained weights is described by :func:`untrained_card`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mer.inference import AU_FILE, EMOTION_FILE, MODEL_SIZE
+from mer.inference import AU_FILE, EMOTION_FILE
+from mer.model_inputs import MODEL_SIZE
+from mer.models.au_detector import AUDetector
 from mer.models.registry import create_model
+from mer.models.sma_stn import SMASTN
 from mer.models.weights import ModelCard, save_checkpoint
 from mer.schemas import AU_NAMES, EMOTION_CLASSES_MEGC
 
@@ -28,6 +33,10 @@ DSSI_MEAN, DSSI_STD = 128.0, 32.0  #: normalisation of the uint8 DSSI payload
 PAIR_MEAN, PAIR_STD = 128.0, 64.0  #: normalisation of the uint8 AU pair payload
 #: backbone widths for CPU training at 64x64 (about 4x fewer FLOPs than the defaults)
 CHANNELS = (16, 32, 64, 128)
+#: Side (pixels) of the input a model *without trained weights* is described with: the
+#: architectures' nominal input as first written. No shipped weights use it (theirs is
+#: :data:`~mer.model_inputs.MODEL_SIZE`, on their cards); the networks pool adaptively.
+UNTRAINED_SIZE = 112
 
 
 def emotion_kwargs(cfg: TrainConfig, n_classes: int) -> dict[str, Any]:
@@ -58,12 +67,44 @@ def emotion_card(cfg: TrainConfig, classes: Sequence[str], **fields: Any) -> Mod
 def au_card(cfg: TrainConfig, **fields: Any) -> ModelCard:
     """The :class:`~mer.models.weights.ModelCard` of an AU detector trained with ``cfg``
     (:func:`au_kwargs`, :data:`mer.schemas.AU_NAMES`, input normalisation, ``pair``
-    parameters of :func:`mer.inference.au_input_u8`) plus ``fields``."""
+    parameters of :func:`mer.model_inputs.au_input_u8`) plus ``fields``."""
     return ModelCard(
         model_name="au_detector", model_kwargs=au_kwargs(cfg), labels=list(AU_NAMES),
         label_kind="aus", input_size=[1, MODEL_SIZE, MODEL_SIZE], mean=[PAIR_MEAN],
         std=[PAIR_STD], pair=cfg.pair_params, **fields,
     )  # fmt: skip
+
+
+def untrained_card(model: SMASTN | AUDetector) -> ModelCard:
+    """The record of a model built without trained weights (``create_model`` alone): its
+    kwargs and labels, input ``[C, UNTRAINED_SIZE, UNTRAINED_SIZE]``, the architecture's
+    reference normalisation (SMA-STN: a zero-mean dynamic image, std 64; AU detector: pixels
+    in [0, 1], mean 0.5, std 0.25) and, for SMA-STN, the recipe's DSSI frame counts.
+
+    Raises:
+        TypeError: ``model`` is neither architecture.
+    """
+    from mer.training.config import TrainConfig  # the default recipe (no import cycle)
+
+    c, size = model.in_chans, [model.in_chans, UNTRAINED_SIZE, UNTRAINED_SIZE]
+    kwargs = dict(getattr(model, "model_kwargs", {}))
+    name = getattr(model, "model_name", type(model).__name__)
+    if isinstance(model, SMASTN):
+        recipe = TrainConfig(n_segments=model.num_segments)
+        classes = EMOTION_CLASSES_MEGC if model.num_classes == len(EMOTION_CLASSES_MEGC) else ()
+        return ModelCard(
+            model_name=name, model_kwargs=kwargs, labels=list(classes), label_kind="classes",
+            input_size=size, mean=[0.0] * c, std=[64.0] * c,
+            dssi={"n_segments": recipe.n_segments, "frames_per_segment":
+                  recipe.frames_per_segment, "global_frames": recipe.global_frames},
+        )  # fmt: skip
+    if isinstance(model, AUDetector):
+        aus = AU_NAMES if model.num_classes == len(AU_NAMES) else ()
+        return ModelCard(
+            model_name=name, model_kwargs=kwargs, labels=list(aus), label_kind="aus",
+            input_size=size, mean=[0.5] * c, std=[0.25] * c,
+        )  # fmt: skip
+    raise TypeError(f"no untrained record for {type(model).__name__}")
 
 
 def write_random_checkpoints(out_dir: Path, version: str = "0.0.0-random", seed: int = 0) -> Path:

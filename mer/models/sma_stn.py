@@ -6,9 +6,10 @@ architecture below is **our reconstruction** of what it states:
 
 * Input: the DSSI of a clip (:func:`mer.dssi.dssi`): ``S`` local segment dynamic images and one
   global dynamic image, stacked as ``(B, S + 1, C, H, W)`` float32 (locals first, global
-  last), normalised with the model's ``default_cfg`` mean / std. **Our addition**: with
+  last), normalised with the mean / std of the weights' card (``default_cfg``,
+  :mod:`mer.models.weights`). **Our addition**: with
   ``in_chans=3`` each image also carries the optical flow ``u, v`` of its span
-  (:func:`mer.inference.segment_flow`), because on micro amplitudes the dynamic image alone
+  (:func:`mer.model_inputs.segment_flow`), because on micro amplitudes the dynamic image alone
   is at the level of the sensor noise; the shipped weights use it, and the report ablates it.
 * A compact CNN backbone trained from scratch (:class:`~mer.models.layers.CompactBackbone`),
   shared by all segments (and, by default, by the global image).
@@ -36,29 +37,9 @@ from mer.schemas import EMOTION_CLASSES_MEGC
 
 from .layers import CompactBackbone, NonLocalBlock
 from .registry import register_model
+from .weights import WeightsRecordMixin
 
-__all__ = ["SMASTN", "TemporalSegmentAttention", "default_cfg_sma_stn", "mirror_dssi", "sma_stn"]
-
-
-def _cfg(**kwargs: Any) -> dict[str, Any]:
-    """Default config (timm ``pretrained_cfg`` style). Dynamic images are zero-mean; the std
-    is a rough scale for dynamic images of uint8 grey frames (our choice, refit on the
-    training set and record it in the checkpoint's :class:`~mer.models.weights.ModelCard`)."""
-    cfg: dict[str, Any] = {
-        "input_size": (1, 112, 112),
-        "num_segments": 3,
-        "mean": (0.0,),
-        "std": (64.0,),
-        "num_classes": len(EMOTION_CLASSES_MEGC),
-        "classes": EMOTION_CLASSES_MEGC,
-        "dssi": {"n_segments": 3, "frames_per_segment": 5, "global_frames": 9},
-        "paper": "Liu, Zheng, Zong, SMA-STN, arXiv 2010.09342",
-    }
-    cfg.update(kwargs)
-    return cfg
-
-
-default_cfg_sma_stn: dict[str, Any] = _cfg()
+__all__ = ["SMASTN", "TemporalSegmentAttention", "mirror_dssi", "sma_stn"]
 
 
 class TemporalSegmentAttention(nn.Module):
@@ -81,7 +62,7 @@ class TemporalSegmentAttention(nn.Module):
         return (weights.unsqueeze(-1) * feats).sum(dim=1), weights
 
 
-class SMASTN(nn.Module):
+class SMASTN(WeightsRecordMixin, nn.Module):
     """SMA-STN classifier over DSSI input (see the module docstring).
 
     Args:
@@ -142,15 +123,6 @@ class SMASTN(nn.Module):
         self.fc = nn.Linear(self.num_features, num_classes)
         self.segment_weights: torch.Tensor | None = None
         self.flip_tta = flip_tta
-        self.default_cfg = _cfg(
-            input_size=(in_chans, 112, 112),
-            num_segments=num_segments,
-            mean=(0.0,) * in_chans,
-            std=(64.0,) * in_chans,
-            num_classes=num_classes,
-            classes=EMOTION_CLASSES_MEGC if num_classes == len(EMOTION_CLASSES_MEGC) else None,
-            dssi={"n_segments": num_segments, "frames_per_segment": 5, "global_frames": 9},
-        )
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 5 or x.shape[1] != self.num_segments + 1 or x.shape[2] != self.in_chans:

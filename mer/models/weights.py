@@ -1,5 +1,11 @@
 """Self-describing checkpoints (in the manner of torchvision's ``WeightsEnum`` records).
 
+The checkpoint's :class:`ModelCard` is the one record of the preprocessing its weights
+expect (input size, normalisation, DSSI and AU-input parameters), like torchvision's
+``Weights.transforms`` / timm's one ``pretrained_cfg`` per set of weights. A model's
+``default_cfg`` (:class:`WeightsRecordMixin`) is derived from it: the loaded checkpoint's
+card, or for a model without trained weights :func:`mer.models.cards.untrained_card`.
+
 A checkpoint is ``torch.save`` of a plain dict::
 
     {"format": "mer-checkpoint", "format_version": 1,
@@ -30,6 +36,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "ModelCard",
+    "WeightsRecordMixin",
     "load_checkpoint",
     "save_checkpoint",
     "sha256_file",
@@ -67,7 +74,7 @@ class ModelCard:
         mean, std: per-channel normalisation ``(x - mean) / std``.
         dssi: DSSI parameters (``n_segments``, ``frames_per_segment``, ``global_frames``);
             empty for non-DSSI models.
-        pair: AU-input parameters (:func:`mer.inference.au_input_u8`: ``flow``,
+        pair: AU-input parameters (:func:`mer.model_inputs.au_input_u8`: ``flow``,
             ``flow_size``, ``flow_preset``); empty for the emotion model and the v1.1 AU
             detector (frame and reference only).
         training_data: free-text description of the training data / protocol.
@@ -108,6 +115,23 @@ class ModelCard:
         card.extra.update(unknown)
         return card
 
+    def default_cfg(self) -> dict[str, Any]:
+        """The preprocessing in timm's ``pretrained_cfg`` form: ``input_size`` ``(C, H, W)``,
+        ``mean`` / ``std`` per channel, ``num_classes`` (the labels' count, else the
+        kwargs'), ``classes`` (class names) or ``aus`` (AU names; ``None`` when the card
+        names none), ``dssi`` and ``pair`` parameters. :meth:`from_model` reads it back."""
+        key = "aus" if self.label_kind == "aus" else "classes"
+        return {
+            "input_size": tuple(self.input_size),
+            "mean": tuple(self.mean),
+            "std": tuple(self.std),
+            "num_classes": len(self.labels)
+            or self.model_kwargs.get("num_aus" if self.label_kind == "aus" else "num_classes"),
+            key: tuple(self.labels) if self.labels else None,
+            "dssi": dict(self.dssi),
+            "pair": dict(self.pair),
+        }
+
     @classmethod
     def from_model(cls, model: nn.Module, **overrides: Any) -> ModelCard:
         """Card prefilled from a model made by :func:`~mer.models.create_model` and its
@@ -124,9 +148,31 @@ class ModelCard:
             "mean": list(cfg.get("mean", (0.0,))),
             "std": list(cfg.get("std", (1.0,))),
             "dssi": dict(cfg.get("dssi", {})),
+            "pair": dict(cfg.get("pair", {})),
         }
         values.update(overrides)
         return cls(**values)
+
+
+class WeightsRecordMixin:
+    """``default_cfg`` of a model class, derived from the record of the weights it holds.
+
+    ``card``: the :class:`ModelCard` of the loaded checkpoint (set by
+    :func:`load_checkpoint`); ``None`` for a model without trained weights, whose
+    ``default_cfg`` is :func:`mer.models.cards.untrained_card`'s.
+    """
+
+    card: ModelCard | None = None
+
+    @property
+    def default_cfg(self) -> dict[str, Any]:
+        """The preprocessing of this model's weights (:meth:`ModelCard.default_cfg`)."""
+        card = self.card
+        if card is None:
+            from mer.models.cards import untrained_card  # beside the models; imports this
+
+            card = untrained_card(self)
+        return card.default_cfg()
 
 
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: ModelCard) -> str:
@@ -154,7 +200,7 @@ def load_checkpoint(
 
     Loads with ``torch.load(weights_only=True)``, builds
     ``create_model(meta.model_name, **meta.model_kwargs)``, loads the state dict strictly and
-    returns ``(model in eval mode, meta)``.
+    returns ``(model in eval mode, meta)``; ``model.card`` is ``meta`` (its ``default_cfg``).
 
     Raises:
         ValueError: not a mer checkpoint, unsupported format version, or sha256 mismatch.
@@ -169,6 +215,7 @@ def load_checkpoint(
     meta = ModelCard.from_dict(payload["meta"])
     model = create_model(meta.model_name, **meta.model_kwargs)
     model.load_state_dict(payload["state_dict"], strict=True)
+    model.card = meta  # its default_cfg: this checkpoint's preprocessing
     model.to(map_location)
     model.eval()
     return model, meta

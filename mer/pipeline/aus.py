@@ -17,7 +17,8 @@ from mer.aus import rules as au_rules
 from mer.aus.blendshapes import au_evidence
 from mer.aus.fusion import fuse_scores
 from mer.face.blendshapes import BLENDSHAPE_NAMES
-from mer.inference import InferenceBackend, au_input_u8
+from mer.inference import InferenceBackend
+from mer.model_inputs import au_input_u8
 from mer.pipeline.config import AnalysisConfig
 from mer.pipeline.crops import CropStore
 from mer.pipeline.motion import MotionResult

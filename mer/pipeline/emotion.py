@@ -16,7 +16,8 @@ import numpy as np
 
 from mer.emotion.evidence import classify_profile, interval_profile
 from mer.emotion.fusion import EmotionFusionConfig, decide, not_an_expression
-from mer.inference import InferenceBackend, dssi_u8_from_crops
+from mer.inference import InferenceBackend
+from mer.model_inputs import dssi_u8_from_crops
 from mer.pipeline.crops import CropStore
 from mer.schemas import AU_NAMES, EmotionPrediction, ModelInfo
 from mer.spotting import SpottedInterval

@@ -13,7 +13,7 @@ in-process backend (:class:`mer.inference.InProcessBackend`) run the same code:
   (:func:`encode_sample` / :func:`decode_sample`, ``np.load(allow_pickle=False)``), sent
   as ``application/octet-stream``. SMA-STN: ``(S + 1, C, M, M)`` DSSI; AU detector:
   ``(2, 1, M, M)`` (aligned frame, its neutral reference); ``M`` =
-  :data:`mer.inference.MODEL_SIZE`. One sample is ~8-16 KB, far below TorchServe's
+  :data:`mer.model_inputs.MODEL_SIZE`. One sample is ~8-16 KB, far below TorchServe's
   default ``max_request_size`` (6.5 MB).
 - **Handler core** (:class:`ServedModel`): TorchServe's dynamic batching hands a handler
   a list of requests; :meth:`ServedModel.handle` decodes each, normalises the valid ones

@@ -2,7 +2,7 @@
 
 SMA-STN: ``(S + 1, C, M, M)`` DSSI; AU detector: ``(K, 1, M, M)`` (aligned frame, its
 neutral reference, and with flow the ``u, v`` channels); ``M`` =
-:data:`mer.inference.MODEL_SIZE`. ``np.load(allow_pickle=False)`` only.
+:data:`mer.model_inputs.MODEL_SIZE`. ``np.load(allow_pickle=False)`` only.
 """
 
 from __future__ import annotations

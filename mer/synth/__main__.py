@@ -1,67 +1,48 @@
-"""``python -m mer.synth OUT_DIR --clips 2000 --seed 0``: generate a synthetic data set."""
+"""``python -m mer.synth OUT_DIR --clips 2000 --seed 0``: the ``mer synth`` command
+(:func:`mer.cli_synth.synth`, same options and defaults) under another name.
+
+Kept for the commands written before ``mer synth`` had every option. Their list options
+took several values after one flag (``--fps 30 60``, ``--identities 001 002``,
+``--emotions happiness surprise``); those are handed on as repeated flags.
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from mer.synth.dataset import DEFAULT_FPS, generate_dataset
+#: Options that took several values after one flag (argparse ``nargs="+"``).
+_LISTS = ("--fps", "--identities", "--emotions")
+
+
+def repeat_list_flags(argv: list[str]) -> list[str]:
+    """``["--fps", "30", "60"]`` -> ``["--fps", "30", "--fps", "60"]`` for the options in
+    ``_LISTS``; every other argument unchanged and in order."""
+    out: list[str] = []
+    flag: str | None = None
+    for arg in argv:
+        if arg.startswith("-"):
+            flag = arg if arg in _LISTS else None
+            out.append(arg)
+        elif flag is not None and out[-1] != flag:
+            out += [flag, arg]
+        else:
+            out.append(arg)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, generate, print a one-line summary. Returns the exit status."""
-    ap = argparse.ArgumentParser(prog="python -m mer.synth", description=__doc__)
-    ap.add_argument("out_dir")
-    ap.add_argument("--clips", type=int, default=200, help="number of clips")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--fps", type=float, nargs="+", default=list(DEFAULT_FPS))
-    ap.add_argument("--identities", nargs="+", default=None, help="London ids, e.g. 001 002")
-    ap.add_argument("--size", type=int, default=256, help="output crop side (pixels)")
-    ap.add_argument("--max-frames", type=int, default=32, help="most frames written per clip")
-    ap.add_argument("--kind", choices=("micro", "macro", "mixed"), default="micro")
-    ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--grayscale", action="store_true")
-    ap.add_argument(
-        "--nonemotional-fraction",
-        type=float,
-        default=0.2,
-        help="share of non-emotional clips (speech, blink, head movement; emotion 'none')",
-    )
-    ap.add_argument(
-        "--emotions",
-        nargs="+",
-        default=None,
-        help="draw only these CASME II emotions (equal weights), e.g. happiness",
-    )
-    ap.add_argument(
-        "--open-mouth-smile",
-        type=float,
-        default=0.0,
-        help="share of macro happiness clips drawn as open-mouth smiles (AU6+12+25+26)",
-    )
-    ap.add_argument("--london-root", default=None)
-    ap.add_argument("--overwrite", action="store_true")
-    ap.add_argument("--no-progress", action="store_true")
-    a = ap.parse_args(argv)
-    s = generate_dataset(
-        a.out_dir,
-        a.clips,
-        seed=a.seed,
-        fps_choices=a.fps,
-        identities=a.identities,
-        workers=a.workers,
-        london_root=a.london_root,
-        overwrite=a.overwrite,
-        progress=not a.no_progress,
-        out_size=a.size,
-        max_frames=a.max_frames,
-        kind=a.kind,
-        grayscale=a.grayscale,
-        nonemotional_fraction=a.nonemotional_fraction,
-        open_mouth_smile=a.open_mouth_smile,
-        **({"emotion_weights": dict.fromkeys(a.emotions, 1.0)} if a.emotions else {}),
-    )
-    print(f"{s.n_clips} clips, {s.n_frames} frames in {s.seconds:.1f} s -> {s.sheet}")
+    """Run ``mer synth`` with ``argv`` (default ``sys.argv[1:]``). Returns the exit status."""
+    import typer
+
+    from mer.cli_synth import synth
+
+    app = typer.Typer(add_completion=False)
+    app.command()(synth)
+    args = repeat_list_flags(list(sys.argv[1:] if argv is None else argv))
+    try:
+        app(args=args, prog_name="python -m mer.synth", standalone_mode=True)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     return 0
 
 

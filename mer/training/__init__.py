@@ -9,10 +9,12 @@ folds** (not averaged per fold). AU detection: per-AU F1 at 0.5 and their macro 
 One module per concern: :mod:`~mer.training.config` (the recipe),
 :mod:`~mer.training.data` (clips -> model inputs), :mod:`~mer.training.loops` (training),
 :mod:`~mer.training.metrics`, :mod:`~mer.training.crossval` (folds, cross-validation, apex
-error) and :mod:`~mer.training.report`; the model cards are :mod:`mer.models.cards`.
+error), :mod:`~mer.training.report`, :mod:`~mer.training.evaluate` (what ``mer evaluate``
+runs: CV, ablations, apex) and :mod:`~mer.training.shipped` (what ``mer train`` runs: the
+shipped checkpoints and ``MODEL_CARD.md``); the model cards are :mod:`mer.models.cards`.
 
 Inputs are made exactly as at inference: :func:`mer.preprocess.align_frames` crops (128 px),
-:func:`mer.inference.dssi_u8_from_crops` DSSI and :func:`mer.inference.au_input_u8` AU inputs
+:func:`mer.model_inputs.dssi_u8_from_crops` DSSI and :func:`mer.model_inputs.au_input_u8` AU inputs
 (frame, local neutral reference, flow between them) as :mod:`mer.pipeline` forms them.
 
 The names below load on first use (PEP 562): ``import mer.training.metrics`` (numpy only,
@@ -41,8 +43,11 @@ if TYPE_CHECKING:
     from mer.training.data import (
         PreparedClip,
         clip_label,
+        dataset_classes,
+        prep_cache_path,
         prepare_clip,
         prepare_dataset,
+        prepare_roots,
         read_rgb,
         without_flow,
     )
@@ -68,8 +73,8 @@ _HOMES: dict[str, str] = {
         ("apex_mae", "cross_validate", "fold_backends", "group_folds"), "mer.training.crossval"
     ),
     **dict.fromkeys(
-        ("PreparedClip", "clip_label", "prepare_clip", "prepare_dataset", "read_rgb",
-         "without_flow"),
+        ("PreparedClip", "clip_label", "dataset_classes", "prep_cache_path", "prepare_clip",
+         "prepare_dataset", "prepare_roots", "read_rgb", "without_flow"),
         "mer.training.data",
     ),
     **dict.fromkeys(
@@ -113,6 +118,7 @@ __all__ = [
     "clip_label",
     "confusion",
     "cross_validate",
+    "dataset_classes",
     "emotion_card",
     "emotion_kwargs",
     "emotional_metrics",
@@ -120,8 +126,10 @@ __all__ = [
     "group_folds",
     "per_au_f1",
     "predict",
+    "prep_cache_path",
     "prepare_clip",
     "prepare_dataset",
+    "prepare_roots",
     "read_rgb",
     "train_au",
     "train_emotion",

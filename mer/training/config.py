@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mer.inference import AU_FLOW_PRESET, FLOW_PRESET, FLOW_SIZE
+from mer.model_inputs import AU_FLOW_PRESET, FLOW_PRESET, FLOW_SIZE
 
 
 @dataclass
@@ -40,7 +40,7 @@ class TrainConfig:
 
     @property
     def dssi_params(self) -> dict[str, int | bool | str]:
-        """DSSI parameters for :func:`mer.inference.dssi_u8_from_crops`."""
+        """DSSI parameters for :func:`mer.model_inputs.dssi_u8_from_crops`."""
         p: dict[str, int | bool | str] = {
             "n_segments": self.n_segments, "frames_per_segment": self.frames_per_segment,
             "global_frames": self.global_frames, "flow": self.flow}  # fmt: skip
@@ -50,7 +50,7 @@ class TrainConfig:
 
     @property
     def pair_params(self) -> dict[str, int | bool | str]:
-        """AU-input parameters for :func:`mer.inference.au_input_u8`."""
+        """AU-input parameters for :func:`mer.model_inputs.au_input_u8`."""
         if not self.au_flow:
             return {"flow": False}
         return {"flow": True, "flow_size": self.flow_size, "flow_preset": AU_FLOW_PRESET}

@@ -1,7 +1,7 @@
 """Data preparation: clips turned into model inputs exactly as at inference.
 
-:func:`mer.preprocess.align_frames` crops (128 px), :func:`mer.inference.dssi_u8_from_crops`
-DSSI and :func:`mer.inference.au_input_u8` AU inputs (frame, local neutral reference, flow
+:func:`mer.preprocess.align_frames` crops (128 px), :func:`mer.model_inputs.dssi_u8_from_crops`
+DSSI and :func:`mer.model_inputs.au_input_u8` AU inputs (frame, local neutral reference, flow
 between them) as :mod:`mer.pipeline` forms them; cached per data set as ``.npz`` + JSON.
 """
 
@@ -20,8 +20,9 @@ import numpy as np
 from rich.progress import track
 
 from mer.datasets.common import Sample
-from mer.inference import au_input_u8, dssi_needed, dssi_u8_from_crops
-from mer.schemas import AU_NAMES, NO_EMOTION
+from mer.model_inputs import au_input_u8, dssi_needed, dssi_u8_from_crops
+from mer.schemas import AU_NAMES, EMOTION_CLASSES_MEGC, NO_EMOTION
+from mer.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ class PreparedClip:
         clip: clip id.
         label: emotion class (MEGC 3-class or ``"none"``) or None (dropped for emotion).
         aus: AU names present in the clip (restricted to :data:`AU_NAMES`).
-        dssi: ``(S+1, C, M, M)`` uint8 (:func:`mer.inference.dssi_u8_from_crops`).
-        pairs: ``(P, K, 1, M, M)`` uint8 AU inputs (:func:`mer.inference.au_input_u8`:
+        dssi: ``(S+1, C, M, M)`` uint8 (:func:`mer.model_inputs.dssi_u8_from_crops`).
+        pairs: ``(P, K, 1, M, M)`` uint8 AU inputs (:func:`mer.model_inputs.au_input_u8`:
             frame, reference (, flow u, v)).
         pair_targets: ``(P, len(AU_NAMES))`` float32 in {0, 1}.
     """
@@ -209,3 +210,47 @@ def without_flow(clips: Sequence[PreparedClip], dssi: bool, au: bool) -> list[Pr
         replace(c, dssi=c.dssi[:, :1] if dssi else c.dssi, pairs=c.pairs[:, :2] if au else c.pairs)
         for c in clips
     ]
+
+
+def dataset_classes(samples: Sequence[Sample]) -> list[str]:
+    """The emotion classes trained on ``samples``: the MEGC 3 classes, plus ``"none"`` when
+    a clip is non-emotional (:func:`clip_label`)."""
+    classes = list(EMOTION_CLASSES_MEGC)
+    if any(clip_label(s) == NO_EMOTION for s in samples):
+        classes.append(NO_EMOTION)
+    return classes
+
+
+def prep_cache_path(out: Path, cfg: TrainConfig) -> Path:
+    """The prepared-inputs cache stem of one input configuration under ``out/cache``
+    (``prep_s<segments>_flow<0|1>_au<0|1>``)."""
+    return out / "cache" / f"prep_s{cfg.n_segments}_flow{int(cfg.flow)}_au{int(cfg.au_flow)}"
+
+
+def prepare_roots(
+    samples: Sequence[Sample],
+    extra: Sequence[tuple[Path, Sequence[Sample]]],
+    cfg: TrainConfig,
+    cache: Path,
+    workers: int,
+) -> tuple[list[PreparedClip], list[PreparedClip]]:
+    """Prepared clips of a main data-set root and of extra roots, each cached on its own.
+
+    Args:
+        samples: the main root's clips (cached at ``cache``).
+        extra: ``[(root, its clips)]``; each cached at ``cache`` + ``_<root name>``.
+        cfg: the recipe (:attr:`TrainConfig.dssi_params`, :attr:`TrainConfig.pair_params`).
+        cache: path stem of the main root's cache files (:func:`prepare_dataset`).
+        workers: processes preparing the clips.
+
+    Returns:
+        ``(main clips, the extra roots' clips in one list)``.
+    """
+
+    def prep(smp: Sequence[Sample], path: Path) -> list[PreparedClip]:
+        return prepare_dataset(smp, cfg.dssi_params, cache=path, pair_params=cfg.pair_params,
+                               workers=workers)  # fmt: skip
+
+    main = prep(samples, cache)
+    more = [prep(smp, cache.with_name(f"{cache.name}_{d.name}")) for d, smp in extra]
+    return main, [c for clips in more for c in clips]

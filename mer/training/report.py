@@ -95,3 +95,13 @@ class Report:
         fig.tight_layout()
         fig.savefig(out_dir / "report.png", dpi=90)
         plt.close(fig)
+
+
+def device_description() -> str:
+    """The training device as the reports and model cards name it, e.g.
+    ``"cpu (x86_64, 2 threads)"`` (torch's intra-op thread count)."""
+    import platform
+
+    import torch
+
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

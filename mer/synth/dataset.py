@@ -46,7 +46,8 @@ import numpy as np
 from mer.schemas import AU_NAMES
 from mer.synth.faces import CREDIT, LondonFace, load_london_faces
 from mer.synth.render import FaceRig, render_clip
-from mer.synth.sampling import ClipSpec, SynthConfig, assign_names, sample_clip_spec
+from mer.synth.sampling import assign_names, sample_clip_spec
+from mer.synth.spec import ClipSpec, SynthConfig
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ import numpy as np
 
 from mer.schemas import AU_NAMES
 from mer.synth.aus import ACTION_UNITS, EYE_POLYGONS, face_axes
+from mer.synth.courses import blink_course, speech_course
 from mer.synth.long_spec import LongClipConfig, LongClipSpec, TimelineEvent
 from mer.synth.render import AU_COLUMN, FaceRig, crop_matrix
-from mer.synth.sampling import blink_course, speech_course
 from mer.synth.warp import (
     FieldTerm,
     blinked_photo,

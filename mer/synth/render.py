@@ -45,15 +45,14 @@ from mer.synth.aus import (
     grid_shape,
     interocular,
 )
-from mer.synth.faces import LondonFace, SmileGeometry, read_rgb
-from mer.synth.sampling import (
-    ClipSpec,
-    SynthConfig,
+from mer.synth.courses import (
     au_courses,
     closure_course,
     movement_course,
     raised_cosine_course,
 )
+from mer.synth.faces import LondonFace, SmileGeometry, read_rgb
+from mer.synth.spec import ClipSpec, SynthConfig
 from mer.synth.warp import (
     FieldTerm,
     blinked_photo,

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from mer.synth.aus import SHADE_REF_AMPLITUDE
+from mer.synth.au_types import SHADE_REF_AMPLITUDE
 from mer.synth.spec import Nuisance
 
 #: One AU term of a frame: ``(coefficient, unit field, furrow shading or None)``; the

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from mer.datasets.common import CASME2_TO_MEGC3
+from mer.datasets.emotion_labels import CASME2_TO_MEGC3
 from mer.schemas import NO_EMOTION
 from mer.synth.courses import (
     au_courses,

@@ -19,20 +19,17 @@ other 4xx answer is final. Every attempt is written to the job record's ``webhoo
 Only ``http``/``https`` URLs are accepted, and a host that resolves to a private,
 loopback, link-local, multicast, reserved or unspecified address is refused (checked at
 submission and again before every attempt) unless ``MER_WEBHOOK_ALLOW_PRIVATE=true``.
+
+This module holds the settings and the delivery (attempts, retries, the background
+dispatcher); the body and its signature are :mod:`workers.webhook_signing`, the URL checks
+:mod:`workers.webhook_urls` (their names stay importable from here).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import ipaddress
-import json
 import logging
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field, SecretStr
@@ -47,15 +44,39 @@ from tenacity import (
 from mer.errors import MERError
 from workers.jobstore import JobRecord, JobState, JobStore, WebhookDelivery, utcnow
 from workers.logs import bind
+from workers.webhook_signing import (
+    EVENT_JOB_FINISHED,
+    SIGNATURE_HEADER,
+    payload_for,
+    sign,
+    verify_signature,
+)
+from workers.webhook_urls import (
+    MAX_CALLBACK_URL_CHARS,
+    CallbackUrlNotAllowedError,
+    InvalidCallbackUrlError,
+    check_callback_url,
+)
+
+__all__ = [
+    "EVENT_JOB_FINISHED",
+    "MAX_CALLBACK_URL_CHARS",
+    "SIGNATURE_HEADER",
+    "CallbackUrlNotAllowedError",
+    "InvalidCallbackUrlError",
+    "WebhookDispatcher",
+    "WebhookSettings",
+    "check_callback_url",
+    "deliver",
+    "dispatcher",
+    "notify_job_end",
+    "payload_for",
+    "resume_stalled",
+    "sign",
+    "verify_signature",
+]
 
 logger = logging.getLogger(__name__)
-
-#: Header carrying ``sha256=<hex>`` of the body when a secret is configured.
-SIGNATURE_HEADER = "X-MER-Signature"
-#: The one event sent today.
-EVENT_JOB_FINISHED = "job.finished"
-#: Longest accepted ``callback_url`` (characters).
-MAX_CALLBACK_URL_CHARS = 2048
 
 
 class WebhookSettings(BaseSettings):
@@ -82,105 +103,6 @@ class WebhookSettings(BaseSettings):
         1.0, gt=0, description="First retry delay (seconds); doubles with every retry."
     )
     backoff_max_s: float = Field(60.0, gt=0, description="Longest delay between two retries.")
-
-
-class InvalidCallbackUrlError(MERError):
-    """``callback_url`` is not an absolute http(s) URL with a resolvable host."""
-
-    code = "invalid_callback_url"
-
-
-class CallbackUrlNotAllowedError(MERError):
-    """``callback_url`` points at a private, loopback or link-local address."""
-
-    code = "callback_url_not_allowed"
-
-
-def _address_refused(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return bool(
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
-
-
-def check_callback_url(url: str, *, allow_private: bool) -> str:
-    """Validate a client's ``callback_url``; return it stripped.
-
-    Args:
-        url: the URL as sent.
-        allow_private: accept private, loopback and link-local targets.
-
-    Raises:
-        InvalidCallbackUrlError: not http(s), no host, too long, or the host does not
-            resolve.
-        CallbackUrlNotAllowedError: the host resolves to a refused address.
-    """
-    url = url.strip()
-    if not url or len(url) > MAX_CALLBACK_URL_CHARS:
-        raise InvalidCallbackUrlError(
-            f"callback_url must be an http(s) URL of at most {MAX_CALLBACK_URL_CHARS} characters"
-        )
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidCallbackUrlError(f"callback_url is not a valid URL ({exc})") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidCallbackUrlError("callback_url must be an absolute http:// or https:// URL")
-    if parts.username or parts.password:
-        raise InvalidCallbackUrlError("callback_url must not carry credentials")
-    if allow_private:
-        return url
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError) as exc:
-        raise InvalidCallbackUrlError(
-            f"the host of callback_url ({parts.hostname}) does not resolve"
-        ) from exc
-    refused = sorted({str(info[4][0]) for info in infos if _address_refused(str(info[4][0]))})
-    if refused:
-        raise CallbackUrlNotAllowedError(
-            f"callback_url resolves to a private, loopback or link-local address "
-            f"({', '.join(refused)}); such targets are refused"
-        )
-    return url
-
-
-def sign(body: bytes, secret: str) -> str:
-    """``sha256=<hex>``: HMAC-SHA256 of ``body`` keyed with ``secret`` (UTF-8)."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def verify_signature(body: bytes, header: str, secret: str) -> bool:
-    """Whether ``header`` (``X-MER-Signature``) is the signature of ``body`` (receivers)."""
-    return hmac.compare_digest(sign(body, secret), header.strip())
-
-
-def payload_for(record: JobRecord) -> bytes:
-    """The JSON body announcing ``record``'s end (compact, UTF-8)."""
-    hook = record.webhook
-    result_url = hook.result_url if hook is not None else None
-    data: dict[str, Any] = {
-        "event": EVENT_JOB_FINISHED,
-        "job_id": record.id,
-        "state": record.state.value,
-        "error": record.error.model_dump() if record.error is not None else None,
-        "result_url": result_url,
-        "csv_url": f"{result_url}/result.csv"
-        if result_url and record.state == JobState.SUCCEEDED
-        else None,
-        "filename": record.filename,
-        "finished_at": record.updated_at.isoformat(),
-    }
-    return json.dumps(data, separators=(",", ":")).encode("utf-8")
 
 
 class _Retryable(Exception):

@@ -11,19 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mer.datasets.au_codes import AUCode, au_name, parse_au_codes, parse_aus
 from mer.datasets.casme2 import load_casme2
 from mer.datasets.casme3 import load_casme3_part_a
-from mer.datasets.common import (
-    MEGC3_CLASSES,
-    AUCode,
-    Sample,
-    au_name,
-    megc3_label,
-    parse_au_codes,
-    parse_aus,
-)
+from mer.datasets.emotion_labels import MEGC3_CLASSES, megc3_label
 from mer.datasets.megc import load_megc2019
 from mer.datasets.samm import load_samm
+from mer.datasets.sample import Sample
 from mer.datasets.smic import load_smic_hs
 
 LOADERS = {

@@ -11,7 +11,7 @@ frames from onset to offset. The ``spNO.*`` folders are searched for up to three
 below ``ROOT`` (the distribution nests them as ``part_A/data/part_A/``). Apex missing ->
 midpoint. Emotions (``happy``, ``disgust``, ``fear``, ``anger``, ``sad``, ``surprise``,
 ``others``) are normalised (``happy`` -> ``happiness``, ``sad`` -> ``sadness``); the
-3-class mapping is :data:`mer.datasets.common.CASME3_TO_MEGC3`.
+3-class mapping is :data:`mer.datasets.emotion_labels.CASME3_TO_MEGC3`.
 """
 
 from __future__ import annotations
@@ -19,16 +19,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mer.datasets.common import (
-    Sample,
-    build_sample,
-    cell,
-    find_dir_containing,
-    list_frames,
-    locate_sheet,
-    parse_frame,
-    read_sheet,
-)
+from mer.datasets.frames import list_frames
+from mer.datasets.sample import Sample, build_sample
+from mer.datasets.sheets import cell, find_dir_containing, locate_sheet, parse_frame, read_sheet
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 See et al., "MEGC 2019 - The Second Facial Micro-Expressions Grand Challenge", FG 2019:
 442 clips of 68 subjects (CASME II 145 / 24 subjects, SAMM 133 / 28, SMIC-HS 164 / 16);
-labels negative / positive / surprise (mappings in :mod:`mer.datasets.common`). Evaluation
+labels negative / positive / surprise (mappings in :mod:`mer.datasets.emotion_labels`). Evaluation
 is leave-one-subject-out over the 68 subjects (:attr:`Sample.subject_key` is unique across
 the three sets); UF1 and UAR are computed on the predictions pooled over all folds.
 """
@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 from mer.datasets.casme2 import load_casme2
-from mer.datasets.common import Sample
 from mer.datasets.samm import load_samm
+from mer.datasets.sample import Sample
 from mer.datasets.smic import load_smic_hs
 
 #: Published composite size (clips, subjects) per part, for sanity checks on real copies.

@@ -22,15 +22,9 @@ import logging
 import re
 from pathlib import Path
 
-from mer.datasets.common import (
-    Sample,
-    build_sample,
-    cell,
-    list_frames,
-    locate_sheet,
-    parse_frame,
-    read_sheet,
-)
+from mer.datasets.frames import list_frames
+from mer.datasets.sample import Sample, build_sample
+from mer.datasets.sheets import cell, locate_sheet, parse_frame, read_sheet
 
 log = logging.getLogger(__name__)
 

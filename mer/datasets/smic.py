@@ -16,7 +16,9 @@ import logging
 import re
 from pathlib import Path
 
-from mer.datasets.common import MEGC3_CLASSES, Sample, build_sample, list_frames
+from mer.datasets.emotion_labels import MEGC3_CLASSES
+from mer.datasets.frames import list_frames
+from mer.datasets.sample import Sample, build_sample
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,13 @@ credit them wherever rendered data or models trained on it are distributed.
 
 from __future__ import annotations
 
-from mer.synth.aus import ACTION_UNITS, RENDERABLE_AUS, ActionUnit
+from mer.synth.au_types import ActionUnit
+from mer.synth.aus import ACTION_UNITS, RENDERABLE_AUS
 from mer.synth.dataset import SynthSummary, generate_dataset
 from mer.synth.faces import LondonFace, default_london_root, load_london_faces
 from mer.synth.render import FaceRig, RenderedClip, render_clip
-from mer.synth.sampling import ClipSpec, SynthConfig, sample_clip_spec
+from mer.synth.sampling import sample_clip_spec
+from mer.synth.spec import ClipSpec, SynthConfig
 
 __all__ = [
     "ACTION_UNITS",

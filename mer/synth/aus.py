@@ -26,89 +26,57 @@ Design choices (ours): Gaussian sigmas of 0.03-0.09 IOD (a lid is ~0.1 IOD tall,
 ~0.25 IOD long); the smooth normalisation ``u = sum(w d) / (1 + S^4)^(1/4)`` (S the summed
 weights of anchors and pins) is the weighted mean of nearby anchor vectors inside an anchor
 cluster and decays like a Gaussian outside it.
+
+This module is the table of per-AU definitions (:data:`ACTION_UNITS`), kept together so that
+each AU's anchors, pins and furrows read in one place; the types are
+:mod:`mer.synth.au_types`, the fields made from them :mod:`mer.synth.fields` and the blinks
+:mod:`mer.synth.blink` (their names stay importable from here).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from mer.synth.au_types import SHADE_REF_AMPLITUDE, ActionUnit, AnchorGroup, Furrow, Pair, Vertex
+from mer.synth.blink import (
+    BLINK_CREASE_PAIRS,
+    BLINK_LID_PAIRS,
+    EYE_POLYGONS,
+    LASH_LINES,
+    blink_fields,
+    blink_fill,
+)
+from mer.synth.fields import (
+    au_fields,
+    face_axes,
+    gaussian_field,
+    grid_shape,
+    interocular,
+    polyline_shade,
+    resolve_anchors,
+)
 
-import cv2
-import numpy as np
-
-from mer.face.landmarks import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
-
-Pair = tuple[int, int]
-#: One furrow vertex: an affine combination of landmarks, ``((pair, weight), ...)``.
-Vertex = tuple[tuple[Pair, float], ...]
-
-#: Amplitude (IOD fraction of the AU's largest displacement) at which a furrow reaches its
-#: ``depth``; weaker movements darken proportionally less. Roughly a clear macro expression.
-SHADE_REF_AMPLITUDE = 0.08
-
-
-@dataclass(frozen=True)
-class AnchorGroup:
-    """Landmarks moved together by one Action Unit.
-
-    Attributes:
-        pairs: ``(subject-right, subject-left)`` landmark indices; a midline point is
-            written ``(i, i)`` and gets only the ``down`` component.
-        out: displacement away from the facial midline (relative units; negative = towards
-            the midline).
-        down: displacement towards the chin (negative = up).
-        sigma: Gaussian radius of influence, IOD units.
-    """
-
-    pairs: tuple[Pair, ...]
-    out: float
-    down: float
-    sigma: float
-
-
-@dataclass(frozen=True)
-class Furrow:
-    """A wrinkle or furrow that darkens as the AU contracts.
-
-    Attributes:
-        vertices: polyline on the subject's right side (or across the midline when not
-            bilateral); each vertex an affine combination of landmarks (weights sum to 1,
-            negative weights extrapolate).
-        width: Gaussian sigma of the cross profile, IOD units.
-        depth: darkening fraction (0-1) at :data:`SHADE_REF_AMPLITUDE`.
-        bilateral: also draw the mirror image (second index of every pair).
-    """
-
-    vertices: tuple[Vertex, ...]
-    width: float
-    depth: float
-    bilateral: bool = True
-
-
-@dataclass(frozen=True)
-class ActionUnit:
-    """One FACS Action Unit.
-
-    Attributes:
-        au: FACS number.
-        name: FACS name.
-        muscles: muscular basis.
-        description: appearance changes (after the FACS Manual, 2002).
-        groups: moving anchor groups.
-        pins: landmarks held still, with ``pin_sigma`` (IOD units).
-        furrows: wrinkles deepened by the AU.
-        gain: largest displacement of the AU at unit intensity, relative to the others (the
-            lids travel less than the brows or the jaw); the field's peak is ``gain`` IOD.
-    """
-
-    au: int
-    name: str
-    muscles: str
-    description: str
-    groups: tuple[AnchorGroup, ...]
-    pins: tuple[int, ...] = ()
-    pin_sigma: float = 0.04
-    furrows: tuple[Furrow, ...] = ()
-    gain: float = 1.0
+__all__ = [
+    "ACTION_UNITS",
+    "BLINK_CREASE_PAIRS",
+    "BLINK_LID_PAIRS",
+    "EYE_POLYGONS",
+    "LASH_LINES",
+    "RENDERABLE_AUS",
+    "SHADE_REF_AMPLITUDE",
+    "ActionUnit",
+    "AnchorGroup",
+    "Furrow",
+    "Pair",
+    "Vertex",
+    "au_fields",
+    "blink_fields",
+    "blink_fill",
+    "face_axes",
+    "gaussian_field",
+    "grid_shape",
+    "interocular",
+    "polyline_shade",
+    "resolve_anchors",
+]
 
 
 def _v(*terms: tuple[Pair, float]) -> Vertex:
@@ -425,343 +393,3 @@ ACTION_UNITS: dict[int, ActionUnit] = {
 
 #: AUs the generator can render (FACS numbers).
 RENDERABLE_AUS: tuple[int, ...] = tuple(sorted(ACTION_UNITS))
-
-#: Eyelid landmark pairs for blinks: upper-lid point -> the lower-lid point it closes onto.
-BLINK_LID_PAIRS: tuple[tuple[int, int], ...] = (
-    (159, 145), (158, 153), (160, 144), (157, 154), (161, 163), (173, 155), (246, 7),
-    (386, 374), (385, 380), (387, 373), (384, 381), (388, 390), (398, 382), (466, 249),
-)  # fmt: skip
-#: Upper eye cover fold points -> the upper-lid point below them (they follow the lid).
-BLINK_CREASE_PAIRS: tuple[tuple[int, int], ...] = (
-    (27, 159), (28, 158), (29, 160), (30, 161), (56, 157),
-    (257, 386), (258, 385), (259, 387), (260, 388), (286, 384),
-)  # fmt: skip
-#: Eye aperture polygons (upper lid then lower lid, corner to corner).
-EYE_POLYGONS: tuple[tuple[int, ...], ...] = (
-    (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7),
-    (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249),
-)
-#: Lash line drawn when the lids close (the lower lid, where the upper lid lands).
-LASH_LINES: tuple[tuple[int, ...], ...] = (
-    (33, 7, 163, 144, 145, 153, 154, 155, 133),
-    (263, 249, 390, 373, 374, 380, 381, 382, 362),
-)
-
-
-# ------------------------------------------------------------------------------------------
-# geometry helpers
-# ------------------------------------------------------------------------------------------
-
-
-def interocular(landmarks: np.ndarray) -> float:
-    """Outer-eye-corner distance (landmarks 33-263) in the landmarks' pixels."""
-    return float(np.linalg.norm(landmarks[LEFT_EYE_OUTER] - landmarks[RIGHT_EYE_OUTER]))
-
-
-def face_axes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unit face axes in image coordinates.
-
-    Returns:
-        ``ex`` ``(2,)`` float64 from the subject's right outer eye corner to the left one
-        (image left -> right for a frontal face) and ``ey`` ``(2,)`` perpendicular, pointing
-        towards the chin.
-    """
-    d = landmarks[LEFT_EYE_OUTER].astype(np.float64) - landmarks[RIGHT_EYE_OUTER]
-    ex = d / np.linalg.norm(d)
-    return ex, np.array([-ex[1], ex[0]])
-
-
-def resolve_anchors(
-    au: ActionUnit, landmarks: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Anchor positions, vectors and sigmas of an AU on one face.
-
-    Args:
-        au: the Action Unit.
-        landmarks: ``(468, 2)`` pixels.
-
-    Returns:
-        ``points`` ``(K, 2)`` px, ``vectors`` ``(K, 2)`` relative units in image axes,
-        ``sigmas`` ``(K,)`` px, ``pins`` ``(P, 2)`` px, ``pin_sigmas`` ``(P,)`` px.
-    """
-    lm = np.asarray(landmarks, np.float64)
-    iod = interocular(lm)
-    ex, ey = face_axes(lm)
-    pts, vecs, sig = [], [], []
-    for g in au.groups:
-        for r, left in g.pairs:
-            if r == left:
-                pts.append(lm[r])
-                vecs.append(g.down * ey)
-                sig.append(g.sigma * iod)
-            else:
-                pts += [lm[r], lm[left]]
-                vecs += [-g.out * ex + g.down * ey, g.out * ex + g.down * ey]
-                sig += [g.sigma * iod] * 2
-    pins = lm[list(au.pins)] if au.pins else np.zeros((0, 2))
-    return (
-        np.asarray(pts),
-        np.asarray(vecs),
-        np.asarray(sig),
-        pins,
-        np.full(len(pins), au.pin_sigma * iod),
-    )
-
-
-def grid_shape(image_shape: tuple[int, ...], stride: int) -> tuple[int, int]:
-    """Rows and columns of the field grid of an image (grid point (i, j) = pixel (j*s, i*s))."""
-    return (image_shape[0] + stride - 1) // stride, (image_shape[1] + stride - 1) // stride
-
-
-def _window(c: float, radius: float, stride: int, n: int) -> tuple[int, int, np.ndarray]:
-    lo = max(0, int(np.floor((c - radius) / stride)))
-    hi = min(n, int(np.ceil((c + radius) / stride)) + 1)
-    return lo, hi, np.arange(lo, hi, dtype=np.float64) * stride
-
-
-def gaussian_field(
-    points: np.ndarray,
-    vectors: np.ndarray,
-    sigmas: np.ndarray,
-    pins: np.ndarray,
-    pin_sigmas: np.ndarray,
-    shape: tuple[int, int],
-    stride: int,
-) -> np.ndarray:
-    """Dense displacement field from sparse anchors by normalised Gaussian weights.
-
-    ``u(x) = sum_k w_k(x) d_k / (1 + S(x)^4)^(1/4)`` with ``w_k = exp(-|x - p_k|^2 /
-    (2 sigma_k^2))`` and ``S`` the sum of the anchor and pin weights: a smooth maximum of
-    1 and ``S``, so that ``u`` is the weighted mean of nearby anchor vectors inside dense
-    anchor clusters, decays as a Gaussian away from them and is pulled to 0 near pins.
-    Weights are evaluated in a +-3.5 sigma window (separable products).
-
-    Args:
-        points: ``(K, 2)`` anchor positions, pixels.
-        vectors: ``(K, 2)`` displacements (any unit; the field has the same unit).
-        sigmas: ``(K,)`` pixels.
-        pins: ``(P, 2)`` positions held at zero displacement, pixels.
-        pin_sigmas: ``(P,)`` pixels.
-        shape: ``(rows, cols)`` of the grid.
-        stride: grid spacing in pixels (grid point (i, j) is pixel (x=j*stride, y=i*stride)).
-
-    Returns:
-        ``(rows, cols, 2)`` float32 field (x, y components).
-    """
-    gh, gw = shape
-    num = np.zeros((gh, gw, 2), np.float64)
-    s = np.zeros((gh, gw), np.float64)
-    allp = [(p, v, sg) for p, v, sg in zip(points, vectors, sigmas, strict=True)]
-    allp += [(p, None, sg) for p, sg in zip(pins, pin_sigmas, strict=True)]
-    for p, v, sg in allp:
-        r = 3.5 * sg
-        i0, i1, ys = _window(p[1], r, stride, gh)
-        j0, j1, xs = _window(p[0], r, stride, gw)
-        if i1 <= i0 or j1 <= j0:
-            continue
-        w = np.outer(np.exp(-0.5 * ((ys - p[1]) / sg) ** 2), np.exp(-0.5 * ((xs - p[0]) / sg) ** 2))
-        s[i0:i1, j0:j1] += w
-        if v is not None:
-            num[i0:i1, j0:j1, 0] += w * v[0]
-            num[i0:i1, j0:j1, 1] += w * v[1]
-    den = (1.0 + s**4) ** 0.25
-    return (num / den[..., None]).astype(np.float32)
-
-
-def _resolve_vertex(vertex: Vertex, lm: np.ndarray, side: int) -> np.ndarray:
-    return sum((w * lm[pair[side]] for pair, w in vertex), np.zeros(2))
-
-
-def polyline_shade(
-    polyline: np.ndarray, width: float, depth: float, shape: tuple[int, int], stride: int
-) -> np.ndarray:
-    """Darkening along a polyline: Gaussian cross profile, tapered to 0 at both ends.
-
-    Args:
-        polyline: ``(V, 2)`` vertices, pixels (V >= 2).
-        width: Gaussian sigma across the line, pixels.
-        depth: peak darkening fraction.
-        shape, stride: the grid (see :func:`gaussian_field`).
-
-    Returns:
-        ``(rows, cols)`` float32 darkening in [0, depth].
-    """
-    gh, gw = shape
-    out = np.zeros((gh, gw), np.float32)
-    seg_len = np.linalg.norm(np.diff(polyline, axis=0), axis=1)
-    total = float(seg_len.sum())
-    if total <= 0:
-        return out
-    lo = polyline.min(0) - 3.5 * width
-    hi = polyline.max(0) + 3.5 * width
-    j0, j1 = max(0, int(lo[0] // stride)), min(gw, int(hi[0] // stride) + 2)
-    i0, i1 = max(0, int(lo[1] // stride)), min(gh, int(hi[1] // stride) + 2)
-    if i1 <= i0 or j1 <= j0:
-        return out
-    yy, xx = np.mgrid[i0:i1, j0:j1].astype(np.float64) * stride
-    best = np.zeros(xx.shape)
-    start = 0.0
-    for k in range(len(polyline) - 1):
-        a, b = polyline[k], polyline[k + 1]
-        ab = b - a
-        ll = float(ab @ ab)
-        if ll <= 0:
-            continue
-        t = np.clip(((xx - a[0]) * ab[0] + (yy - a[1]) * ab[1]) / ll, 0.0, 1.0)
-        d2 = (xx - a[0] - t * ab[0]) ** 2 + (yy - a[1] - t * ab[1]) ** 2
-        along = (start + t * np.sqrt(ll)) / total
-        val = np.sin(np.pi * along) * np.exp(-0.5 * d2 / width**2)
-        best = np.maximum(best, val)
-        start += np.sqrt(ll)
-    out[i0:i1, j0:j1] = (depth * best).astype(np.float32)
-    return out
-
-
-def au_fields(
-    au: ActionUnit, landmarks: np.ndarray, shape: tuple[int, int], stride: int
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The unit displacement field and the furrow shading of one AU on one face.
-
-    Args:
-        au: the Action Unit.
-        landmarks: ``(468, 2)`` pixels of the neutral face.
-        shape, stride: the grid (see :func:`gaussian_field`).
-
-    Returns:
-        ``field`` ``(rows, cols, 2)`` float32, pixels, scaled so that its largest
-        displacement is exactly ``au.gain`` IOD (multiply by the intensity amplitude), and
-        ``shade`` ``(rows, cols)`` float32 darkening at :data:`SHADE_REF_AMPLITUDE` (None if
-        the AU has no furrow).
-    """
-    lm = np.asarray(landmarks, np.float64)
-    iod = interocular(lm)
-    pts, vecs, sig, pins, psig = resolve_anchors(au, lm)
-    field = gaussian_field(pts, vecs, sig, pins, psig, shape, stride)
-    peak = float(np.sqrt((field**2).sum(-1)).max())
-    if peak > 0:
-        field *= au.gain * iod / peak
-    shade = None
-    if au.furrows:
-        shade = np.zeros(shape, np.float32)
-        for f in au.furrows:
-            sides = (0, 1) if f.bilateral else (0,)
-            for side in sides:
-                poly = np.array([_resolve_vertex(v, lm, side) for v in f.vertices])
-                shade += polyline_shade(poly, f.width * iod, f.depth, shape, stride)
-        np.clip(shade, 0.0, 0.6, out=shade)
-    return field, shade
-
-
-def blink_fields(
-    landmarks: np.ndarray,
-    shape: tuple[int, int],
-    stride: int,
-    closure: float = 0.85,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Eyelid closure field and lash-line shading for a full blink.
-
-    The upper-lid margin moves down ``closure`` of the way to the lower lid, the eye cover
-    fold follows at 60 %, the lower lid rises by 10 % of the aperture; brows, eye corners
-    and the cheek below are pinned. The remaining gap and the squeezed eyeball are hidden by
-    the skin fill of :func:`blink_fill`.
-
-    Args:
-        landmarks: ``(468, 2)`` pixels.
-        shape, stride: the grid.
-        closure: fraction of the aperture closed by the warp (the fill does the rest).
-
-    Returns:
-        ``field`` ``(rows, cols, 2)`` float32 pixels at full closure and ``shade``
-        ``(rows, cols)`` float32 lash-line darkening at full closure.
-    """
-    lm = np.asarray(landmarks, np.float64)
-    iod = interocular(lm)
-    pts, vecs, sig = [], [], []
-    for up, lo in BLINK_LID_PAIRS:
-        gap = lm[lo] - lm[up]
-        pts += [lm[up], lm[lo]]
-        vecs += [closure * gap, -0.1 * gap]
-        sig += [0.045 * iod, 0.035 * iod]
-    lid_of = dict(BLINK_LID_PAIRS)
-    for crease, up in BLINK_CREASE_PAIRS:
-        pts.append(lm[crease])
-        vecs.append(0.6 * closure * (lm[lid_of[up]] - lm[up]))
-        sig.append(0.05 * iod)
-    pin_idx = [
-        105,
-        334,
-        52,
-        282,
-        66,
-        296,
-        65,
-        295,
-        70,
-        300,
-        46,
-        276,
-        23,
-        253,
-        22,
-        252,
-        24,
-        254,
-        110,
-        339,
-        33,
-        263,
-        133,
-        362,
-    ]
-    field = gaussian_field(
-        np.array(pts),
-        np.array(vecs),
-        np.array(sig),
-        lm[pin_idx],
-        np.full(len(pin_idx), 0.03 * iod),
-        shape,
-        stride,
-    )
-    shade = np.zeros(shape, np.float32)
-    for line in LASH_LINES:
-        shade += polyline_shade(lm[list(line)], 0.008 * iod, 0.35, shape, stride)
-    return field, shade
-
-
-def blink_fill(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Closed-lid appearance: the eye apertures filled with upper-lid skin.
-
-    The fill is the image shifted down by 1.3 apertures (so the lid skin above the upper
-    margin covers the opening) and blurred; the mask is the aperture polygon, dilated and
-    feathered. During a blink the renderer blends ``image * (1 - c^2 m) + fill * c^2 m``
-    (c the closure) before warping.
-
-    Args:
-        image: ``(H, W, 3)`` uint8 RGB neutral photo.
-        landmarks: ``(468, 2)`` pixels.
-
-    Returns:
-        ``fill`` ``(H, W, 3)`` float32 and ``mask`` ``(H, W)`` float32 in [0, 1].
-    """
-    lm = np.asarray(landmarks, np.float64)
-    iod = interocular(lm)
-    h, w = image.shape[:2]
-    mask = np.zeros((h, w), np.float32)
-    fill = image.astype(np.float32).copy()
-    for poly, (up, lo) in zip(EYE_POLYGONS, ((159, 145), (386, 374)), strict=True):
-        cv2.fillPoly(mask, [np.round(lm[list(poly)]).astype(np.int32)], 1.0)
-        ap = float(np.linalg.norm(lm[lo] - lm[up]))
-        shift = np.float32([[1, 0, 0], [0, 1, 1.3 * ap]])
-        moved = cv2.warpAffine(
-            image, shift, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
-        )
-        xs = lm[list(poly), 0]
-        ys = lm[list(poly), 1]
-        x0, x1 = int(max(0, xs.min() - 0.1 * iod)), int(min(w, xs.max() + 0.1 * iod + 1))
-        y0, y1 = int(max(0, ys.min() - 0.1 * iod)), int(min(h, ys.max() + 0.1 * iod + 1))
-        fill[y0:y1, x0:x1] = moved[y0:y1, x0:x1]
-    k = max(1, int(round(0.02 * iod)))
-    mask = cv2.dilate(mask, np.ones((2 * k + 1, 2 * k + 1), np.uint8))
-    mask = cv2.GaussianBlur(mask, (0, 0), 0.012 * iod)
-    fill = cv2.GaussianBlur(fill, (0, 0), 0.006 * iod)
-    return fill, np.clip(mask, 0.0, 1.0)

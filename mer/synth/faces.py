@@ -23,7 +23,8 @@ import numpy as np
 
 from mer.face.align import umeyama_similarity
 from mer.face.landmarks import N_POINTS, STABLE_POINTS
-from mer.synth.aus import CHEEK, interocular
+from mer.synth.aus import CHEEK
+from mer.synth.fields import interocular
 
 log = logging.getLogger(__name__)
 

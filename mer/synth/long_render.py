@@ -24,10 +24,12 @@ import cv2
 import numpy as np
 
 from mer.schemas import AU_NAMES
-from mer.synth.aus import ACTION_UNITS, EYE_POLYGONS, face_axes
+from mer.synth.aus import ACTION_UNITS
+from mer.synth.blink import EYE_POLYGONS
+from mer.synth.courses import blink_course, speech_course
+from mer.synth.fields import face_axes
 from mer.synth.long_spec import LongClipConfig, LongClipSpec, TimelineEvent
 from mer.synth.render import AU_COLUMN, FaceRig, crop_matrix
-from mer.synth.sampling import blink_course, speech_course
 from mer.synth.warp import (
     FieldTerm,
     blinked_photo,

@@ -40,9 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mer.synth.sampling import (
-    Nuisance,
-)
+from mer.synth.spec import Nuisance
 
 EventKind = Literal["expression", "speech", "head_turn", "gaze", "eyes"]
 #: Segment kinds and their default relative frequencies.

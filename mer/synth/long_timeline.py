@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from mer.synth.draws import sample_nuisance
 from mer.synth.long_spec import (
     EXPRESSION_TYPES,
     SEGMENT_WEIGHTS,
@@ -18,14 +19,8 @@ from mer.synth.long_spec import (
     LongClipSpec,
     TimelineEvent,
 )
-from mer.synth.sampling import (
-    MACRO_AMPLITUDE,
-    MICRO_AMPLITUDE,
-    SPEECH_MINOR_AUS,
-    SPEECH_RATE_HZ,
-    SynthConfig,
-    sample_nuisance,
-)
+from mer.synth.spec import SynthConfig
+from mer.synth.stats import MACRO_AMPLITUDE, MICRO_AMPLITUDE, SPEECH_MINOR_AUS, SPEECH_RATE_HZ
 
 
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:

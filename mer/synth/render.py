@@ -14,7 +14,7 @@ Per written frame, for every output pixel x (computed on the output grid, then u
    output, then area-averaged down (like sensor integration: every frame gets the same
    resampling blur, so blur is no cue to motion);
 4. appearance: furrow shading ``1 - S_t(q)``, blinks (eyelid closure by the same warp plus
-   a skin fill of the aperture, see :func:`mer.synth.aus.blink_fill`), lighting gain and
+   a skin fill of the aperture, see :func:`mer.synth.blink.blink_fill`), lighting gain and
    gradients, white balance, Gaussian sensor noise; JPEG compression happens when writing.
 
 Real-smile mode: the neutral face is morphed toward the identity's smiling photo (aligned
@@ -36,24 +36,17 @@ import numpy as np
 
 from mer.face.align import fit_to_template, matrix_from_params
 from mer.schemas import AU_NAMES
-from mer.synth.aus import (
-    ACTION_UNITS,
-    au_fields,
-    blink_fields,
-    blink_fill,
-    gaussian_field,
-    grid_shape,
-    interocular,
-)
-from mer.synth.faces import LondonFace, SmileGeometry, read_rgb
-from mer.synth.sampling import (
-    ClipSpec,
-    SynthConfig,
+from mer.synth.aus import ACTION_UNITS
+from mer.synth.blink import blink_fields, blink_fill
+from mer.synth.courses import (
     au_courses,
     closure_course,
     movement_course,
     raised_cosine_course,
 )
+from mer.synth.faces import LondonFace, SmileGeometry, read_rgb
+from mer.synth.fields import au_fields, gaussian_field, grid_shape, interocular
+from mer.synth.spec import ClipSpec, SynthConfig
 from mer.synth.warp import (
     FieldTerm,
     blinked_photo,

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from mer.synth.aus import SHADE_REF_AMPLITUDE
-from mer.synth.sampling import Nuisance
+from mer.synth.au_types import SHADE_REF_AMPLITUDE
+from mer.synth.spec import Nuisance
 
 #: One AU term of a frame: ``(coefficient, unit field, furrow shading or None)``; the
 #: coefficient is the AU's intensity (IOD fraction), the field peaks at ``gain`` IOD.

@@ -13,8 +13,12 @@ import numpy as np
 from mer.synth.spec import Nuisance, SynthConfig
 
 
-def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+def log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """A draw log-uniform in ``[lo, hi]`` (``lo, hi > 0``, any unit)."""
     return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+_log_uniform = log_uniform  # the name the sampling modules use
 
 
 def sample_nuisance(rng: np.random.Generator, cfg: SynthConfig) -> Nuisance:

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from mer.synth.draws import sample_nuisance
+from mer.synth.draws import log_uniform, sample_nuisance
 from mer.synth.long_spec import (
     EXPRESSION_TYPES,
     SEGMENT_WEIGHTS,
@@ -21,10 +21,6 @@ from mer.synth.long_spec import (
 )
 from mer.synth.spec import SynthConfig
 from mer.synth.stats import MACRO_AMPLITUDE, MICRO_AMPLITUDE, SPEECH_MINOR_AUS, SPEECH_RATE_HZ
-
-
-def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
 
 def _expression(
@@ -39,13 +35,13 @@ def _expression(
         n = int(min(max(n, 5), math.floor(0.5 * fps) - 1))
         rise = max(1, round(rng.uniform(0.35, 0.5) * n))
         hold = round(rng.uniform(0.0, 0.15) * n)
-        amp = _log_uniform(rng, *MICRO_AMPLITUDE)
+        amp = log_uniform(rng, *MICRO_AMPLITUDE)
     else:
-        n = round(_log_uniform(rng, *cfg.macro_duration_s) * fps)
+        n = round(log_uniform(rng, *cfg.macro_duration_s) * fps)
         rise = max(1, round(rng.uniform(0.2, 0.35) * n))
         hold = round(rng.uniform(0.2, 0.5) * n)
         subtle = rng.random() < cfg.subtle_macro
-        amp = _log_uniform(rng, *(MICRO_AMPLITUDE if subtle else MACRO_AMPLITUDE))
+        amp = log_uniform(rng, *(MICRO_AMPLITUDE if subtle else MACRO_AMPLITUDE))
     side = int(rng.choice([-1, 1])) if et.one_sided else 0
     return TimelineEvent(
         kind="expression", name=et.name, emotion=et.emotion, onset=t0,
@@ -74,7 +70,7 @@ def _speech(rng: np.random.Generator, t0: float, cfg: LongClipConfig) -> Timelin
         kind="speech", name=f"speech at {rate:.1f} syllables/s", emotion="other",
         onset=t0, peak_start=float(centres[k]), peak_end=float(centres[k]),
         offset=float(centres[-1] + wf), aus=(26, 25, *minors), au_gain=gains,
-        amplitude=_log_uniform(rng, *MACRO_AMPLITUDE), syllables=syl,
+        amplitude=log_uniform(rng, *MACRO_AMPLITUDE), syllables=syl,
     )  # fmt: skip
 
 

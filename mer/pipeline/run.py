@@ -228,7 +228,7 @@ def analyze_video(
     backend: InferenceBackend | None = None,
 ) -> AnalysisResult:
     """:func:`analyze_video_compact` as a :class:`mer.schemas.AnalysisResult` (every
-    frame.s :class:`~mer.schemas.FrameResult` in memory: about 2 kB a frame, 5 kB with
+    frame's :class:`~mer.schemas.FrameResult` in memory: about 2 kB a frame, 5 kB with
     blendshapes). Same arguments and errors."""
     return analyze_video_compact(
         path, settings=settings, config=config, filename=filename, progress=progress,

@@ -187,7 +187,10 @@ def analyze_frames_compact(
         aus = score_aus(track, motion, crops, backend, cfg)
         t1 = timer.add("au", t1)
 
-        spotting = spot(track, motion, aus, cfg.spotting, cfg.intervals, cfg.crop_size)
+        spotting = spot(
+            track, motion, aus, cfg.spotting, cfg.intervals, cfg.crop_size,
+            learned_max_strength=cfg.fusion.au_blend_high,
+        )  # fmt: skip
         t1 = timer.add("spotting", t1)
 
         report("emotion", 96.0)

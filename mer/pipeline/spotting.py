@@ -159,6 +159,7 @@ def spot(
     flow_cfg: SpottingConfig,
     cfg: IntervalConfig | None = None,
     crop_size: int = 128,
+    learned_max_strength: float | None = None,
 ) -> SpottingResult:
     """Spot the intervals of one video (see the module docstring).
 
@@ -169,6 +170,10 @@ def spot(
         flow_cfg: the flow intervals' parameters (seconds, fractions of the IOD).
         cfg: segment and movement parameters; default :class:`IntervalConfig()`.
         crop_size: side (pixels) of the aligned crop that ``track.params`` map to.
+        learned_max_strength: the learned AU detector's activity counts as AU evidence of a
+            flow interval only where the movement strength (fraction of the IOD) is below
+            this: its trained range, as in the AU fusion
+            (:attr:`mer.aus.fusion.FusionConfig.au_blend_high`); None = everywhere.
     """
     cfg = cfg or IntervalConfig()
     t = np.asarray(track.timestamps_s)
@@ -192,9 +197,12 @@ def spot(
     held = frames_for(cfg.brows_held_s, t)
     # AU evidence of micro movements: the blendshapes', and the learned detector's (trained
     # at micro amplitudes, which move the blendshapes less than their noise)
-    au_seen = (
-        activity if aus.activity is None else np.maximum(activity, np.nan_to_num(aus.activity))
-    )
+    au_seen = activity
+    if aus.activity is not None:
+        learned = np.nan_to_num(aus.activity)
+        if learned_max_strength is not None:  # beyond its trained (micro) range it guesses
+            learned = np.where(motion.strength < learned_max_strength, learned, 0.0)
+        au_seen = np.maximum(activity, learned)
     out: list[SpottedInterval] = []
     segs = segment_expressions(aus.evidence, AU_NAMES, t, cfg.segments)
     for seg in bridge_segments(segs, masks, valid, frames_for(cfg.bridge_s, t)):

@@ -34,7 +34,7 @@ from mer.pipeline.config import IntervalConfig
 from mer.pipeline.motion import MotionResult
 from mer.pipeline.track import FaceTrack
 from mer.schemas import AU_NAMES, ModelInfo
-from mer.segments import Segment, expression_activity, segment_expressions
+from mer.segments import PLATEAU_TOL, Segment, expression_activity, segment_expressions
 from mer.spotting import SpottedInterval, SpottingConfig, apex_curve, spot_intervals
 
 #: the apex method; with a learned AU detector its activity joins the motion curve
@@ -70,8 +70,20 @@ class SpottingResult:
     model: ModelInfo
 
     def apex_frame(self, valid: np.ndarray) -> int:
-        """The video's apex: the curve's maximum over frames with a face (``valid`` (T,))."""
-        return int(np.argmax(np.where(valid, self.curve, -1.0)))
+        """The video's apex: the curve's maximum over frames with a face (``valid`` (T,));
+        where the curve saturates (frames within :data:`mer.segments.PLATEAU_TOL` of the
+        maximum, relative), the middle of that plateau, as the segments' apexes."""
+        c = np.where(valid, self.curve, -1.0)
+        top = int(np.argmax(c))
+        if c[top] <= 0:
+            return top
+        flat = c >= c[top] * (1.0 - PLATEAU_TOL)
+        start, end = top, top
+        while start > 0 and flat[start - 1]:
+            start -= 1
+        while end < len(c) - 1 and flat[end + 1]:
+            end += 1
+        return (start + end) // 2
 
 
 def event_masks(track: FaceTrack, cfg: EventConfig, crop_size: int) -> dict[str, np.ndarray]:

@@ -53,3 +53,18 @@ def test_flow_intervals_outside_segments_need_an_au_held(smile_streamed: Streame
     spike[40] = 1.0
     r = spot(s.track, s.motion, AUResult(flat, spike, "test", evidence=flat), SpottingConfig())
     assert [iv for iv in r.intervals if iv.kind == "expression"] == [], r.intervals
+
+
+def test_the_video_apex_is_the_middle_of_a_saturated_plateau() -> None:
+    from mer.pipeline.spotting import SpottingResult
+    from mer.schemas import ModelInfo
+
+    curve = np.zeros(100)
+    curve[20:30] = np.linspace(0.1, 1.0, 10)
+    curve[30:70] = 1.0  # the evidence saturates over the held smile
+    info = ModelInfo(name="t", version="1", task="apex", method="rules")
+    r = SpottingResult([], curve, curve, info)
+    assert abs(r.apex_frame(np.ones(100, bool)) - 49) <= 1  # not 29, its first frame
+    valid = np.ones(100, bool)
+    valid[40:] = False  # no face there: the plateau ends at 39
+    assert abs(r.apex_frame(valid) - 34) <= 1

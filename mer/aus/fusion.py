@@ -21,7 +21,15 @@ the IOD, the rules above ``au_blend_high``), giving the *motion* score. Then, pe
   the real dev set the rules' region motion called AU15 in every surprise and open smile
   (the jaw drop pulls the lip corners down) and AU09 / AU07 in smiles, while a lip gap is a
   direct measurement of AU25;
-- frames or videos without blendshapes: the motion score (the rules at worst), as before.
+- frames or videos without blendshapes: the motion score (the rules at worst), as before;
+- the AUs of the geometric evidence (AU15 / AU17 from the lower-lip arch against the
+  neutral population, :mod:`mer.aus.geometry`): the maximum of the above and that evidence.
+
+The geometric rules (:data:`GEOMETRIC_RULES`) measure a state, not a movement: with
+blendshapes they count at every amplitude, ``max(motion score, rule)``, not only where the
+movement is large enough for the rules to take over from the learned detector (an open
+smile held still, CREMA-D HAP's apex: lip gap 0.10 IOD, lips apart with teeth shown, scored
+AU25 0.06 from the detector alone).
 
 ``motion_weight`` is calibrated on the real dev set (``mer evaluate-real``).
 """
@@ -84,8 +92,9 @@ def fuse_scores(
     strength: np.ndarray,
     au_names: tuple[str, ...] | list[str],
     cfg: FusionConfig,
+    geometry: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Fuse the three sources (see the module docstring).
+    """Fuse the three sources and the geometric evidence (see the module docstring).
 
     Args:
         rules: ``(T, A)`` float FACS-rule scores in [0, 1].
@@ -95,6 +104,8 @@ def fuse_scores(
         strength: ``(T,)`` float movement strength (fraction of the IOD).
         au_names: the AU of each column.
         cfg: fusion parameters.
+        geometry: ``(T, A)`` float geometric evidence in [0, 1] (:mod:`mer.aus.geometry`),
+            NaN for the AUs it does not score, or None.
 
     Returns:
         ``(T, A)`` float32 in [0, 1].
@@ -104,7 +115,7 @@ def fuse_scores(
     """
     motion = motion_scores(rules, learned, strength, cfg)
     if evidence is None:
-        return motion
+        return _with_geometry(motion, geometry)
     if evidence.shape != motion.shape:
         raise ValueError(f"evidence {evidence.shape} and motion {motion.shape} differ")
     w = cfg.motion_weight
@@ -112,8 +123,17 @@ def fuse_scores(
     seen = np.where(small, np.maximum(evidence, w * motion), evidence)
     geometric = np.array([a in GEOMETRIC_RULES for a in au_names])[None, :]
     learned_only = w * learned if learned is not None else np.zeros_like(motion)
-    blind = np.where(geometric, motion, learned_only)
+    blind = np.where(geometric, np.maximum(motion, rules), learned_only)
     covered = ~np.isnan(evidence).all(axis=0, keepdims=True)  # the AUs the blendshapes see
     face = ~np.isnan(evidence).all(axis=1, keepdims=True)  # frames that have blendshapes
     out = np.where(covered, seen, blind)
-    return np.where(face, out, motion).astype(np.float32)
+    return _with_geometry(np.where(face, out, motion).astype(np.float32), geometry)
+
+
+def _with_geometry(scores: np.ndarray, geometry: np.ndarray | None) -> np.ndarray:
+    """``max(scores, geometry)`` where the geometric evidence is defined (``(T, A)`` float32)."""
+    if geometry is None:
+        return scores
+    if geometry.shape != scores.shape:
+        raise ValueError(f"geometry {geometry.shape} and scores {scores.shape} differ")
+    return np.fmax(scores, geometry).astype(np.float32)

@@ -16,6 +16,7 @@ import numpy as np
 from mer.aus import rules as au_rules
 from mer.aus.blendshapes import au_evidence
 from mer.aus.fusion import fuse_scores
+from mer.aus.geometry import ARCH_AUS, arch_evidence
 from mer.face.blendshapes import BLENDSHAPE_NAMES
 from mer.inference import InferenceBackend
 from mer.model_inputs import au_input_u8
@@ -27,6 +28,7 @@ from mer.schemas import AU_NAMES, ModelInfo
 
 BLENDSHAPE_AU_METHOD = "blendshape-au"  #: the blendshape -> AU table's name in ``au_method``
 BLENDSHAPE_AU_VERSION = "1"
+GEOMETRY_AU_METHOD = "lip-arch-au"  #: the lower-lip arch's name in ``au_method``
 #: face frames per call of the learned AU detector: the inputs of one call (16 KB a frame
 #: with flow) are all the stage holds, whatever the video's length
 AU_CHUNK = 512
@@ -75,6 +77,21 @@ def _learned(
     return learned, name, au_model.info if au_model is not None else None
 
 
+def geometric_evidence(track: FaceTrack) -> np.ndarray | None:
+    """``(T, len(AU_NAMES))`` float32 AU15 / AU17 evidence from the lower-lip arch against
+    the neutral population (:mod:`mer.aus.geometry`), NaN for the other AUs and frames
+    without face; None when the track has no arch (tracks built by hand)."""
+    arch = np.asarray(track.lip_arch, np.float64)
+    if len(arch) != track.n_frames or len(track.pose) != track.n_frames or not len(arch):
+        return None
+    ev = arch_evidence(arch, np.asarray(track.pose, np.float64))
+    out = np.full((track.n_frames, len(AU_NAMES)), np.nan, np.float32)
+    face = ~np.isnan(arch)
+    for au in ARCH_AUS:
+        out[face, AU_NAMES.index(au)] = ev[face]
+    return out
+
+
 def score_aus(
     track: FaceTrack,
     motion: MotionResult,
@@ -116,6 +133,12 @@ def score_aus(
                 name=BLENDSHAPE_AU_METHOD, version=BLENDSHAPE_AU_VERSION, task="au", method="rules"
             )
         )
-    scores = fuse_scores(rules, learned, evidence, motion.strength, AU_NAMES, cfg.fusion)
+    geometry = geometric_evidence(track) if evidence is not None else None
+    if geometry is not None:
+        models.append(ModelInfo(name=GEOMETRY_AU_METHOD, version="1", task="au", method="rules"))
+        parts.append(GEOMETRY_AU_METHOD)
+    scores = fuse_scores(
+        rules, learned, evidence, motion.strength, AU_NAMES, cfg.fusion, geometry=geometry
+    )
     method = "+".join(parts) + (" (fused)" if len(parts) > 1 else "")
     return AUResult(scores, activity, method, models, evidence)

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 from numpy.typing import DTypeLike
 
+from mer.aus.geometry import lower_lip_arch
 from mer.face.align import fit_to_template, gaussian_average, landmarks_to_crop, warp_to_crop
 from mer.face.blendshapes import N_BLENDSHAPES, BlendshapeModel
 from mer.face.landmarks import Face, Landmarker, create_landmarker, iou, pose_ratios
@@ -194,6 +195,9 @@ class FaceTrack:
             (NaN without face).
         pose: ``(T, 2)`` float32 out-of-plane head pose proxies ``(yaw, pitch)``
             (:func:`mer.face.landmarks.pose_ratios`; NaN without face).
+        lip_arch: ``(T,)`` float32 lower-lip arch, dimensionless
+            (:func:`mer.aus.geometry.lower_lip_arch`; NaN without face): AU15 / AU17
+            evidence against the neutral population.
         size: ``(width, height)`` of the frames (pixels).
     """
 
@@ -205,6 +209,7 @@ class FaceTrack:
     blendshapes: Column = field(default_factory=lambda: Column((N_BLENDSHAPES,), np.float32))
     centroids: Column = field(default_factory=lambda: Column((len(REGION_NAMES), 2), np.float32))
     pose: Column = field(default_factory=lambda: Column((2,), np.float32))
+    lip_arch: Column = field(default_factory=lambda: Column((), np.float32))
     size: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
@@ -290,6 +295,7 @@ class TrackAlign:
             tr.lip_gap.append(float(gap) / max(face.interocular, 1e-6))
             tr.centroids.append(region_centroids(face.landmarks))
             tr.pose.append(pose_ratios(face.landmarks))
+            tr.lip_arch.append(lower_lip_arch(face.landmarks))
             self._vts.append(fr.timestamp_s)
             self._vparams.append(p)
             gray = cv2.cvtColor(fr.image, cv2.COLOR_RGB2GRAY)
@@ -300,6 +306,7 @@ class TrackAlign:
             tr.params.append(np.nan)
             tr.centroids.append(np.nan)
             tr.pose.append(np.nan)
+            tr.lip_arch.append(np.nan)
         self._pending.append((fr.index, gray))
         self.timer.add("alignment", t1)
         pending = self._pending

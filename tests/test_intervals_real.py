@@ -160,27 +160,6 @@ def test_multi_event_clips_give_one_interval_per_expression_and_no_other(
         assert lo - 5 <= iv.apex <= hi + 5, (iv.apex, lo, hi)
 
 
-def _concatenate(dev_dir: Path, names: tuple[str, ...], out: Path, fps: int) -> list[int]:
-    """Decode dev clips and write them back to back to ``out``; returns each clip's first
-    frame in the result."""
-    import av
-
-    frames: list[np.ndarray] = []
-    starts = []
-    for name in names:
-        starts.append(len(frames))
-        with av.open(str(dev_dir / name)) as src:
-            frames += [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
-    h, w = frames[0].shape[:2]
-    with av.open(str(out), "w") as dst:
-        stream = dst.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for fr in frames:
-            dst.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), "rgb24")))
-        dst.mux(stream.encode())
-    return starts
-
-
 @pytest.mark.slow
 def test_a_low_browed_talker_gets_one_interval_per_expression(
     dev_dir: Path, tmp_path: Path
@@ -189,11 +168,12 @@ def test_a_low_browed_talker_gets_one_interval_per_expression(
     # disgusted, fearful. His brows rest low (browDown 0.7, above the neutral population's
     # 90th percentile) and rise while he talks: with the cap or a low-percentile neutral,
     # AU04 was on at rest and one negative interval covered four sentences (117-330)
+    from mer.evaluation.concat import concatenate_clips
     from mer.evaluation.scoring import iou
     from mer.pipeline import analyze_video
 
     names = tuple(f"cremad_1001_DFA_{e}_XX.flv" for e in ("NEU", "HAP", "ANG", "SAD", "DIS", "FEA"))
-    starts = _concatenate(dev_dir, names, tmp_path / "cremad_1001.mp4", 30)
+    starts = concatenate_clips(dev_dir, names, tmp_path / "cremad_1001.mp4", 30)["starts"]
     r = analyze_video(tmp_path / "cremad_1001.mp4")
     got = _emotional(r)
     # labelled expressions (dev labels shifted): HAP 28-55, ANG 10-50, SAD 12-59, DIS
@@ -218,23 +198,13 @@ def test_six_expressions_of_one_person_in_one_clip(dev_dir: Path, tmp_path: Path
     # frames, 33 s at 14 fps): six labelled expressions, each its own interval with its
     # emotion, and no other emotional interval (a subtle inner-brow raise between the last
     # two smiles moved the learned detector out of its trained range: not an expression)
-    import av
-
+    from mer.evaluation.concat import concatenate_clips
     from mer.evaluation.scoring import iou
     from mer.pipeline import analyze_video
 
-    frames = []
-    for name in ("fexmetrica_ex_smile1.mov", "fexmetrica_ex_surp1.mov", "fexmetrica_ex_smile1.mov"):
-        with av.open(str(dev_dir / name)) as src:
-            frames += [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
-    h, w = frames[0].shape[:2]
+    names = ("fexmetrica_ex_smile1.mov", "fexmetrica_ex_surp1.mov", "fexmetrica_ex_smile1.mov")
     clip = tmp_path / "ex_multi.mp4"
-    with av.open(str(clip), "w") as out:
-        stream = out.add_stream("libx264", rate=14)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for fr in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), "rgb24")))
-        out.mux(stream.encode())
+    assert concatenate_clips(dev_dir, names, clip, 14)["starts"] == [0, 164, 311]
     # labels of the three clips, shifted by 164 and 311 frames
     events = [(37, 63, "positive"), (99, 136, "positive"), (189, 219, "surprise"),
               (250, 293, "surprise"), (348, 374, "positive"), (410, 447, "positive")]  # fmt: skip

@@ -204,6 +204,13 @@ def test_segments_split_at_valleys_and_pattern_changes() -> None:
     ev2 = np.zeros((300, len(AU_NAMES)))
     ev2[:, A["AU26"]] = 1.0
     assert segment_expressions(ev2, AU_NAMES, t) == []
+    # nor is a chin raise alone (lips closing after words); with lowered brows it is one
+    ev3 = np.zeros((300, len(AU_NAMES)))
+    ev3[40:70, A["AU17"]] = 1.0
+    assert segment_expressions(ev3, AU_NAMES, t) == []
+    ev3[40:70, A["AU04"]] = 1.0
+    (seg,) = segment_expressions(ev3, AU_NAMES, t)
+    assert abs(seg.onset - 40) <= 2 and abs(seg.offset - 69) <= 2
 
 
 def test_speech_is_rhythmic_mouth_motion_and_blinks_are_short() -> None:

@@ -71,27 +71,29 @@ def analyze_video_compact(
     if progress is not None:
         progress("probe", 0.0)
     probe = probe_video(path, settings)
-    sha = sha256_file(path)
-    probe_ms = (time.perf_counter() - t0) * 1000
     stats = DecodeStats()
     fps = probe.fps if probe.fps > 0 else 30.0
-    return analyze_frames_compact(
-        threaded(iter_frames(path, settings, stats, label=filename or path.name)),
-        fps=fps,
-        expected_frames=probe.frame_count or max(1, int(probe.duration_s * fps)),
-        filename=filename or path.name,
-        sha256=sha,
-        codec=probe.codec,
-        rotation_deg=probe.rotation_deg,
-        duration_s=probe.duration_s,
-        decode_stats=stats,
-        settings=settings,
-        config=config,
-        progress=progress,
-        should_cancel=should_cancel,
-        backend=backend,
-        extra_timings_ms={"probe": probe_ms},
-    )
+    # decoding starts now: the first frames are ready when the stages are
+    with threaded(iter_frames(path, settings, stats, label=filename or path.name)) as frames:
+        sha = sha256_file(path)
+        probe_ms = (time.perf_counter() - t0) * 1000
+        return analyze_frames_compact(
+            frames,
+            fps=fps,
+            expected_frames=probe.frame_count or max(1, int(probe.duration_s * fps)),
+            filename=filename or path.name,
+            sha256=sha,
+            codec=probe.codec,
+            rotation_deg=probe.rotation_deg,
+            duration_s=probe.duration_s,
+            decode_stats=stats,
+            settings=settings,
+            config=config,
+            progress=progress,
+            should_cancel=should_cancel,
+            backend=backend,
+            extra_timings_ms={"probe": probe_ms},
+        )
 
 
 def analyze_frames_compact(

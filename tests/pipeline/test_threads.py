@@ -1,0 +1,135 @@
+"""The pipeline's threads: decoding started ahead (mer.pipeline.decode), and the landmarker
+kept per thread and reset per video (mer.pipeline.track.thread_landmarker)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mer.face.landmarks import create_landmarker
+from mer.pipeline import run as run_module
+from mer.pipeline.config import AnalysisConfig
+from mer.pipeline.decode import threaded
+from mer.pipeline.run import analyze_video_compact
+from mer.pipeline.track import thread_landmarker
+from mer.settings import Settings
+from mer.video import DecodedFrame, iter_frames
+
+
+def _wait_for(cond: object, timeout_s: float = 10.0) -> bool:
+    """Poll ``cond()`` until true or ``timeout_s`` (a bound, not a timing assertion)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():  # type: ignore[operator]
+            return True
+        time.sleep(0.005)
+    return False
+
+
+# ---- threaded decoding ----------------------------------------------------------------
+
+
+def test_threaded_starts_producing_before_the_first_next() -> None:
+    produced: list[int] = []
+
+    def source() -> Iterator[int]:
+        for i in range(3):
+            produced.append(i)
+            yield i
+
+    it = threaded(source())
+    assert _wait_for(lambda: len(produced) == 3)  # nobody has asked for an item yet
+    assert list(it) == [0, 1, 2]
+    assert not it._thread.is_alive()
+
+
+def test_threaded_close_stops_the_thread_and_closes_the_source() -> None:
+    closed = threading.Event()
+
+    def endless() -> Iterator[int]:
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    with threaded(endless(), maxsize=2) as it:
+        assert next(it) == 0 and next(it) == 1
+    assert not it._thread.is_alive() and closed.is_set()
+    with pytest.raises(StopIteration):
+        next(it)
+
+
+def test_threaded_reraises_the_source_error() -> None:
+    def bad() -> Iterator[int]:
+        yield 1
+        raise OSError("broken stream")
+
+    it = threaded(bad())
+    assert next(it) == 1
+    with pytest.raises(OSError, match="broken stream"):
+        next(it)
+    assert not it._thread.is_alive()
+
+
+def test_a_failed_analysis_stops_its_decoding_thread(
+    single_face_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list = []
+
+    def recording(it: Iterator[DecodedFrame], maxsize: int = 16) -> object:
+        made.append(threaded(it, maxsize))
+        return made[-1]
+
+    monkeypatch.setattr(run_module, "threaded", recording)
+    with pytest.raises(RuntimeError, match="stop"):
+        analyze_video_compact(
+            single_face_video, settings=Settings(model_dir=tmp_path),
+            progress=lambda stage, pct: _raise_at(stage, "landmarks"),
+        )  # fmt: skip
+    assert len(made) == 1 and not made[0]._thread.is_alive()
+
+
+def _raise_at(stage: str, at: str) -> None:
+    if stage == at:
+        raise RuntimeError("stop")
+
+
+# ---- the landmarker, kept per thread, is reset per video ------------------------------
+
+
+def test_the_cached_landmarker_is_reset_per_video(
+    smile_frames: list[DecodedFrame], shared_data: Path
+) -> None:
+    """A second video through the thread's cached landmarker gets the landmarks a fresh
+    landmarker gives it: no tracking state carries over from the first video."""
+    cfg = AnalysisConfig()
+    other = [fr.image for fr in iter_frames(shared_data / "videos" / "carphone_pristine.mp4")]
+    other = other[:20]
+    lm = thread_landmarker("mediapipe", cfg)
+    for fr in smile_frames:
+        lm.process(fr.image)
+    assert lm._count == len(smile_frames)
+    again = thread_landmarker("mediapipe", cfg)
+    assert again is lm and lm._count == 0  # the same graphs, reset
+    cached = [lm.process(im) for im in other]
+    fresh_lm = create_landmarker(
+        "mediapipe", max_faces=cfg.max_faces, detect_every=cfg.detect_every,
+        refine_landmarks=cfg.blendshapes,
+    )  # fmt: skip
+    try:
+        fresh = [fresh_lm.process(im) for im in other]
+    finally:
+        fresh_lm.close()
+    assert [len(f) for f in cached] == [len(f) for f in fresh] and any(cached)
+    for a, b in zip(cached, fresh, strict=True):
+        for fa, fb in zip(a, b, strict=True):
+            np.testing.assert_array_equal(fa.landmarks, fb.landmarks)
+            assert fa.confidence == fb.confidence

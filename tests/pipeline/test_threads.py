@@ -1,8 +1,10 @@
-"""The pipeline's threads: decoding started ahead (mer.pipeline.decode), and the landmarker
+"""The pipeline's background threads: decoding started ahead (mer.pipeline.decode) and the
+per-frame tracking work beside the landmarker (mer.pipeline.serial), and the landmarker
 kept per thread and reset per video (mer.pipeline.track.thread_landmarker)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +17,8 @@ from mer.face.landmarks import create_landmarker
 from mer.pipeline import run as run_module
 from mer.pipeline.config import AnalysisConfig
 from mer.pipeline.decode import threaded
-from mer.pipeline.run import analyze_video_compact
+from mer.pipeline.run import analyze_frames_compact, analyze_video_compact
+from mer.pipeline.serial import SerialWorker
 from mer.pipeline.track import thread_landmarker
 from mer.settings import Settings
 from mer.video import DecodedFrame, iter_frames
@@ -29,6 +32,58 @@ def _wait_for(cond: object, timeout_s: float = 10.0) -> bool:
             return True
         time.sleep(0.005)
     return False
+
+
+# ---- SerialWorker ---------------------------------------------------------------------
+
+
+def test_serial_worker_runs_calls_in_order_in_one_other_thread() -> None:
+    seen: list[tuple[int, str]] = []
+    with SerialWorker(maxsize=2) as worker:
+        for i in range(50):
+            worker.submit(lambda i=i: seen.append((i, threading.current_thread().name)))
+        worker.join()
+    assert [i for i, _ in seen] == list(range(50))
+    names = {n for _, n in seen}
+    assert len(names) == 1 and threading.current_thread().name not in names
+
+
+def test_serial_worker_reraises_the_first_failure_and_skips_later_calls() -> None:
+    ran: list[int] = []
+
+    def fail() -> None:
+        raise ValueError("boom")
+
+    worker = SerialWorker()
+    worker.submit(ran.append, 1)
+    worker.submit(fail)
+    for i in range(2, 5):
+        try:
+            worker.submit(ran.append, i)
+        except ValueError:
+            break
+    with pytest.raises(ValueError, match="boom"):
+        worker.join()
+    assert ran == [1]
+    with pytest.raises(ValueError, match="boom"):
+        worker.submit(ran.append, 9)
+
+
+def test_serial_worker_close_drops_queued_calls_and_ends_the_thread() -> None:
+    gate = threading.Event()
+    ran: list[int] = []
+    worker = SerialWorker(maxsize=8)
+    worker.submit(gate.wait)  # the worker is busy until the gate opens
+    for i in range(5):
+        worker.submit(ran.append, i)
+    closer = threading.Thread(target=worker.close)
+    closer.start()
+    assert _wait_for(lambda: worker._skip)
+    gate.set()
+    closer.join()
+    assert ran == [] and not worker._thread.is_alive()
+    with pytest.raises(RuntimeError):
+        worker.submit(ran.append, 9)
 
 
 # ---- threaded decoding ----------------------------------------------------------------
@@ -100,6 +155,47 @@ def test_a_failed_analysis_stops_its_decoding_thread(
 def _raise_at(stage: str, at: str) -> None:
     if stage == at:
         raise RuntimeError("stop")
+
+
+# ---- the worker thread gives the results of running every stage in one thread --------
+
+
+class _Inline:
+    """A stand-in for SerialWorker running each call at once in the caller's thread."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def submit(self, fn: object, *args: object) -> None:
+        fn(*args)  # type: ignore[operator]
+
+    def join(self) -> None:
+        pass
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _result_json(frames: list[DecodedFrame], model_dir: Path) -> dict:
+    r = analyze_frames_compact(frames, fps=30, settings=Settings(model_dir=model_dir))
+    d = json.loads(r.to_result().model_dump_json())
+    d.pop("timings_ms")
+    return d
+
+
+def test_the_worker_thread_gives_the_single_thread_result(
+    smile_frames: list[DecodedFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blendshapes, alignment and motion in the worker thread: the very same result (every
+    frame's values, the intervals) as with all of them in the landmarker's thread."""
+    threaded_result = _result_json(smile_frames, tmp_path)
+    monkeypatch.setattr(run_module, "SerialWorker", _Inline)
+    inline_result = _result_json(smile_frames, tmp_path)
+    assert threaded_result == inline_result
+    assert threaded_result["frames"] and threaded_result["intervals"]
 
 
 # ---- the landmarker, kept per thread, is reset per video ------------------------------

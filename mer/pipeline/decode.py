@@ -31,23 +31,13 @@ class Threaded(Iterator[T], Generic[T]):
         self._q: queue.Queue = queue.Queue(maxsize=maxsize)
         self._stop = threading.Event()
         self._finished = False
-        self._thread = threading.Thread(target=self._work, args=(it,), name="mer-decode")
+        # the thread holds no reference to self: an iterator dropped unclosed is collected
+        # (__del__ stops the thread)
+        self._thread = threading.Thread(
+            target=_produce, args=(it, self._q, self._stop, self._DONE), name="mer-decode"
+        )
         self._thread.daemon = True
         self._thread.start()
-
-    def _work(self, it: Iterator[T]) -> None:
-        try:
-            for item in it:
-                if self._stop.is_set():
-                    return
-                self._q.put(item)
-            self._q.put(self._DONE)
-        except BaseException as exc:  # noqa: BLE001 - forwarded to the consumer
-            self._q.put(exc)
-        finally:
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()  # a generator's own cleanup (e.g. the container) in its thread
 
     def __iter__(self) -> Threaded[T]:
         return self
@@ -74,11 +64,37 @@ class Threaded(Iterator[T], Generic[T]):
             except queue.Empty:
                 self._thread.join(0.05)
 
+    def __del__(self) -> None:
+        # dropped without close(): stop the producer without waiting for it (it ends at its
+        # next item once a queue slot is free)
+        self._stop.set()
+        while True:
+            try:
+                self._q.get_nowait()
+            except queue.Empty:
+                return
+
     def __enter__(self) -> Threaded[T]:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _produce(it: Iterator[T], q: queue.Queue, stop: threading.Event, done: object) -> None:
+    """The producer thread of :class:`Threaded`: ``it``'s items, then ``done`` or the error."""
+    try:
+        for item in it:
+            if stop.is_set():
+                return
+            q.put(item)
+        q.put(done)
+    except BaseException as exc:  # noqa: BLE001 - forwarded to the consumer
+        q.put(exc)
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()  # a generator's own cleanup (e.g. the container) in its thread
 
 
 def threaded(it: Iterator[T], maxsize: int = 16) -> Threaded[T]:

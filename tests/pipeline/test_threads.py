@@ -4,6 +4,7 @@ kept per thread and reset per video (mer.pipeline.track.thread_landmarker)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
@@ -120,6 +121,26 @@ def test_threaded_close_stops_the_thread_and_closes_the_source() -> None:
     assert not it._thread.is_alive() and closed.is_set()
     with pytest.raises(StopIteration):
         next(it)
+
+
+def test_a_dropped_threaded_iterator_stops_its_thread() -> None:
+    """Dropped without close (e.g. a caller that stops iterating): collected, its thread
+    ends and the source is closed, as a generator's cleanup would have done."""
+    closed = threading.Event()
+
+    def endless() -> Iterator[int]:
+        try:
+            while True:
+                yield 0
+        finally:
+            closed.set()
+
+    it = threaded(endless(), maxsize=2)
+    next(it)
+    thread = it._thread
+    del it
+    gc.collect()
+    assert _wait_for(lambda: not thread.is_alive()) and closed.is_set()
 
 
 def test_threaded_reraises_the_source_error() -> None:

@@ -219,6 +219,26 @@ def test_the_worker_thread_gives_the_single_thread_result(
     assert threaded_result["frames"] and threaded_result["intervals"]
 
 
+def test_a_failure_in_the_worker_thread_reaches_the_caller(
+    smile_frames: list[DecodedFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error in the per-frame work of the worker thread (here the motion stage) is
+    raised by the analysis, whose worker thread then ends."""
+    from mer.pipeline.motion import MotionStage
+
+    push = MotionStage.push
+
+    def failing(self: MotionStage, index: int, crop: object) -> None:
+        if index == 10:
+            raise FloatingPointError("flow failed")
+        push(self, index, crop)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MotionStage, "push", failing)
+    with pytest.raises(FloatingPointError, match="flow failed"):
+        analyze_frames_compact(smile_frames, fps=30, settings=Settings(model_dir=tmp_path))
+    assert not [t for t in threading.enumerate() if t.name == "mer-track"]
+
+
 # ---- the landmarker, kept per thread, is reset per video ------------------------------
 
 

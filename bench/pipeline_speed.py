@@ -122,7 +122,10 @@ def main() -> None:
     print(f"end to end / landmark only: {e2e / lmf:.3f}  (target >= 0.6 with blendshapes on)")
     if blendshapes and not getattr(cfg, "blendshapes", False):
         print("  note: the pipeline does not run the blendshape model yet; end to end excludes it")
-    print("ms per frame by stage (summed stage time / frames; decode overlaps in a thread):")
+    print(
+        "ms per frame by stage (summed stage time / frames; decode, and blendshapes +"
+        " alignment + motion, run in threads beside the landmarks):"
+    )
     for k in stage_ms[0]:
         print(f"  {k:<12} {statistics.median(s[k] for s in stage_ms):7.2f}")
     if versus_fps:

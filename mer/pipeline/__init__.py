@@ -2,7 +2,9 @@
 
 1. :mod:`~mer.pipeline.decode` — decoding in a background thread (PyAV, :mod:`mer.video`).
 2. :mod:`~mer.pipeline.track` — tracking and alignment: landmarks of the main face, the
-   template fit smoothed over time, aligned grey crops (kept in :mod:`~mer.pipeline.crops`).
+   template fit smoothed over time, aligned grey crops (kept in :mod:`~mer.pipeline.crops`);
+   the landmarker in the calling thread, the rest of each frame in a worker thread beside it
+   (:mod:`~mer.pipeline.serial`).
 3. :mod:`~mer.pipeline.motion` — two-sided optical-flow motion of the FACS regions, the
    apex score, each frame's local neutral reference.
 4. :mod:`~mer.pipeline.aus` — per-frame Action Unit scores.
@@ -14,9 +16,11 @@
 :mod:`~mer.pipeline.run` runs them (:func:`analyze_video`, :func:`analyze_frames`);
 :mod:`~mer.pipeline.config` holds the parameters. Images in memory are bounded by the
 alignment lag (``3 * align_sigma_s`` of grey frames), the motion buffer (the largest lag of
-aligned crops) and one chunk of AU-detector inputs; the crops the learned models need at
-the end live in a temporary file, read back a crop at a time. What grows with the video's
-length is compact per-frame rows (a few kB a frame: track, motion displacements, scores).
+aligned crops), the decoded frames queued for the landmarker (16) and for the tracking
+worker (:mod:`~mer.pipeline.serial`, 4) and one chunk of AU-detector inputs; the crops the
+learned models need at the end live in a temporary file, read back a crop at a time. What
+grows with the video's length is compact per-frame rows (a few kB a frame: track, motion
+displacements, scores).
 """
 
 from mer.pipeline.config import AnalysisConfig

@@ -23,6 +23,7 @@ from mer.pipeline.decode import threaded
 from mer.pipeline.emotion import classify_intervals
 from mer.pipeline.motion import MotionStage
 from mer.pipeline.output import CompactResult
+from mer.pipeline.serial import SerialWorker
 from mer.pipeline.spotting import spot
 from mer.pipeline.timing import StageTimer
 from mer.pipeline.track import TrackAlign, thread_blendshape_model, thread_landmarker
@@ -71,27 +72,29 @@ def analyze_video_compact(
     if progress is not None:
         progress("probe", 0.0)
     probe = probe_video(path, settings)
-    sha = sha256_file(path)
-    probe_ms = (time.perf_counter() - t0) * 1000
     stats = DecodeStats()
     fps = probe.fps if probe.fps > 0 else 30.0
-    return analyze_frames_compact(
-        threaded(iter_frames(path, settings, stats, label=filename or path.name)),
-        fps=fps,
-        expected_frames=probe.frame_count or max(1, int(probe.duration_s * fps)),
-        filename=filename or path.name,
-        sha256=sha,
-        codec=probe.codec,
-        rotation_deg=probe.rotation_deg,
-        duration_s=probe.duration_s,
-        decode_stats=stats,
-        settings=settings,
-        config=config,
-        progress=progress,
-        should_cancel=should_cancel,
-        backend=backend,
-        extra_timings_ms={"probe": probe_ms},
-    )
+    # decoding starts now: the first frames are ready when the stages are
+    with threaded(iter_frames(path, settings, stats, label=filename or path.name)) as frames:
+        sha = sha256_file(path)
+        probe_ms = (time.perf_counter() - t0) * 1000
+        return analyze_frames_compact(
+            frames,
+            fps=fps,
+            expected_frames=probe.frame_count or max(1, int(probe.duration_s * fps)),
+            filename=filename or path.name,
+            sha256=sha,
+            codec=probe.codec,
+            rotation_deg=probe.rotation_deg,
+            duration_s=probe.duration_s,
+            decode_stats=stats,
+            settings=settings,
+            config=config,
+            progress=progress,
+            should_cancel=should_cancel,
+            backend=backend,
+            extra_timings_ms={"probe": probe_ms},
+        )
 
 
 def analyze_frames_compact(
@@ -117,7 +120,12 @@ def analyze_frames_compact(
 
     Also used on image sequences (data sets, synthetic clips). Stages, in order
     (:mod:`mer.pipeline`): tracking and alignment with motion streamed alongside, then
-    AUs, spotting, emotion and result assembly.
+    AUs, spotting, emotion and result assembly. While frames stream in, the calling thread
+    runs the landmarker (:meth:`TrackAlign.locate`) and a :class:`SerialWorker` thread the
+    rest of each frame, in frame order (blendshapes, alignment, optical flow:
+    :meth:`TrackAlign.add`), so the two overlap on two cores; ``timings_ms`` adds up each
+    stage's own time, so its ``landmarks``, ``blendshapes``, ``alignment`` and ``motion``
+    overlap and may sum to more than ``total``.
 
     Args:
         frames: :class:`mer.video.DecodedFrame` items in order, indices from 0.
@@ -159,15 +167,19 @@ def analyze_frames_compact(
         bs_model = thread_blendshape_model() if cfg.blendshapes else None
         stage = TrackAlign(landmarker, cfg, crops, on_crop, timer, bs_model)
         report("landmarks", 2.0)
-        t_wait = time.perf_counter()
-        for fr in frames:
-            timer.add("decode", t_wait)
-            if fr.index % 16 == 0:
-                if should_cancel is not None and should_cancel():
-                    raise JobCancelledError("the job was cancelled")
-                report("landmarks", 2.0 + 86.0 * min(1.0, fr.index / expected))
-            stage.push(fr)
+        # the landmarker here, the rest of each frame's tracking and the motion stage in
+        # the worker, on the second core (in frame order: the same results)
+        with SerialWorker(name="mer-track") as worker:
             t_wait = time.perf_counter()
+            for fr in frames:
+                timer.add("decode", t_wait)
+                if fr.index % 16 == 0:
+                    if should_cancel is not None and should_cancel():
+                        raise JobCancelledError("the job was cancelled")
+                    report("landmarks", 2.0 + 86.0 * min(1.0, fr.index / expected))
+                worker.submit(stage.add, fr, stage.locate(fr))
+                t_wait = time.perf_counter()
+            worker.join()
         track = stage.finish()
         n, n_face = track.n_frames, track.n_face
         if n_face == 0 or n_face < settings.min_face_fraction * n:

@@ -238,6 +238,9 @@ class FaceTrack:
 class TrackAlign:
     """Streaming tracking and alignment: :meth:`push` each decoded frame, then :meth:`finish`.
 
+    :meth:`push` is :meth:`locate` (the landmarker) then :meth:`add` (everything else); the
+    pipeline calls the two in different threads, one frame after another in each.
+
     Args:
         landmarker: finds faces (``(H, W, 3)`` uint8 RGB -> faces with ``(468, 2)`` pixels).
         cfg: ``crop_size`` (pixels), ``align_sigma_s`` (seconds).
@@ -272,12 +275,28 @@ class TrackAlign:
         self._vparams: list[np.ndarray] = []
 
     def push(self, fr: DecodedFrame) -> None:
-        """Track the main face in one frame; align the frames that left the lag window."""
+        """Track the main face in one frame; align the frames that left the lag window
+        (:meth:`add` of :meth:`locate`)."""
+        self.add(fr, self.locate(fr))
+
+    def locate(self, fr: DecodedFrame) -> Face | None:
+        """The main face of one frame (the landmarker and the tracker; ``landmarks`` time).
+
+        The first half of :meth:`push`: call it on every frame in order, and :meth:`add`
+        with its face in the same order (possibly in another thread, one call at a time:
+        :func:`mer.pipeline.analyze_frames` overlaps them).
+        """
+        t1 = time.perf_counter()
+        face = self.tracker.select(self.landmarker.process(fr.image))
+        self.timer.add("landmarks", t1)
+        return face
+
+    def add(self, fr: DecodedFrame, face: Face | None) -> None:
+        """Record one frame's face (from :meth:`locate`): its blendshapes, template fit and
+        track rows; align the frames that left the lag window and pass them to ``on_crop``."""
         tr = self.track
         tr.size = fr.image.shape[1], fr.image.shape[0]
         t1 = time.perf_counter()
-        face = self.tracker.select(self.landmarker.process(fr.image))
-        t1 = self.timer.add("landmarks", t1)
         tr.timestamps_s.append(fr.timestamp_s)
         gray = None
         if self.blendshape_model is not None:

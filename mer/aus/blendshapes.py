@@ -239,7 +239,9 @@ def _level(rows: np.ndarray, percentile: float, mode_cols: np.ndarray | None) ->
     return out
 
 
-def _talking_share(blendshapes: np.ndarray, col: dict[str, int], t: np.ndarray) -> float:
+def _talking_share(
+    blendshapes: np.ndarray, col: dict[str, int], t: np.ndarray, events: EventConfig
+) -> float:
     """Share of the face frames inside speech (rhythmic ``jawOpen``); 0 without it."""
     if "jawOpen" not in col:
         return 0.0
@@ -247,7 +249,7 @@ def _talking_share(blendshapes: np.ndarray, col: dict[str, int], t: np.ndarray) 
     face = ~np.isnan(jaw)
     if not face.any():
         return 0.0
-    return float(speech_mask(jaw, t, EventConfig())[face].mean())
+    return float(speech_mask(jaw, t, events)[face].mean())
 
 
 def _smoothstep(u: np.ndarray) -> np.ndarray:
@@ -261,6 +263,7 @@ def au_evidence(
     timestamps_s: np.ndarray,
     au_names: list[str] | tuple[str, ...],
     cfg: BaselineConfig | None = None,
+    events: EventConfig | None = None,
 ) -> np.ndarray:
     """Per-frame AU evidence in [0, 1] from blendshapes, NaN for AUs they cannot see.
 
@@ -271,6 +274,8 @@ def au_evidence(
         timestamps_s: ``(T,)`` seconds.
         au_names: the AUs wanted (columns of the output), e.g. :data:`mer.schemas.AU_NAMES`.
         cfg: neutral-baseline parameters; default :class:`BaselineConfig()`.
+        events: the speech detector's parameters (how much of the clip the person talks,
+            :func:`mer.events.speech_mask`); default :class:`mer.events.EventConfig()`.
 
     Returns:
         ``(T, len(au_names))`` float32: evidence in [0, 1] for the AUs of
@@ -280,6 +285,7 @@ def au_evidence(
         KeyError: a needed blendshape is missing from ``names``.
     """
     cfg = cfg or BaselineConfig()
+    events = events or EventConfig()
     col = {n: i for i, n in enumerate(names)}
     T = blendshapes.shape[0]
     out = np.full((T, len(au_names)), np.nan, np.float32)
@@ -292,7 +298,10 @@ def au_evidence(
     if (
         cfg.use_prior
         and span <= cfg.prior_max_s
-        and (span <= cfg.min_rest_s or _talking_share(blendshapes, col, t) < cfg.max_talking_share)
+        and (
+            span <= cfg.min_rest_s
+            or _talking_share(blendshapes, col, t, events) < cfg.max_talking_share
+        )
     ):
         prior = neutral_prior()
         cap = np.array([prior.get(c, 1.0) for c in chans])

@@ -106,7 +106,7 @@ def score_aus(
         motion: the motion stage's output (displacements, strength, references).
         crops: aligned ``(S, S)`` uint8 crops of the face frames.
         backend: runs the learned AU detector (``predict_au``); None = no learned detector.
-        cfg: ``fusion`` and ``baseline`` parameters.
+        cfg: ``fusion``, ``baseline`` and the speech detector's (``intervals.events``) parameters.
 
     Returns:
         :class:`AUResult`.
@@ -126,7 +126,9 @@ def score_aus(
     bs = track.blendshape_array()
     if bs is not None:
         t = np.asarray(track.timestamps_s)
-        evidence = au_evidence(bs, BLENDSHAPE_NAMES, t, AU_NAMES, cfg.baseline)
+        evidence = au_evidence(
+            bs, BLENDSHAPE_NAMES, t, AU_NAMES, cfg.baseline, cfg.intervals.events
+        )
         parts.insert(0, BLENDSHAPE_AU_METHOD + "-v" + BLENDSHAPE_AU_VERSION)
         models.append(
             ModelInfo(

@@ -44,8 +44,11 @@ class AUResult:
             when no learned detector ran (the spotting stage's apex term).
         method: the ``au_method`` reported in the result.
         models: the models that produced the scores.
-        evidence: ``(T, len(AU_NAMES))`` float32 blendshape evidence (NaN for the AUs the
-            blendshapes do not see and frames without face), or None without blendshapes.
+        evidence: ``(T, len(AU_NAMES))`` float32 real-face evidence: the blendshapes'
+            relative to the person's neutral, with the landmark geometry's (AU15 / AU17 from
+            the lower-lip arch, :mod:`mer.aus.geometry`) where it is defined, their maximum;
+            NaN for the AUs neither sees and frames without face; None without blendshapes.
+            What the expression segments are cut from (:mod:`mer.pipeline.spotting`).
     """
 
     scores: np.ndarray
@@ -143,4 +146,7 @@ def score_aus(
         rules, learned, evidence, motion.strength, AU_NAMES, cfg.fusion, geometry=geometry
     )
     method = "+".join(parts) + (" (fused)" if len(parts) > 1 else "")
+    if evidence is not None and geometry is not None:
+        # the segments see every real-face source: a sad mouth the blendshapes miss too
+        evidence = np.fmax(evidence, geometry).astype(np.float32)
     return AUResult(scores, activity, method, models, evidence)

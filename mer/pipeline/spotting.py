@@ -3,7 +3,8 @@ not expressions, in videos of any length.
 
 Three sources (:func:`spot`):
 
-1. **Expression segments** from the blendshape AU evidence relative to the person's neutral
+1. **Expression segments** from the real-face AU evidence (the blendshapes' relative to the
+   person's neutral, and AU15 / AU17 from the lower-lip geometry)
    (:func:`mer.segments.segment_expressions`): one segment per expression, split at valleys
    and where the AU pattern changes; this is what holds on real, multi-event video.
 2. **Flow intervals** from the two-sided optical-flow apex score

@@ -94,3 +94,30 @@ def test_the_learned_detector_runs_in_bounded_chunks_in_frame_order(
     assert want.activity is not None and got.activity is not None
     assert np.array_equal(got.activity, want.activity) and len(np.unique(got.activity)) > 10
     assert np.array_equal(got.scores, want.scores)
+
+
+def test_the_segments_see_the_lower_lip_geometry(smile_streamed: Streamed) -> None:
+    # the blendshapes are blind to AU15 (mouthFrown ~0 on real sad faces); the lower-lip
+    # arch sees it: the evidence the expression segments are cut from holds both
+    from dataclasses import replace as dc_replace
+
+    from mer.aus.geometry import geometry_prior
+    from mer.face.blendshapes import BLENDSHAPE_NAMES
+
+    s = smile_streamed
+    pr = geometry_prior()
+    pose = np.asarray(s.track.pose, np.float64)
+    arch = pr["a"] + pr["b"] * (pose[:, 1] - pr["pitch0"])  # the population's neutral
+    arch[5:15] -= 3.5 * pr["s"]  # lip corners down, lower lip pushed up: z = -3.5
+    bs = np.zeros((s.track.n_frames, len(BLENDSHAPE_NAMES)), np.float32)
+    bs[
+        30:45, [BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight")]
+    ] = 0.9
+    track = dc_replace(s.track, lip_arch=arch, blendshapes=bs)
+    r = score_aus(track, s.motion, s.crops, None, s.cfg)
+    j15, j12 = AU_NAMES.index("AU15"), AU_NAMES.index("AU12")
+    assert r.evidence is not None
+    assert (r.evidence[5:15, j15] >= 0.5).all()
+    assert (r.evidence[20:, j15] == 0.0).all()  # a neutral arch: no AU15, and no NaN
+    assert r.evidence[36, j12] > 0.9  # the smile's blendshape evidence is kept
+    assert (r.scores[5:15, j15] >= 0.5).all()

@@ -48,7 +48,6 @@ PLATEAU_TOL = 0.05
 #: AU1+AU4+AU15, AU4+AU7, AU9 / AU10 ...). Measured: on the held-out synthetic long clips
 #: the segments and flow intervals of AU17 alone were 3 of 10 false intervals and no
 #: labelled expression; no dev-set expression is AU17 alone
-
 NON_EXPRESSIVE: tuple[str, ...] = ("AU17", "AU25", "AU26")
 
 

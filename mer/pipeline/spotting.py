@@ -211,7 +211,7 @@ def spot(
     held = frames_for(cfg.brows_held_s, t)
     # a mouth shape held between words (a viseme, lips parted over the teeth) belongs to
     # the speech around it: speech reaches speech_context_s around each stretch for it
-    talk = {}
+    talk: dict[str, np.ndarray] = {}
     if "speech" in masks:
         reach = frames_for(cfg.speech_context_s, t)
         talk["speech"] = binary_dilation(masks["speech"], np.ones(2 * reach + 1, bool)) & valid

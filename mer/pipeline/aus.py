@@ -27,7 +27,8 @@ from mer.pipeline.track import FaceTrack
 from mer.schemas import AU_NAMES, ModelInfo
 
 BLENDSHAPE_AU_METHOD = "blendshape-au"  #: the blendshape -> AU table's name in ``au_method``
-BLENDSHAPE_AU_VERSION = "1"
+#: 2: browDown's neutral at its mode; no population cap in talking clips over 5 s
+BLENDSHAPE_AU_VERSION = "2"
 GEOMETRY_AU_METHOD = "lip-arch-au"  #: the lower-lip arch's name in ``au_method``
 #: face frames per call of the learned AU detector: the inputs of one call (16 KB a frame
 #: with flow) are all the stage holds, whatever the video's length

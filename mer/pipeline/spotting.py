@@ -50,7 +50,8 @@ SPOTTING_METHOD = "two-sided-flow-spotting"
 SPOTTING_VERSION = "2"
 #: with blendshapes: expression segments + flow intervals + non-expression movements
 SEGMENT_METHOD = "blendshape-segments+flow"
-SEGMENT_VERSION = "3"
+#: 4: mouth shapes near speech are speech, AU17 alone no expression, flow intervals held 80 %
+SEGMENT_VERSION = "4"
 #: AUs of the mouth only: an expression segment of these alone inside speech is speech
 MOUTH_AUS: frozenset[str] = frozenset({"AU10", "AU14", "AU17", "AU25", "AU26"})
 #: brow actions, which also serve as conversational signals: raised or lowered brows mark

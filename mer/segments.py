@@ -16,7 +16,9 @@ expression:
    neutral gap).
 5. **Merge**: neighbouring segments with the same dominant class are one expression that
    dipped when closer than ``merge_gap_s``, or closer than ``hold_gap_s`` with the
-   activity between them never back to neutral (below ``merge_floor``).
+   activity between them never back to neutral (below ``merge_floor``) or the first held
+   for at least ``held_s`` (a held face whose evidence drops out for a moment: a hand over
+   the brows).
 6. **Offset phase**: a segment that starts where the previous one ends (within
    ``merge_gap_s``), peaks in its first ``tail_apex_share`` and shows only AUs the previous
    one showed at its apex is that expression relaxing (its offset phase: some actions
@@ -63,8 +65,15 @@ class SegmentConfig:
     merge_gap_s: float = 0.2
     #: ... and up to this gap (seconds) when the activity between them stays above
     #: ``merge_floor`` (the face did not return to neutral: one held expression that wavered)
+    #: or the first segment was held at least ``held_s``
     hold_gap_s: float = 1.0
     merge_floor: float = 0.1
+    #: an expression held this long (seconds) is not ended by a dip of at most
+    #: ``hold_gap_s``: the evidence dropped out for a moment (real dev set: the Pexels man's
+    #: sad face, held 3.8 s, reads as neutral for 0.57 s while his hand covers his brows);
+    #: shorter expressions with a neutral gap between them stay two (two 1.3-s smiles
+    #: 0.33 s apart)
+    held_s: float = 2.0
     #: a follower peaking within this share of its length from its onset is decaying
     tail_apex_share: float = 0.2
     min_duration_s: float = 0.1
@@ -205,8 +214,13 @@ def _one(a: np.ndarray, t: np.ndarray, prev: Segment, s: Segment, cfg: SegmentCo
     gap = t[s.onset] - t[prev.offset]
     if gap <= cfg.merge_gap_s:
         return True
+    if gap > cfg.hold_gap_s:
+        return False
     between = a[prev.offset + 1 : s.onset]
-    return gap <= cfg.hold_gap_s and (len(between) == 0 or float(between.min()) >= cfg.merge_floor)
+    if len(between) == 0 or float(between.min()) >= cfg.merge_floor:
+        return True
+    # a dip in a face held long before it
+    return t[prev.offset] - t[prev.onset] >= cfg.held_s
 
 
 def plateau_middle(x: np.ndarray, floor: float) -> int:

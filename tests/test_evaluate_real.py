@@ -135,6 +135,21 @@ def test_matching_megc_rule(tmp_path, clips, results) -> None:
     assert [(x.interval, x.event, x.iou) for x in b] == [(0, 0, 0.5)]
 
 
+def test_an_apex_that_is_not_scoreable_is_left_out_of_the_apex_hits(tmp_path) -> None:
+    # a face held from the first frame to the last: its labelled apex is an arbitrary frame
+    held = event(0, 60, 150, (0, 150), emotion="negative") | {"apex_scoreable": False}
+    smile = event(160, 170, 180, (168, 172))
+    entry = {"h.mp4": clip_entry(200, [held, smile])}
+    clips = load_labels(write_labels(tmp_path / "h.json", entry))
+    ivs = [interval(0, 120, 150), interval(160, 190, 180)]  # both matched, both apexes off
+    m = match_intervals(clips[0].labels.events, ivs)
+    assert [x.apex_hit for x in m] == [None, False]
+    res = result(200, ivs, {})
+    pooled = pool([score_clip(clips[0], res)])
+    assert (pooled["apex"]["hits"], pooled["apex"]["n_matched"]) == (0, 1)
+    assert pooled["spotting"]["tp"] == 2
+
+
 def test_pooled_metrics(clips, results) -> None:
     m = pool([score_clip(c, results[c.name]) for c in clips])
     s = m["spotting"]

@@ -49,8 +49,9 @@ def pool(scores: Sequence[ClipScore]) -> dict:
     spotting = {**_prf(tp, n_pred - tp, n_events - tp), "n_events": n_events,
                 "n_intervals": n_pred, "iou_threshold": IOU_THRESHOLD}  # fmt: skip
 
-    matched = [(s, m) for s in scores for m in s.matches]
-    hits = sum(m.apex_hit for _, m in matched)
+    # events whose apex is an arbitrary frame of a flat hold (apex_scoreable false) are out
+    matched = [(s, m) for s in scores for m in s.matches if m.apex_hit is not None]
+    hits = sum(bool(m.apex_hit) for _, m in matched)
     apex = {"n_matched": len(matched), "hits": hits,
             "share": round(hits / len(matched), 4) if matched else None,
             "tolerance_frames": APEX_TOLERANCE_FRAMES,

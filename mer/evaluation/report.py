@@ -65,7 +65,8 @@ def summary_lines(p: dict) -> list[str]:
         f"recall {_f(s['recall'])}, **F1 {_f(s['f1'])}** — {s['tp']} of {s['n_events']} "
         f"expression events matched, {s['fp']} false intervals of {s['n_intervals']}",
         f"- **apex** hit (in apex_range or within {a['tolerance_frames']} frames): "
-        f"{a['hits']} of {a['n_matched']} matched events ({_f(a['share'])})",
+        f"{a['hits']} of {a['n_matched']} matched events with a scoreable apex "
+        f"({_f(a['share'])})",
         *_micro_apex_line(a.get("micro")),
         f"- **AUs** at {au['n_apexes']} labelled apexes (confidence "
         f"{'/'.join(au['confidences'])}, present >= {au['threshold']}): **macro-F1 "

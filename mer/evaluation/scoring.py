@@ -81,12 +81,14 @@ def is_emotional(iv: Interval) -> bool:
 
 @dataclass
 class Match:
-    """A predicted interval (index in ``result.intervals``) matched to a labelled event."""
+    """A predicted interval (index in ``result.intervals``) matched to a labelled event;
+    ``apex_hit`` is None where the event's apex is not scoreable (``apex_scoreable`` false:
+    an arbitrary frame of a flat hold)."""
 
     interval: int
     event: int
     iou: float
-    apex_hit: bool
+    apex_hit: bool | None
 
 
 def match_intervals(events: Sequence[LabelledEvent], intervals: Sequence[Interval]) -> list[Match]:
@@ -115,7 +117,8 @@ def match_intervals(events: Sequence[LabelledEvent], intervals: Sequence[Interva
             continue
         used_i.add(i)
         used_j.add(j)
-        matches.append(Match(i, j, round(-neg, 4), apex_hit(events[j], intervals[i].apex)))
+        hit = apex_hit(events[j], intervals[i].apex) if events[j].apex_scoreable else None
+        matches.append(Match(i, j, round(-neg, 4), hit))
     return sorted(matches, key=lambda m: m.interval)
 
 

@@ -135,18 +135,18 @@ def test_brows_while_talking_are_speech_but_an_expression_held_after_it_is_not(
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("name", "event"),
+    ("name", "event", "apex"),
     [
         # the Pexels man holds a worried / sad face for all 307 frames; his hand slides over
         # his brows at 114-129 and the brow evidence reads neutral there
-        ("pexels_8164110_upset_man.mp4", (0, 306)),
+        ("pexels_8164110_upset_man.mp4", (0, 306), 250),
         # OpenDBM 01 holds a sad face; its brow evidence wavers at the threshold and is
         # below it for 0.97 s (104-132)
-        ("opendbm_subj01_timepoint01.mp4", (0, 157)),
+        ("opendbm_subj01_timepoint01.mp4", (0, 157), 60),
     ],
 )
 def test_a_held_sad_face_is_one_interval_through_a_dip_in_its_evidence(
-    dev_dir: Path, name: str, event: tuple[int, int]
+    dev_dir: Path, name: str, event: tuple[int, int], apex: int
 ) -> None:
     from mer.evaluation.scoring import iou
     from mer.pipeline import analyze_video
@@ -154,6 +154,9 @@ def test_a_held_sad_face_is_one_interval_through_a_dip_in_its_evidence(
     r = analyze_video(dev_dir / name)
     got = [(iv.onset, iv.offset) for iv in _emotional(r)]
     assert len(got) == 1 and iou(event, got[0]) >= 0.5, got
+    # the labelled brow lowering scores AU04 at the labelled apex (OpenDBM 01: browDown
+    # 0.199 above its capped neutral, 0.49 with the earlier 0.10-0.30 ramp)
+    assert r.frames[apex].au["AU04"] >= 0.5, r.frames[apex].au["AU04"]
     assert _emotional(r)[0].emotion.label == "negative"
 
 
@@ -181,6 +184,8 @@ def test_multi_event_clips_give_one_interval_per_expression_and_no_other(
     for ev, iv in zip(events, got, strict=True):
         assert iou(ev, iv) >= 0.5, (ev, iv)
     # the apex of each lies on the labelled plateau (middle of the saturated evidence)
+    if name == "fexmetrica_ex_smile1.mov":  # no brow lowering at the smiles' apexes
+        assert max(r.frames[f].au["AU04"] for f in (50, 122)) < 0.5
     plateaus = {"fexmetrica_ex_smile1.mov": [(42, 59), (104, 131)],
                 "fexmetrica_ex_surp1.mov": [(31, 47), (95, 119)]}[name]  # fmt: skip
     for (lo, hi), iv in zip(plateaus, _emotional(r), strict=True):

@@ -78,10 +78,15 @@ AU_BLENDSHAPES: dict[str, tuple[str, ...]] = {
 
 #: AU -> (lo, hi): blendshape rise above the neutral baseline at which the evidence starts
 #: (0) and saturates (1); 0.5 at the midpoint. Calibrated on the dev set's labelled apexes.
+#: AU04: browDown rises 0.078 at most where no AU04 is labelled (fex-metrica smile) and
+#: 0.199 / 0.393 / 0.558 at the labelled brow lowerings of OpenDBM 01, Pexels and CREMA-D DIS
+#: (0.086 at OpenDBM 02, below the absent smile's noise): the ramp starts at the highest
+#: absent value and crosses 0.5 at 0.18 (was 0.10-0.30, which put OpenDBM 01's 0.199 at 0.49;
+#: 0.06-0.22 adds false intervals on the dev and synthetic clips)
 AU_RAMPS: dict[str, tuple[float, float]] = {
     "AU01": (0.15, 0.45),
     "AU02": (0.15, 0.45),
-    "AU04": (0.10, 0.30),
+    "AU04": (0.08, 0.28),
     "AU05": (0.02, 0.08),
     "AU10": (0.25, 0.65),
     "AU12": (0.35, 0.95),

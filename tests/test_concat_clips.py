@@ -9,16 +9,11 @@ import numpy as np
 import pytest
 
 from mer.evaluation.concat import concatenate_clips, shift_event
+from mer.video import write_video
 
 
 def _clip(path: Path, n: int, size: tuple[int, int] = (64, 48), value: int = 0) -> None:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for _ in range(n):
-            img = np.full((size[1], size[0], 3), value, np.uint8)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, "rgb24")))
-        out.mux(stream.encode())
+    write_video(path, [np.full((size[1], size[0], 3), value, np.uint8)] * n, 10.0)
 
 
 def _event(onset: int, apex: int, offset: int) -> dict:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from mer.video import write_video
+
 
 def shift_event(event: Mapping[str, Any], offset: int, source: str) -> dict[str, Any]:
     """A labelled event (a label file's JSON object) moved ``offset`` frames later, its
@@ -35,7 +37,8 @@ def concatenate_clips(
     labels: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Decode the clips ``names`` of ``folder`` and write them back to back to ``out``
-    (H.264, ``fps`` frames/s, the first clip's size: the clips must share it).
+    (:func:`mer.video.write_video`: H.264, ``fps`` frames/s, the first clip's size: the
+    clips must share it).
 
     Args:
         folder: where the clips are.
@@ -68,12 +71,7 @@ def concatenate_clips(
     h, w = frames[0].shape[:2]
     if any(f.shape[:2] != (h, w) for f in frames):
         raise ValueError(f"the clips {list(names)} differ in size")
-    with av.open(str(out), "w") as dst:
-        stream = dst.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for fr in frames:
-            dst.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), "rgb24")))
-        dst.mux(stream.encode())
+    write_video(out, frames, fps)
     return {
         "fps": fps,
         "frames": len(frames),

@@ -32,7 +32,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +41,7 @@ from mer.synth.long_render import LongRendered, LongRig, apex_frame, render_long
 from mer.synth.long_spec import LongClipConfig, LongClipSpec, TimelineEvent
 from mer.synth.long_timeline import sample_long_clip
 from mer.synth.render import FaceRig
+from mer.video import write_video  # noqa: F401  (re-exported; the synthetic clips' encoder)
 
 LABELS_FILE = "labels.json"
 GT_DIR = "gt"
@@ -156,42 +156,6 @@ def heldout_identities(fold: int, folds: int = 3, identities: Sequence[str] | No
     ids = list(identities) if identities is not None else list_identities()
     key = {f"synth/{subject_folder(f'{int(i):02d}')}": i for i in ids}
     return sorted(key[k] for k in group_folds(list(key), folds, seed)[fold])
-
-
-def write_video(
-    path: Path, frames: Sequence[np.ndarray], fps: float, crf: int = 18, codec: str | None = None
-) -> str:
-    """Encode RGB frames with PyAV: H.264 (libx264, yuv420p, CRF ``crf``, one thread so the
-    bytes are reproducible) when available, else MPEG-4 Part 2 at 8 Mbit/s.
-
-    Args:
-        path: output ``.mp4``.
-        frames: ``(H, W, 3)`` uint8 RGB, H and W even.
-        fps: frames/s.
-        crf: x264 constant rate factor (lower = better).
-        codec: ``"libx264"`` or ``"mpeg4"``; None picks as above.
-
-    Returns:
-        the codec used.
-    """
-    import av
-
-    if codec is None:
-        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    opts = {"crf": str(crf), "preset": "medium", "threads": "1"} if codec == "libx264" else {}
-    with av.open(str(path), mode="w") as container:
-        rate = Fraction(fps).limit_denominator(1001)
-        stream = container.add_stream(codec, rate=rate, options=opts)
-        h, w = frames[0].shape[:2]
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        if codec != "libx264":
-            stream.bit_rate = 8_000_000  # MPEG-4 Part 2: high enough for micro movements
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return codec
 
 
 @dataclass(frozen=True)

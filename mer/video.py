@@ -369,8 +369,9 @@ def iter_frames(
 def write_video(
     path: Path, frames: Sequence[np.ndarray], fps: float, crf: int = 18, codec: str | None = None
 ) -> str:
-    """Encode RGB frames with PyAV: H.264 (libx264, yuv420p, CRF ``crf``, one thread so the
-    bytes are reproducible) when available, else MPEG-4 Part 2 at 8 Mbit/s.
+    """Encode RGB frames with PyAV: H.264 (libx264, yuv420p, CRF ``crf``, one thread, no
+    macroblock tree, so that the same frames give the same bytes) when available, else
+    MPEG-4 Part 2 at 8 Mbit/s.
 
     Args:
         path: output ``.mp4``.
@@ -384,7 +385,14 @@ def write_video(
     """
     if codec is None:
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    opts = {"crf": str(crf), "preset": "medium", "threads": "1"} if codec == "libx264" else {}
+    # mbtree off: x264's macroblock-tree rate control read memory it had not written here
+    # (the same frames gave up to six different files in one process, depending on what the
+    # freed heap held, as after rendering a clip); constant-rate-factor without it does not
+    opts = (
+        {"crf": str(crf), "preset": "medium", "threads": "1", "x264-params": "mbtree=0"}
+        if codec == "libx264"
+        else {}
+    )
     with av.open(str(path), mode="w") as container:
         rate = Fraction(fps).limit_denominator(1001)
         stream = container.add_stream(codec, rate=rate, options=opts)

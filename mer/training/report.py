@@ -29,12 +29,15 @@ class Report:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "report.json").write_text(json.dumps(asdict(self), indent=2))
         m = self.main
+        emotion = "uf1" in m  # absent with ``mer evaluate --only au``
         lines = [f"# Evaluation on {self.dataset}", "",
                  f"Protocol: subject-grouped CV, {m['folds']} folds, metrics pooled over folds; "
-                 f"device {self.device}.", "",
-                 f"- emotion UF1 **{m['uf1']:.4f}**, UAR **{m['uar']:.4f}** "
-                 f"({m['n_test_clips']} test clips, classes {', '.join(m['classes'])})",
-                 ]  # fmt: skip
+                 f"device {self.device}.", ""]  # fmt: skip
+        if emotion:
+            lines.append(
+                f"- emotion UF1 **{m['uf1']:.4f}**, UAR **{m['uar']:.4f}** "
+                f"({m['n_test_clips']} test clips, classes {', '.join(m['classes'])})"
+            )
         if "emotional" in m:
             e = m["emotional"]
             lines.append(
@@ -63,11 +66,12 @@ class Report:
                 )
                 + ")"
             )
-        lines += ["", "Confusion (rows truth):", "",
-                  "| | " + " | ".join(m["classes"]) + " |",
-                  "|---" * (len(m["classes"]) + 1) + "|"]  # fmt: skip
-        for c, row in zip(m["classes"], m["confusion"], strict=True):
-            lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + " |")
+        if emotion:
+            lines += ["", "Confusion (rows truth):", "",
+                      "| | " + " | ".join(m["classes"]) + " |",
+                      "|---" * (len(m["classes"]) + 1) + "|"]  # fmt: skip
+            for c, row in zip(m["classes"], m["confusion"], strict=True):
+                lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + " |")
         if self.ablations:
             lines += ["", "## Ablations", "",
                       "| variant | UF1 | UAR | 3-class UF1 | 3-class UAR | AU macro-F1 |",
@@ -83,10 +87,13 @@ class Report:
                 lines.append(f"| {name} | " + " | ".join(num(v) for v in cells) + " |")
         (out_dir / "report.md").write_text("\n".join(lines) + "\n")
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        axes[0].imshow(np.array(m["confusion"]), cmap="Blues")
-        axes[0].set_xticks(range(len(m["classes"])), m["classes"])
-        axes[0].set_yticks(range(len(m["classes"])), m["classes"])
-        axes[0].set_title(f"UF1 {m['uf1']:.3f} UAR {m['uar']:.3f}")
+        if emotion:
+            axes[0].imshow(np.array(m["confusion"]), cmap="Blues")
+            axes[0].set_xticks(range(len(m["classes"])), m["classes"])
+            axes[0].set_yticks(range(len(m["classes"])), m["classes"])
+            axes[0].set_title(f"UF1 {m['uf1']:.3f} UAR {m['uar']:.3f}")
+        else:
+            axes[0].set_axis_off()
         if "au_f1" in m:
             axes[1].bar(list(m["au_f1"]), list(m["au_f1"].values()))
             axes[1].set_ylim(0, 1)

@@ -53,18 +53,12 @@ def make_clip(
     import av
     import cv2
 
+    from mer.video_writer import write_video
+
     with av.open(str(source)) as src:
         images = [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
     images = [cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in images[20 : 20 + frames]]
-    with av.open(str(out), mode="w") as dst:
-        stream = dst.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        stream.bit_rate = 1_500_000
-        for im in images:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(im, format="rgb24")):
-                dst.mux(packet)
-        for packet in stream.encode():
-            dst.mux(packet)
+    write_video(out, images, 25.0, codec="mpeg4", bit_rate=1_500_000)
     return out
 
 

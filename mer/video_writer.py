@@ -14,11 +14,16 @@ import numpy as np
 
 
 def write_video(
-    path: Path, frames: Sequence[np.ndarray], fps: float, crf: int = 18, codec: str | None = None
+    path: Path,
+    frames: Sequence[np.ndarray],
+    fps: float,
+    crf: int = 18,
+    codec: str | None = None,
+    bit_rate: int = 8_000_000,
 ) -> str:
     """Encode RGB frames with PyAV: H.264 (libx264, yuv420p, CRF ``crf``, one thread, no
     macroblock tree, so that the same frames give the same bytes) when available, else
-    MPEG-4 Part 2 at 8 Mbit/s.
+    MPEG-4 Part 2 at ``bit_rate``.
 
     Args:
         path: output ``.mp4``.
@@ -26,6 +31,8 @@ def write_video(
         fps: frames/s.
         crf: x264 constant rate factor (lower = better).
         codec: ``"libx264"`` or ``"mpeg4"``; None picks as above.
+        bit_rate: MPEG-4 Part 2 bit rate (bits/s); the default is high enough for micro
+            movements, smaller test media take less.
 
     Returns:
         the codec used.
@@ -46,7 +53,7 @@ def write_video(
         h, w = frames[0].shape[:2]
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         if codec != "libx264":
-            stream.bit_rate = 8_000_000  # MPEG-4 Part 2: high enough for micro movements
+            stream.bit_rate = bit_rate
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 container.mux(packet)

@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from helpers import upload, wait_finished, wait_for
 
 from mer.serving import free_port
+from mer.video_writer import write_video
 from service.main import create_app
 from service.settings import ServiceSettings
 from workers.jobstore import JobState, RedisJobStore
@@ -41,17 +42,7 @@ def long_face_video(single_face_video: Path, tmp_path_factory: pytest.TempPathFa
     out = tmp_path_factory.mktemp("long") / "long_face.mp4"
     with av.open(str(single_face_video)) as src:
         frames = [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
-    h, w = frames[0].shape[:2]
-    with av.open(str(out), mode="w") as dst:
-        stream = dst.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.bit_rate = 2_000_000
-        for _ in range(8):
-            for img in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                    dst.mux(packet)
-        for packet in stream.encode():
-            dst.mux(packet)
+    write_video(out, frames * 8, 25.0, codec="mpeg4", bit_rate=2_000_000)
     return out
 
 

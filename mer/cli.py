@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -23,6 +23,9 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from mer.cli_submit import submit
 from mer.cli_synth import synth, synth_long
 from mer.serving_cli import model_store_app
+
+if TYPE_CHECKING:
+    from mer.aus.reference import NeutralSpan
 
 app = typer.Typer(help="Facial micro-expression analysis.", no_args_is_help=True)
 app.add_typer(model_store_app, name="model-store")
@@ -100,6 +103,26 @@ def _main() -> None:
     """Facial micro-expression analysis: apex spotting, Action Units, emotion."""
 
 
+def _neutral_span(text: str | None) -> NeutralSpan | None:
+    """``--neutral START:END`` (seconds) as a :class:`NeutralSpan`.
+
+    Raises:
+        NeutralReferenceError: not two numbers separated by a colon, or a bad stretch.
+    """
+    if text is None:
+        return None
+    from mer.aus.reference import NeutralSpan
+    from mer.errors import NeutralReferenceError
+
+    try:
+        start, end = (float(p) for p in text.split(":"))
+    except ValueError as exc:
+        raise NeutralReferenceError(
+            f"--neutral takes START:END in seconds (e.g. 0:0.5), got {text!r}"
+        ) from exc
+    return NeutralSpan(start, end)
+
+
 @app.command()
 def analyze(
     video: Annotated[Path, typer.Argument(help="Video file (mp4, mpg, mov, ...).")],
@@ -122,6 +145,15 @@ def analyze(
             "--blendshapes", help="Also report the 52 blendshapes per frame (JSON and CSV)."
         ),
     ] = False,
+    neutral: Annotated[
+        str | None,
+        typer.Option(
+            "--neutral",
+            metavar="START:END",
+            help="Seconds (timestamps, both included) where the face is neutral, e.g. 0:0.5: "
+            "AUs are read against this stretch instead of an estimated neutral.",
+        ),
+    ] = None,
 ) -> None:
     """Analyse VIDEO on the embedded in-process pipeline and report apex, intervals and AUs."""
     from mer.errors import MERError
@@ -130,6 +162,7 @@ def analyze(
     from mer.settings import get_settings
 
     try:
+        config = AnalysisConfig(include_blendshapes=blendshapes, neutral=_neutral_span(neutral))
         with progress_bar(quiet, verbose, width=10) as bar:
             task = bar.add_task("probe", total=100)
 
@@ -139,7 +172,7 @@ def analyze(
             result = analyze_video_compact(
                 video,
                 settings=get_settings(),
-                config=AnalysisConfig(include_blendshapes=blendshapes),
+                config=config,
                 progress=progress,
             )
     except MERError as exc:
@@ -173,6 +206,9 @@ def analyze(
     if result.apex is not None:
         a = result.apex
         out.print(f"apex frame {a.frame} at {a.timestamp_s:.3f} s (score {a.score:.2f})")
+    n = result.neutral
+    if n is not None and n.source == "reference":
+        out.print(f"neutral: the reference {n.start_s:.3f}-{n.end_s:.3f} s ({n.frames} frames)")
     table = Table("onset", "apex", "offset", "seconds", "kind", "score", "top AUs", "emotion")
     for iv in result.intervals:
         table.add_row(
@@ -205,6 +241,14 @@ def evaluate_real_cmd(
         bool,
         typer.Option("--verbose", "-v", help="Also show the MediaPipe / TFLite / absl log lines."),
     ] = False,
+    neutral_from_labels: Annotated[
+        bool,
+        typer.Option(
+            "--neutral-from-labels",
+            help="Analyse clips with a labelled rest_frames against that stretch as the "
+            "person's neutral (as a client who knows it would); default: estimated.",
+        ),
+    ] = False,
 ) -> None:
     """Analyse every hand-labelled real clip with the shipped pipeline and score it
     (MEGC spotting, apex, AUs at the apex, emotion); writes a JSON/Markdown/PNG report."""
@@ -218,7 +262,10 @@ def evaluate_real_cmd(
             def progress(done: int, total: int, name: str) -> None:
                 bar.update(task, description=name or "done", completed=done, total=total)
 
-            report = evaluate_real(labels, videos or [], out, progress=progress)
+            report = evaluate_real(
+                labels, videos or [], out, progress=progress,
+                neutral_from_labels=neutral_from_labels,
+            )  # fmt: skip
     except MERError as exc:
         err.print(f"[red]error[/red] {exc.code}: {exc.message}")
         raise typer.Exit(code=2) from exc

@@ -79,6 +79,13 @@ class NoFaceDetectedError(MERError):
     code = "no_face_detected"
 
 
+class NeutralReferenceError(MERError):
+    """The neutral reference asked for is unusable: an empty or reversed stretch, or one
+    with no frame showing a face."""
+
+    code = "invalid_neutral_reference"
+
+
 class ModelUnavailableError(MERError):
     """A model needed for the request is not installed or failed to load."""
 

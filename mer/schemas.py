@@ -11,7 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-SCHEMA_VERSION = "1.1"  #: 1.1: interval kinds speech/blink/head/gaze, emotion method, blendshapes
+#: 1.1: interval kinds speech/blink/head/gaze, emotion method, blendshapes; 1.2: ``neutral``
+SCHEMA_VERSION = "1.2"
 
 #: Action Units scored for every frame, FACS numbering in OpenFace / py-feat spelling.
 AU_NAMES: tuple[str, ...] = (
@@ -126,6 +127,19 @@ class ModelInfo(BaseModel):
     sha256: str | None = None
 
 
+class NeutralInfo(BaseModel):
+    """The neutral face the AU evidence and the expression segments are read against."""
+
+    source: Literal["estimated", "reference"] = Field(
+        description="estimated: from the person's own frames (a low percentile over a "
+        "sliding window, capped at the neutral population's range in short clips); "
+        "reference: the stretch the client gave (neutral_start_s / neutral_end_s)."
+    )
+    start_s: float | None = Field(None, description="First reference frame used (seconds).")
+    end_s: float | None = Field(None, description="Last reference frame used (seconds).")
+    frames: int | None = Field(None, description="Reference frames with a face, used.")
+
+
 class AnalysisResult(BaseModel):
     """The full answer for one video: the public JSON contract."""
 
@@ -139,6 +153,9 @@ class AnalysisResult(BaseModel):
     )
     emotion_reason: str | None = None
     au_method: str = Field(description="Which method produced the AU scores.")
+    neutral: NeutralInfo | None = Field(
+        None, description="The neutral face read against; null without blendshapes."
+    )
     models: list[ModelInfo]
     timings_ms: dict[str, float]
     warnings: list[str] = Field(default_factory=list)

@@ -173,6 +173,7 @@ HTTP_STATUS: dict[str, int] = {
     "resolution_too_small": 422,
     "too_many_frames": 422,
     "no_face_detected": 422,
+    "invalid_neutral_reference": 422,
     "model_unavailable": 503,
     "model_integrity_error": 503,
     "job_cancelled": 409,

@@ -105,7 +105,12 @@ class StoredUpload:
 
 
 #: Text form fields accepted beside the file, and the longest value of each (bytes).
-TEXT_FIELDS: dict[str, int] = {"callback_url": 2048, "include_blendshapes": 16}
+TEXT_FIELDS: dict[str, int] = {
+    "callback_url": 2048,
+    "include_blendshapes": 16,
+    "neutral_start_s": 32,
+    "neutral_end_s": 32,
+}
 
 
 class _FilePartSink:

@@ -172,6 +172,48 @@ def test_include_blendshapes_option_reaches_the_pipeline(
     assert "include_blendshapes" in body["multipart/form-data"]["schema"]["properties"]
 
 
+def test_neutral_stretch_reaches_the_pipeline_and_bad_ones_are_refused(
+    client: TestClient, fake: FakeAnalyzer, tiny_video: Path
+) -> None:
+    files = {"file": ("c.mp4", tiny_video.read_bytes(), "video/mp4")}
+    data = {"neutral_start_s": "0", "neutral_end_s": "0.2"}
+    r = client.post("/v1/analyze", files=files, data=data)
+    assert r.status_code == 202, r.text
+    assert wait_finished(client, r.json()["job_id"])["state"] == "succeeded"
+    config = fake.calls[-1]["config"]
+    assert (config.neutral.start, config.neutral.end, config.neutral.unit) == (0.0, 0.2, "s")
+    assert config.include_blendshapes is False
+    n = len(fake.calls)
+    for bad in (
+        {"neutral_start_s": "0"},  # one without the other
+        {"neutral_start_s": "a", "neutral_end_s": "1"},
+        {"neutral_start_s": "1", "neutral_end_s": "0.5"},  # ends before it starts
+        {"neutral_start_s": "-1", "neutral_end_s": "0.5"},
+        {"neutral_start_s": "nan", "neutral_end_s": "0.5"},
+        {"neutral_start_s": "30", "neutral_end_s": "31"},  # after the 12-frame clip ends
+    ):
+        body = _error(client.post("/v1/analyze", files=files, data=bad), 422, "invalid_option")
+        assert "neutral" in body["message"], body
+    assert len(fake.calls) == n  # nothing was queued
+    spec = client.get("/openapi.json").json()
+    props = spec["paths"]["/v1/analyze"]["post"]["requestBody"]["content"][
+        "multipart/form-data"]["schema"]["properties"]  # fmt: skip
+    assert {"neutral_start_s", "neutral_end_s"} <= set(props)
+
+
+def test_a_neutral_stretch_without_a_face_fails_the_job_saying_why(
+    client: TestClient, fake: FakeAnalyzer, tiny_video: Path
+) -> None:
+    fake.mode, fake.code = "mer_error", "invalid_neutral_reference"
+    files = {"file": ("c.mp4", tiny_video.read_bytes(), "video/mp4")}
+    r = client.post(
+        "/v1/analyze", files=files, data={"neutral_start_s": "0", "neutral_end_s": "0.1"}
+    )
+    job = wait_finished(client, r.json()["job_id"])
+    assert job["state"] == "failed"
+    assert job["error"]["code"] == "invalid_neutral_reference"
+
+
 def test_client_filename_is_never_a_path(
     client: TestClient, fake: FakeAnalyzer, settings: ServiceSettings, tiny_video: Path
 ) -> None:

@@ -264,6 +264,26 @@ def test_evaluate_real_with_another_analyze(tmp_path, clips, results) -> None:
     assert rep.metrics["spotting"]["f1"] == 0.5
 
 
+def test_neutral_from_labels_gives_each_clip_its_labelled_rest(tmp_path, clips, results) -> None:
+    from mer.aus.reference import NeutralSpan
+
+    for name in results:
+        (tmp_path / name).write_bytes(b"x")
+    calls: dict[str, NeutralSpan | None] = {}
+
+    def analyze(path: Path, neutral: NeutralSpan | None = None) -> AnalysisResult:
+        calls[path.name] = neutral
+        return results[path.name]
+
+    rep = evaluate_real([clips[0].label_file], [], tmp_path / "out", analyze=analyze,
+                        plots=False, neutral_from_labels=True)  # fmt: skip
+    assert calls == {"a.mp4": NeutralSpan(0, 9, "frame"), "b.mp4": None}  # b has no rest
+    assert rep.to_json()["neutral_from_labels"] is True
+    assert "rest_frames" in (tmp_path / "out" / "report.md").read_text()
+    evaluate_real([clips[0].label_file], [], None, analyze=analyze)
+    assert calls == {"a.mp4": None, "b.mp4": None}  # the default: estimated everywhere
+
+
 @pytest.mark.parametrize(
     ("content", "needle"),
     [

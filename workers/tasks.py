@@ -115,12 +115,14 @@ def load_analyzer() -> Analyzer:
 
 def _analysis_config(record: JobRecord) -> Any:
     """The pipeline parameters the job asked for: None (the defaults) unless it asked for
-    the per-frame blendshapes."""
-    if not record.include_blendshapes:
+    the per-frame blendshapes or gave the person's neutral stretch."""
+    if not record.include_blendshapes and record.neutral_s is None:
         return None
+    from mer.aus.reference import NeutralSpan
     from mer.pipeline import AnalysisConfig
 
-    return AnalysisConfig(include_blendshapes=True)
+    neutral = NeutralSpan(*record.neutral_s) if record.neutral_s is not None else None
+    return AnalysisConfig(include_blendshapes=record.include_blendshapes, neutral=neutral)
 
 
 def _heartbeat_age_s(record_heartbeat: object, updated: object) -> float:

@@ -44,7 +44,8 @@ neutral) and takes the *median* of the rest: a low percentile alone is pulled do
 antagonist movements (brows raised while talking or smiling put ``browDown`` /
 ``browInnerUp`` below the resting level, which then read as AU04 / AU01 at rest). It needs
 some frames the first pass already judges neutral (``min_neutral_share``); else the first
-pass stays.
+pass stays. A neutral the client gives (``neutral_frames``, :mod:`mer.aus.reference`)
+replaces all of this: each channel's median over those frames, no cap.
 
 Each AU's evidence is ``smoothstep((x - baseline - lo) / (hi - lo))`` with ``lo, hi`` in
 blendshape units per AU (:data:`AU_RAMPS`), calibrated on the real dev set's labelled
@@ -61,6 +62,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mer.aus.reference import reference_level
 from mer.events import EventConfig, speech_mask
 
 #: AU -> the blendshapes read for it (the maximum of the listed channels: one-sided actions count)
@@ -269,6 +271,7 @@ def au_evidence(
     au_names: list[str] | tuple[str, ...],
     cfg: BaselineConfig | None = None,
     events: EventConfig | None = None,
+    neutral_frames: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-frame AU evidence in [0, 1] from blendshapes, NaN for AUs they cannot see.
 
@@ -281,6 +284,9 @@ def au_evidence(
         cfg: neutral-baseline parameters; default :class:`BaselineConfig()`.
         events: the speech detector's parameters (how much of the clip the person talks,
             :func:`mer.events.speech_mask`); default :class:`mer.events.EventConfig()`.
+        neutral_frames: ``(T,)`` bool, the person's neutral as the user gave it
+            (:mod:`mer.aus.reference`): each channel's baseline is its median over these
+            frames' faces, for the whole video, instead of the estimate; None = estimate.
 
     Returns:
         ``(T, len(au_names))`` float32: evidence in [0, 1] for the AUs of
@@ -288,6 +294,7 @@ def au_evidence(
 
     Raises:
         KeyError: a needed blendshape is missing from ``names``.
+        NeutralReferenceError: ``neutral_frames`` holds no frame with a face.
     """
     cfg = cfg or BaselineConfig()
     events = events or EventConfig()
@@ -297,6 +304,10 @@ def au_evidence(
     aus = list(AU_BLENDSHAPES)
     chans = sorted({c for au in aus for c in AU_BLENDSHAPES[au]})
     x = np.asarray(blendshapes, np.float64)[:, [col[c] for c in chans]]
+    ci = {c: i for i, c in enumerate(chans)}
+    if neutral_frames is not None:
+        rise = x - reference_level(x, neutral_frames)[None]
+        return _columns(_evidence(rise, ci), au_names, out)
     cap = None
     t = np.asarray(timestamps_s, np.float64)
     span = float(t[-1] - t[0]) if len(t) > 1 else 0.0
@@ -310,7 +321,6 @@ def au_evidence(
     ):
         prior = neutral_prior()
         cap = np.array([prior.get(c, 1.0) for c in chans])
-    ci = {c: i for i, c in enumerate(chans)}
     mode_cols = np.array([c in MODE_CHANNELS for c in chans])
     rise = x - neutral_baseline(x, timestamps_s, cfg, cap, None, mode_cols)  # NaN: no face
     if cfg.exclude_active > 0:
@@ -322,7 +332,13 @@ def au_evidence(
         if (face & ~active).sum() >= max(2, cfg.min_neutral_share * face.sum()):
             cfg2 = replace(cfg, percentile=cfg.neutral_percentile)
             rise = x - neutral_baseline(x, timestamps_s, cfg2, cap, active, mode_cols)
-    per_au = _evidence(rise, ci)
+    return _columns(_evidence(rise, ci), au_names, out)
+
+
+def _columns(
+    per_au: dict[str, np.ndarray], au_names: list[str] | tuple[str, ...], out: np.ndarray
+) -> np.ndarray:
+    """``out`` ``(T, len(au_names))`` with the columns of the AUs in ``per_au`` filled."""
     for j, au in enumerate(au_names):
         if au in per_au:
             out[:, j] = per_au[au]

@@ -93,33 +93,47 @@ def geometry_prior() -> dict[str, float]:
     return {k: float(v) for k, v in data["lower_lip_arch"].items()}
 
 
-def arch_z(arch: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    """Pose-corrected z-score of the arch against the neutral population.
+def arch_z(arch: np.ndarray, pose: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Pose-corrected z-score of the arch against the neutral population, or against the
+    person's own neutral.
 
     Args:
         arch: ``(T,)`` float lower-lip arch (:func:`lower_lip_arch`), NaN without face.
         pose: ``(T, 2)`` float ``(yaw, pitch)`` (:func:`mer.face.landmarks.pose_ratios`).
+        reference: ``(T,)`` bool frames of the person's neutral (:mod:`mer.aus.reference`):
+            the expected arch is their median (at their median pitch) instead of the
+            population's; the spread and the pitch slope stay the population's. None, or
+            no judged frame in it: the population.
 
     Returns:
         ``(T,)`` float64; NaN without face or where ``|yaw| > MAX_ABS_YAW``.
     """
     pr = geometry_prior()
     pose = np.asarray(pose, np.float64).reshape(-1, 2)
-    expected = pr["a"] + pr["b"] * (pose[:, 1] - pr["pitch0"])
-    z = (np.asarray(arch, np.float64) - expected) / pr["s"]
+    arch = np.asarray(arch, np.float64)
+    a, pitch0 = pr["a"], pr["pitch0"]
+    if reference is not None:
+        ref = np.asarray(reference, bool) & ~np.isnan(arch) & (np.abs(pose[:, 0]) <= MAX_ABS_YAW)
+        if ref.any():
+            a, pitch0 = float(np.median(arch[ref])), float(np.median(pose[ref, 1]))
+    expected = a + pr["b"] * (pose[:, 1] - pitch0)
+    z = (arch - expected) / pr["s"]
     return np.where(np.abs(pose[:, 0]) <= MAX_ABS_YAW, z, np.nan)
 
 
-def arch_evidence(arch: np.ndarray, pose: np.ndarray) -> np.ndarray:
+def arch_evidence(
+    arch: np.ndarray, pose: np.ndarray, reference: np.ndarray | None = None
+) -> np.ndarray:
     """AU15 / AU17 evidence in [0, 1] from the lower-lip arch (0 where not judged).
 
     Args:
         arch: ``(T,)`` float lower-lip arch, NaN without face.
         pose: ``(T, 2)`` float ``(yaw, pitch)``.
+        reference: ``(T,)`` bool frames of the person's neutral, or None (:func:`arch_z`).
 
     Returns:
         ``(T,)`` float32 in [0, 1].
     """
     lo, hi = Z_RAMP
-    u = np.clip((np.nan_to_num(arch_z(arch, pose), nan=0.0) - lo) / (hi - lo), 0.0, 1.0)
+    u = np.clip((np.nan_to_num(arch_z(arch, pose, reference), nan=0.0) - lo) / (hi - lo), 0.0, 1.0)
     return (u * u * (3 - 2 * u)).astype(np.float32)

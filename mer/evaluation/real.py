@@ -12,23 +12,27 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mer.aus.reference import NeutralSpan
 from mer.errors import MERError
 from mer.evaluation.labels import LabelledClip, find_video, load_label_files
 from mer.evaluation.pooled import pool
 from mer.evaluation.scoring import ClipScore, score_clip
 from mer.schemas import AnalysisResult
 
-#: ``analyze(path) -> AnalysisResult``; MERError means "this clip failed" (reported).
-AnalyzeFn = Callable[[Path], AnalysisResult]
+#: ``analyze(path) -> AnalysisResult``; MERError means "this clip failed" (reported). With
+#: ``neutral_from_labels``, clips with a labelled rest are analysed as
+#: ``analyze(path, neutral=NeutralSpan(a, b, "frame"))``.
+AnalyzeFn = Callable[..., AnalysisResult]
 #: ``progress(clips done, clips total, name of the clip starting now or "" at the end)``.
 ProgressFn = Callable[[int, int, str], None]
 
 
-def default_analyze(path: Path) -> AnalysisResult:
-    """The pipeline as shipped: :func:`mer.pipeline.analyze_video` with default settings."""
-    from mer.pipeline import analyze_video
+def default_analyze(path: Path, neutral: NeutralSpan | None = None) -> AnalysisResult:
+    """The pipeline as shipped: :func:`mer.pipeline.analyze_video` with default settings
+    (and, when given, the person's neutral stretch :attr:`AnalysisConfig.neutral`)."""
+    from mer.pipeline import AnalysisConfig, analyze_video
 
-    return analyze_video(path)
+    return analyze_video(path, config=AnalysisConfig(neutral=neutral) if neutral else None)
 
 
 @dataclass
@@ -59,6 +63,8 @@ class RealReport:
     runs: list[ClipRun]
     models: list[dict] = field(default_factory=list)
     host: dict = field(default_factory=dict)
+    #: clips with a labelled rest were analysed against it (a neutral reference)
+    neutral_from_labels: bool = False
 
     def to_json(self) -> dict:
         """The ``report.json`` payload (no per-frame data)."""
@@ -88,6 +94,7 @@ class RealReport:
             "label_files": self.label_files,
             "video_dirs": self.video_dirs,
             "n_clips": len(self.runs),
+            "neutral_from_labels": self.neutral_from_labels,
             "failed": [r.clip.name for r in self.runs if r.result is None],
             "models": self.models,
             "host": self.host,
@@ -107,6 +114,7 @@ def evaluate_real(
     analyze: AnalyzeFn = default_analyze,
     progress: ProgressFn | None = None,
     plots: bool = True,
+    neutral_from_labels: bool = False,
 ) -> RealReport:
     """Analyse every labelled clip, score it and (with ``out_dir``) write the report.
 
@@ -120,6 +128,10 @@ def evaluate_real(
         progress: called with ``(done, total, clip name)`` before each clip and with
             ``(total, total, "")`` at the end.
         plots: write the per-clip PNGs.
+        neutral_from_labels: analyse each clip that has a labelled ``rest_frames`` against
+            that stretch as the person's neutral (:mod:`mer.aus.reference`; what a client
+            who knows the rest would send); clips without one as usual. Off: every clip
+            with the estimated neutral, the product's default.
 
     Returns:
         :class:`RealReport`.
@@ -139,7 +151,11 @@ def evaluate_real(
         t0 = time.perf_counter()
         result: AnalysisResult | None
         try:
-            result, error = analyze(video), None
+            rest = clip.labels.rest_frames if neutral_from_labels else None
+            if rest is None:
+                result, error = analyze(video), None
+            else:
+                result, error = analyze(video, neutral=NeutralSpan(*rest, unit="frame")), None
         except MERError as exc:
             result, error = None, f"{exc.code}: {exc.message}"
         seconds = time.perf_counter() - t0
@@ -156,6 +172,7 @@ def evaluate_real(
         models=list(models.values()),
         host={"cpus": os.cpu_count(), "load_avg_1min": [round(load_start, 1),
                                                         round(os.getloadavg()[0], 1)]},
+        neutral_from_labels=neutral_from_labels,
     )  # fmt: skip
     if out_dir is not None:
         from mer.evaluation.report import write_report

@@ -120,6 +120,9 @@ def markdown(p: dict) -> str:
         f"{p['host'].get('cpus')} CPUs, 1-min load average "
         f"{' -> '.join(map(str, p['host'].get('load_avg_1min', [])))})."
         + (f" **Failed: {', '.join(p['failed'])}**" if p["failed"] else ""), "",
+        *(["Neutral: each clip with a labelled `rest_frames` was analysed against that "
+           "stretch as the person's neutral (`--neutral-from-labels`); the others with the "
+           "estimated neutral.", ""] if p.get("neutral_from_labels") else []),
         "Models: " + ", ".join(f"{m['name']} {m['version']} ({m['task']}, {m['method']})"
                                for m in p["models"]), "",
         "## Summary", "", *summary_lines(p), "",

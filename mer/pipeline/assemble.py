@@ -160,6 +160,7 @@ def assemble(
         emotion=top_emotion,
         emotion_reason=reason,
         au_method=aus.method,
+        neutral=aus.neutral,
         models=models,
         timings_ms={k: round(v, 2) for k, v in timings_ms.items()},
         warnings=warnings,

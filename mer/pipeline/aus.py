@@ -17,6 +17,7 @@ from mer.aus import rules as au_rules
 from mer.aus.blendshapes import au_evidence
 from mer.aus.fusion import fuse_scores
 from mer.aus.geometry import ARCH_AUS, arch_evidence
+from mer.errors import NeutralReferenceError
 from mer.face.blendshapes import BLENDSHAPE_NAMES
 from mer.inference import InferenceBackend
 from mer.model_inputs import au_input_u8
@@ -24,7 +25,7 @@ from mer.pipeline.config import AnalysisConfig
 from mer.pipeline.crops import CropStore
 from mer.pipeline.motion import MotionResult
 from mer.pipeline.track import FaceTrack
-from mer.schemas import AU_NAMES, ModelInfo
+from mer.schemas import AU_NAMES, ModelInfo, NeutralInfo
 
 BLENDSHAPE_AU_METHOD = "blendshape-au"  #: the blendshape -> AU table's name in ``au_method``
 #: 2: browDown's neutral at its mode; no population cap in talking clips over 5 s;
@@ -51,6 +52,7 @@ class AUResult:
             the lower-lip arch, :mod:`mer.aus.geometry`) where it is defined, their maximum;
             NaN for the AUs neither sees and frames without face; None without blendshapes.
             What the expression segments are cut from (:mod:`mer.pipeline.spotting`).
+        neutral: the neutral the evidence is read against (None without blendshapes).
     """
 
     scores: np.ndarray
@@ -58,6 +60,7 @@ class AUResult:
     method: str
     models: list[ModelInfo] = field(default_factory=list)
     evidence: np.ndarray | None = None
+    neutral: NeutralInfo | None = None
 
 
 def _learned(
@@ -82,14 +85,15 @@ def _learned(
     return learned, name, au_model.info if au_model is not None else None
 
 
-def geometric_evidence(track: FaceTrack) -> np.ndarray | None:
+def geometric_evidence(track: FaceTrack, reference: np.ndarray | None = None) -> np.ndarray | None:
     """``(T, len(AU_NAMES))`` float32 AU15 / AU17 evidence from the lower-lip arch against
-    the neutral population (:mod:`mer.aus.geometry`), NaN for the other AUs and frames
-    without face; None when the track has no arch (tracks built by hand)."""
+    the neutral population, or the person's neutral frames ``reference`` ``(T,)`` bool
+    (:mod:`mer.aus.geometry`), NaN for the other AUs and frames without face; None when
+    the track has no arch (tracks built by hand)."""
     arch = np.asarray(track.lip_arch, np.float64)
     if len(arch) != track.n_frames or len(track.pose) != track.n_frames or not len(arch):
         return None
-    ev = arch_evidence(arch, np.asarray(track.pose, np.float64))
+    ev = arch_evidence(arch, np.asarray(track.pose, np.float64), reference)
     out = np.full((track.n_frames, len(AU_NAMES)), np.nan, np.float32)
     face = ~np.isnan(arch)
     for au in ARCH_AUS:
@@ -111,10 +115,14 @@ def score_aus(
         motion: the motion stage's output (displacements, strength, references).
         crops: aligned ``(S, S)`` uint8 crops of the face frames.
         backend: runs the learned AU detector (``predict_au``); None = no learned detector.
-        cfg: ``fusion``, ``baseline`` and the speech detector's (``intervals.events``) parameters.
+        cfg: ``fusion``, ``baseline``, ``neutral`` and the speech detector's
+            (``intervals.events``) parameters.
 
     Returns:
         :class:`AUResult`.
+
+    Raises:
+        NeutralReferenceError: ``cfg.neutral`` holds no frame with a face.
     """
     rules = au_rules.au_scores(motion.at_best_lag(), np.asarray(track.lip_gap))
     models = [ModelInfo(name=au_rules.METHOD_NAME, version="1", task="au", method="rules")]
@@ -127,12 +135,23 @@ def score_aus(
         parts.insert(0, name)
         if info is not None:
             models.append(info)
-    evidence = None
+    evidence = neutral = ref = None
     bs = track.blendshape_array()
     if bs is not None:
         t = np.asarray(track.timestamps_s)
+        neutral = NeutralInfo(source="estimated")
+        if cfg.neutral is not None:
+            ref = cfg.neutral.mask(t)
+            used = ref & ~np.isnan(bs).any(axis=1)
+            if not used.any():
+                raise NeutralReferenceError(
+                    f"the neutral stretch {cfg.neutral.describe()} holds {int(ref.sum())} "
+                    f"of the video's {len(t)} frames, none with a face; give a stretch where "
+                    "the face is visible and at rest"
+                )
+            neutral = _reference_info(used, t)
         evidence = au_evidence(
-            bs, BLENDSHAPE_NAMES, t, AU_NAMES, cfg.baseline, cfg.intervals.events
+            bs, BLENDSHAPE_NAMES, t, AU_NAMES, cfg.baseline, cfg.intervals.events, ref
         )
         parts.insert(0, BLENDSHAPE_AU_METHOD + "-v" + BLENDSHAPE_AU_VERSION)
         models.append(
@@ -140,7 +159,7 @@ def score_aus(
                 name=BLENDSHAPE_AU_METHOD, version=BLENDSHAPE_AU_VERSION, task="au", method="rules"
             )
         )
-    geometry = geometric_evidence(track) if evidence is not None else None
+    geometry = geometric_evidence(track, ref) if evidence is not None else None
     if geometry is not None:
         models.append(ModelInfo(name=GEOMETRY_AU_METHOD, version="1", task="au", method="rules"))
         parts.append(GEOMETRY_AU_METHOD)
@@ -151,4 +170,16 @@ def score_aus(
     if evidence is not None and geometry is not None:
         # the segments see every real-face source: a sad mouth the blendshapes miss too
         evidence = np.fmax(evidence, geometry).astype(np.float32)
-    return AUResult(scores, activity, method, models, evidence)
+    return AUResult(scores, activity, method, models, evidence, neutral)
+
+
+def _reference_info(used: np.ndarray, t: np.ndarray) -> NeutralInfo:
+    """What the result reports of a reference stretch: its face frames ``used`` ``(T,)``
+    bool at ``t`` ``(T,)`` seconds."""
+    idx = np.flatnonzero(used)
+    return NeutralInfo(
+        source="reference",
+        start_s=round(float(t[idx[0]]), 6),
+        end_s=round(float(t[idx[-1]]), 6),
+        frames=len(idx),
+    )

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from mer.aus.blendshapes import BaselineConfig
 from mer.aus.fusion import FusionConfig
+from mer.aus.reference import NeutralSpan
 from mer.emotion.fusion import EmotionFusionConfig
 from mer.events import EventConfig
 from mer.segments import SegmentConfig
@@ -60,6 +61,9 @@ class AnalysisConfig:
     #: size, the blendshape evidence; :mod:`mer.aus.fusion`)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    #: the person's neutral as the client knows it (:mod:`mer.aus.reference`); None =
+    #: estimated from the video (``baseline``)
+    neutral: NeutralSpan | None = None
     #: on by default: the AU fusion and the segmentation are calibrated on the real dev set
     blendshapes: bool = True
     include_blendshapes: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Annotated, Any
 
@@ -50,6 +51,23 @@ _UPLOAD_OPENAPI: dict[str, Any] = {
                             "description": "Also report MediaPipe's 52 blendshapes of every "
                             "frame (frames[i].blendshapes in the JSON, 52 columns in the CSV); "
                             "off by default to keep results small.",
+                        },
+                        "neutral_start_s": {
+                            "type": "number",
+                            "minimum": 0,
+                            "description": "With neutral_end_s: a stretch of the video "
+                            "(seconds on the result's timestamp axis, both ends included) "
+                            "where the person's face is neutral. AU scores and intervals are "
+                            "then read against it instead of an estimated neutral (a face "
+                            "whose rest looks like an expression, e.g. low brows, is then "
+                            "no expression). A stretch with no face fails the job "
+                            "(invalid_neutral_reference).",
+                        },
+                        "neutral_end_s": {
+                            "type": "number",
+                            "minimum": 0,
+                            "description": "End of the neutral stretch (seconds); both "
+                            "fields or neither.",
                         },
                         "callback_url": {
                             "type": "string",
@@ -111,6 +129,37 @@ def _flag(fields: dict[str, str], name: str) -> bool:
     raise InvalidOptionError(f"{name} must be true or false, got {fields[name][:40]!r}")
 
 
+def _neutral(fields: dict[str, str], duration_s: float) -> tuple[float, float] | None:
+    """The form's neutral stretch ``(start_s, end_s)``, or None when neither field is given.
+
+    Raises:
+        InvalidOptionError: one field without the other, a value that is not a number, a
+            negative start, an end before the start, a start after the video's end (422
+            ``invalid_option``).
+    """
+    raw = {k: fields.get(k, "").strip() for k in ("neutral_start_s", "neutral_end_s")}
+    if not any(raw.values()):
+        return None
+    if not all(raw.values()):
+        raise InvalidOptionError("give both neutral_start_s and neutral_end_s, or neither")
+    try:
+        start, end = (float(raw[k]) for k in ("neutral_start_s", "neutral_end_s"))
+    except ValueError as exc:
+        raise InvalidOptionError(
+            "neutral_start_s and neutral_end_s must be numbers (seconds), got "
+            f"{raw['neutral_start_s'][:32]!r} and {raw['neutral_end_s'][:32]!r}"
+        ) from exc
+    if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < start:
+        raise InvalidOptionError(
+            f"the neutral stretch must satisfy 0 <= start <= end, got {start:g}-{end:g} s"
+        )
+    if duration_s > 0 and start > duration_s:
+        raise InvalidOptionError(
+            f"the neutral stretch starts at {start:g} s, after the video's end ({duration_s:.3f} s)"
+        )
+    return start, end
+
+
 def _webhook_for(request: Request, job_id: str, fields: dict[str, str]) -> WebhookDelivery | None:
     """The job's webhook from the form's ``callback_url`` (checked), or ``None``."""
     url = fields.get("callback_url")
@@ -150,11 +199,13 @@ async def analyze(
     and queue an analysis job.
 
     With ``callback_url``, the outcome is also POSTed there when the job ends (see
-    :mod:`workers.webhooks`). Rejected synchronously with ``{code, message}``:
-    ``invalid_callback_url`` / ``callback_url_not_allowed`` (400), ``file_too_large`` (413),
-    ``empty_upload``, ``invalid_video``, ``truncated_video``, ``no_video_stream``, limits
-    (422), ``unsupported_codec`` / ``not_a_video`` (415), ``upload_timeout`` (408),
-    ``rate_limited`` / ``too_many_jobs`` (429).
+    :mod:`workers.webhooks`); with ``neutral_start_s`` / ``neutral_end_s``, the analysis
+    reads the face against that stretch as the person's neutral. Rejected synchronously
+    with ``{code, message}``: ``invalid_callback_url`` / ``callback_url_not_allowed``
+    (400), ``file_too_large`` (413), ``empty_upload``, ``invalid_video``,
+    ``truncated_video``, ``no_video_stream``, limits (422), ``unsupported_codec`` /
+    ``not_a_video`` (415), ``upload_timeout`` (408), ``invalid_option`` (422: a bad
+    ``include_blendshapes`` or neutral stretch), ``rate_limited`` / ``too_many_jobs`` (429).
     Poll ``status_url`` for the outcome.
     """
     limiter.check_submit(principal.name)
@@ -199,7 +250,8 @@ async def analyze(
         )
         webhook = await run_in_threadpool(_webhook_for, request, job_id, upload.fields)
         blendshapes = _flag(upload.fields, "include_blendshapes")
-        await run_in_threadpool(inspect_upload, upload.path, settings)
+        probe = await run_in_threadpool(inspect_upload, upload.path, settings)
+        neutral = _neutral(upload.fields, probe.duration_s)
         record = JobRecord(
             id=job_id,
             filename=upload.filename,
@@ -208,6 +260,7 @@ async def analyze(
             request_id=request_id_var.get(),
             webhook=webhook,
             include_blendshapes=blendshapes,
+            neutral_s=neutral,
         )
         await run_in_threadpool(store.create, record)
         try:

@@ -117,6 +117,8 @@ class JobRecord(BaseModel):
         webhook: the ``callback_url`` and its delivery (``None``: no callback asked).
         include_blendshapes: the client asked for the 52 blendshapes of every frame in
             the result (``include_blendshapes`` form field).
+        neutral_s: ``(start, end)`` seconds where the person's face is neutral
+            (``neutral_start_s`` / ``neutral_end_s`` form fields); None: estimated.
     """
 
     id: str
@@ -136,6 +138,7 @@ class JobRecord(BaseModel):
     queue: str | None = None
     webhook: WebhookDelivery | None = None
     include_blendshapes: bool = False
+    neutral_s: tuple[float, float] | None = None
 
 
 def cancelled_error() -> ErrorInfo:

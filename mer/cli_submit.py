@@ -53,6 +53,18 @@ def submit(
     ] = None,
     timeout_s: Annotated[float, typer.Option(help="Give up waiting after this long (s).")] = 600,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    blendshapes: Annotated[
+        bool, typer.Option("--blendshapes", help="Also report the 52 blendshapes per frame.")
+    ] = False,
+    neutral: Annotated[
+        str | None,
+        typer.Option(
+            "--neutral",
+            metavar="START:END",
+            help="Seconds where the face is neutral (every video), e.g. 0:0.5: AUs are read "
+            "against this stretch instead of an estimated neutral.",
+        ),
+    ] = None,
 ) -> None:
     """Upload VIDEO(s) to a running service; print job ids, or wait and save the results.
 
@@ -65,6 +77,14 @@ def submit(
     if json_out is not None and str(json_out) == "-" and many:
         err.print("[red]error[/red] --json - writes one result; give a folder for several videos")
         raise typer.Exit(code=2)
+    neutral_s = None
+    if neutral is not None:
+        try:
+            start, end = (float(p) for p in neutral.split(":"))
+        except ValueError:
+            err.print(f"[red]error[/red] --neutral takes START:END in seconds, got {neutral!r}")
+            raise typer.Exit(code=2) from None
+        neutral_s = (start, end)
     wait = wait or json_out is not None or csv_out is not None
     show = not quiet and err.is_terminal
     refused = False
@@ -91,7 +111,9 @@ def submit(
                 bar.update(task, description="upload", completed=100 * sent / max(1, total))
 
             try:
-                accepted = client.submit(video, on_upload=uploaded)
+                accepted = client.submit(
+                    video, on_upload=uploaded, include_blendshapes=blendshapes, neutral_s=neutral_s
+                )
             except (ServiceError, OSError) as exc:
                 refused = True
                 bar.update(task, description="refused")

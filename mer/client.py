@@ -175,6 +175,8 @@ class Client:
         filename: str | None = None,
         idempotency_key: str | None = None,
         on_upload: UploadCallback | None = None,
+        include_blendshapes: bool = False,
+        neutral_s: tuple[float, float] | None = None,
     ) -> dict[str, Any]:
         """Upload a video (``POST /v1/analyze``) and queue its analysis.
 
@@ -183,6 +185,10 @@ class Client:
             filename: the name the service records (default the file's name).
             idempotency_key: sent as ``Idempotency-Key`` (a retry returns the first job).
             on_upload: called with ``(bytes sent, total bytes)`` while uploading.
+            include_blendshapes: also report the 52 blendshapes of every frame.
+            neutral_s: ``(start, end)`` seconds where the person's face is neutral, read
+                against instead of an estimated neutral (``neutral_start_s`` /
+                ``neutral_end_s``); None: estimated.
 
         Returns:
             ``{"job_id", "status_url", "state"}`` (the 202 body).
@@ -195,12 +201,18 @@ class Client:
         path = Path(video)
         total = path.stat().st_size
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        data: dict[str, str] = {}
+        if include_blendshapes:
+            data["include_blendshapes"] = "true"
+        if neutral_s is not None:
+            data["neutral_start_s"], data["neutral_end_s"] = (repr(float(x)) for x in neutral_s)
         with path.open("rb") as fh:
             body: Any = _CountingReader(fh, total, on_upload) if on_upload else fh
             response = self._request(
                 "POST",
                 "/v1/analyze",
                 files={"file": (filename or path.name, body, "application/octet-stream")},
+                data=data,
                 headers=headers,
             )
         return response.json()

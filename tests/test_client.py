@@ -135,6 +135,30 @@ def test_unversioned_alias_on_the_real_service(service_url: str, sample_video: P
     assert httpx.get(f"{service_url}/jobs/{job_id}", headers=headers).status_code == 404
 
 
+def test_client_sends_the_options(service_url: str, sample_video: Path, tmp_path: Path) -> None:
+    with Client(service_url, api_key=TEST_API_KEY) as client:
+        job_id = client.submit(sample_video, neutral_s=(0.0, 0.2), include_blendshapes=True)[
+            "job_id"
+        ]
+        assert client.wait(job_id, poll_s=0.3, timeout_s=300)["state"] == "succeeded"
+        result = client.result(job_id)
+        assert result.neutral is not None and result.neutral.source == "reference"
+        assert result.neutral.end_s is not None and result.neutral.end_s <= 0.2 + 1e-6
+        assert result.frames[0].blendshapes is not None
+        with pytest.raises(ServiceError) as info:
+            client.submit(sample_video, neutral_s=(1.0, 0.5))
+        assert (info.value.code, info.value.status_code) == ("invalid_option", 422)
+    out = tmp_path / "n.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "mer.cli", "submit", str(sample_video), "--url", service_url,
+         "--neutral", "0:0.2", "--json", str(out), "-q"],
+        cwd=REPO_ROOT, env=os.environ | {"MER_API_KEY": TEST_API_KEY}, capture_output=True,
+        timeout=300, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr.decode()
+    assert json.loads(out.read_text())["neutral"]["source"] == "reference"
+
+
 def test_mer_submit_cli(service_url: str, sample_video: Path, tmp_path: Path) -> None:
     out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
     env = os.environ | {"MER_API_KEY": TEST_API_KEY}

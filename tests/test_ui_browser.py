@@ -152,6 +152,9 @@ def test_upload_then_results_page_in_chromium(
                 page.locator("#api-key").dispatch_event("change")
             else:
                 expect(page.locator("#key-section")).to_be_hidden()
+            if auth:  # one of the two runs gives the person's neutral stretch
+                page.fill("#neutral-start", "0")
+                page.fill("#neutral-end", "0.2")
             page.set_input_files("#file", str(sample_clip))
             expect(page.locator("#job-section")).to_be_visible()
             open_result = page.locator("#open-result")
@@ -165,6 +168,8 @@ def test_upload_then_results_page_in_chromium(
             page.wait_for_url("**/ui/jobs/*")
             expect(page.locator("#result")).to_be_visible(timeout=30_000)
             expect(page.locator("#summary")).to_contain_text("72 frames")
+            neutral = "neutral: reference 0.00–0.20 s" if auth else "neutral: estimated"
+            expect(page.locator("#summary")).to_contain_text(neutral)
             for plot in ("#apex-plot", "#au-plot"):
                 canvas = page.locator(f"{plot} canvas").first
                 box = canvas.bounding_box()

@@ -310,6 +310,13 @@
       parts.push(`no overall emotion (${result.emotion_reason})`);
     }
     parts.push(`AUs: ${result.au_method}`);
+    const n = result.neutral;
+    if (n && n.source === "reference") {
+      parts.push(`neutral: reference ${n.start_s.toFixed(2)}–${n.end_s.toFixed(2)} s ` +
+                 `(${n.frames} frames)`);
+    } else if (n) {
+      parts.push("neutral: estimated");
+    }
     let text = parts.join(" · ");
     if (result.warnings.length) text += ` · warnings: ${result.warnings.join("; ")}`;
     $("summary").textContent = text;

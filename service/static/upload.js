@@ -63,6 +63,12 @@
     try {
       const form = new FormData();
       form.append("file", file, file.name);
+      const start = $("neutral-start").value.trim();
+      const end = $("neutral-end").value.trim();
+      if (start || end) {  // both or neither: the service says which is missing
+        form.append("neutral_start_s", start);
+        form.append("neutral_end_s", end);
+      }
       const r = await MER.apiFetch("/v1/analyze", { method: "POST", body: form });
       if (!r.ok) {
         $("job-state").textContent = "rejected";

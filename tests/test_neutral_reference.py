@@ -135,3 +135,12 @@ def test_analyze_cli_takes_the_neutral_stretch(dev_dir: Path, tmp_path: Path) ->
     assert json.loads(out.read_text())["neutral"]["source"] == "reference"
     r = CliRunner().invoke(app, ["analyze", clip, "--neutral", "zero", "-q"])
     assert r.exit_code == 2 and "invalid_neutral_reference" in r.output
+
+
+def test_a_neutral_stretch_without_blendshapes_is_reported_unused(sample_video: Path) -> None:
+    from mer.pipeline import AnalysisConfig, analyze_video
+
+    cfg = AnalysisConfig(blendshapes=False, neutral=NeutralSpan(0.2, 0.5))
+    r = analyze_video(sample_video, config=cfg)
+    assert r.neutral is None
+    assert any("neutral stretch 0.2-0.5 s was not used" in w for w in r.warnings), r.warnings

@@ -214,6 +214,11 @@ def analyze_frames_compact(
     warnings = list(stats.warnings)
     if n_face < n:
         warnings.append(f"no face in {n - n_face} of {n} frames (scored 0)")
+    if cfg.neutral is not None and aus.neutral is None:
+        warnings.append(
+            f"the neutral stretch {cfg.neutral.describe()} was not used: it is read through "
+            "the blendshapes, which are off (AnalysisConfig.blendshapes)"
+        )
     models = [
         ModelInfo(
             name=landmarker.name, version=landmarker.version, task="landmarks", method="external"

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mer.aus.blendshapes import BaselineConfig, au_evidence, neutral_baseline
+from mer.aus.baseline import BaselineConfig, channel_mode, neutral_baseline
+from mer.aus.blendshapes import au_evidence
 from mer.aus.fusion import FusionConfig, fuse_scores
 from mer.emotion.evidence import classify_profile
 from mer.emotion.fusion import EmotionFusionConfig, decide, not_an_expression
@@ -97,8 +98,29 @@ def test_low_brows_at_rest_in_a_long_video_are_no_au04() -> None:
         assert np.nanmax(ev[:, A["AU12"]]) > 0.9  # the smiles, either way
 
 
+def test_a_low_browed_rest_the_brows_then_leave_is_no_au04() -> None:
+    # CREMA-D 1001's fear and happy sentences: browDown 0.75 at rest for the first 0.5 s
+    # (above the neutral population's cap), then the brows shoot up (browInnerUp 0.4,
+    # browDown 0.05) to the end of a 2-s clip. The rest is no frown; the brows raised are
+    # AU01. A frown held for the whole clip is still AU04 (the cap).
+    t = np.arange(60) / 30
+    bs = np.zeros((60, len(BLENDSHAPE_NAMES)), np.float32)
+    down = [BLENDSHAPE_NAMES.index("browDownLeft"), BLENDSHAPE_NAMES.index("browDownRight")]
+    inner = BLENDSHAPE_NAMES.index("browInnerUp")
+    bs[:, down] = 0.75
+    up = t >= 0.5
+    bs[np.ix_(up, down)] = 0.05
+    bs[up, inner] = 0.4
+    ev = au_evidence(bs, BLENDSHAPE_NAMES, t, AU_NAMES)
+    assert np.nanmax(ev[:, A["AU04"]]) < 0.1
+    assert ev[up, A["AU01"]][5:].min() > 0.5
+    held = np.zeros_like(bs)
+    held[:, down] = 0.75
+    ev = au_evidence(held, BLENDSHAPE_NAMES, t, AU_NAMES)
+    assert ev[:, A["AU04"]].min() > 0.9
+
+
 def test_channel_mode_is_the_level_held_most() -> None:
-    from mer.aus.blendshapes import channel_mode
 
     v = np.r_[np.full(60, 0.72), np.full(40, 0.1)] + np.random.default_rng(0).normal(0, 0.01, 100)
     assert abs(channel_mode(v) - 0.72) < 0.02  # the 10th percentile would be ~0.1

@@ -1,7 +1,7 @@
 """A neutral reference given by the user: a stretch of the video where the person's face is
 at rest, against which every blendshape channel is read.
 
-Without one, the neutral is estimated (:func:`mer.aus.blendshapes.neutral_baseline`: a low
+Without one, the neutral is estimated (:func:`mer.aus.baseline.neutral_baseline`: a low
 percentile of the person's own frames, capped at the neutral population's range in short
 clips). An estimate cannot tell a person's resting face from an expression held throughout
 the clip: measured on the real dev set, CREMA-D actor 1001 rests with ``browDown`` at

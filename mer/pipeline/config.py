@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mer.aus.blendshapes import BaselineConfig
+from mer.aus.baseline import BaselineConfig
 from mer.aus.fusion import FusionConfig
 from mer.aus.reference import NeutralSpan
 from mer.emotion.fusion import EmotionFusionConfig

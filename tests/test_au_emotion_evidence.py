@@ -130,8 +130,10 @@ def test_channel_mode_is_the_level_held_most() -> None:
 def test_a_low_browed_talker_rests_at_his_own_brow_level() -> None:
     # as CREMA-D actor 1001: browDown 0.72 at rest (above the population cap), 0.2 while
     # talking (the brows rise with the words), 0.95 in a frown; 12 s, talking 1 s in 3.
-    # His rest is no AU04, the frown is; silent, the same clip keeps the cap (a face held
-    # low from the first frame to the last may be an expression held throughout)
+    # His rest is no AU04, the frown is; silent with his brows never leaving that level,
+    # the clip keeps the cap (a face held low from the first frame to the last may be an
+    # expression held throughout); silent but raising the brows now and then (a third of
+    # the frames), the level they return to is his rest again
     down = [BLENDSHAPE_NAMES.index("browDownLeft"), BLENDSHAPE_NAMES.index("browDownRight")]
     jaw = BLENDSHAPE_NAMES.index("jawOpen")
     t = np.arange(360) / 30
@@ -148,6 +150,9 @@ def test_a_low_browed_talker_rests_at_his_own_brow_level() -> None:
     assert ev[frown, A["AU04"]].min() > 0.5
     silent = bs.copy()
     silent[:, jaw] = 0.0
+    ev = au_evidence(silent, BLENDSHAPE_NAMES, t, AU_NAMES)
+    assert ev[rest, A["AU04"]].max() < 0.1
+    silent[np.ix_(talk, down)] = 0.72  # held low throughout
     ev = au_evidence(silent, BLENDSHAPE_NAMES, t, AU_NAMES)
     assert ev[rest, A["AU04"]].min() > 0.5
 

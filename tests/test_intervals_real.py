@@ -141,6 +141,23 @@ def test_grid_talking_heads_have_no_emotional_interval(shared_data: Path, name: 
 
 
 @pytest.mark.slow
+def test_a_low_browed_speaker_at_rest_is_no_expression(dev_dir: Path) -> None:
+    from mer.pipeline import analyze_video
+
+    # CREMA-D 1001 rests with browDown 0.7-0.8, above every neutral face of the population;
+    # in his neutral sentence the brows drop while he talks and return: no frown. In his
+    # fear sentence they rest there for 17 frames, then shoot up to the end: that rest is
+    # no frown either (labelled rest 4-14)
+    neu = analyze_video(dev_dir / "cremad_1001_DFA_NEU_XX.flv")
+    assert _emotional(neu) == [], [(iv.onset, iv.offset, iv.kind) for iv in neu.intervals]
+    fea = analyze_video(dev_dir / "cremad_1001_DFA_FEA_XX.flv")
+    assert not [iv for iv in _emotional(fea) if iv.onset <= 14 and iv.offset >= 4]
+    # his disgust (brows held low in over 90 % of the frames, upper lip raised) stays one
+    dis = analyze_video(dev_dir / "cremad_1001_DFA_DIS_XX.flv")
+    assert any(iv.emotion and iv.emotion.label == "negative" for iv in _emotional(dis))
+
+
+@pytest.mark.slow
 def test_brows_while_talking_are_speech_but_an_expression_held_after_it_is_not(
     dev_dir: Path,
 ) -> None:

@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from mer.cli_submit import submit
+from mer.cli_submit import parse_neutral_s, submit
 from mer.cli_synth import synth, synth_long
 from mer.serving_cli import model_store_app
 
@@ -115,12 +115,9 @@ def _neutral_span(text: str | None) -> NeutralSpan | None:
     from mer.errors import NeutralReferenceError
 
     try:
-        start, end = (float(p) for p in text.split(":"))
+        return NeutralSpan(*parse_neutral_s(text))
     except ValueError as exc:
-        raise NeutralReferenceError(
-            f"--neutral takes START:END in seconds (e.g. 0:0.5), got {text!r}"
-        ) from exc
-    return NeutralSpan(start, end)
+        raise NeutralReferenceError(str(exc)) from exc
 
 
 @app.command()

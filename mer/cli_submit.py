@@ -18,6 +18,21 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 err = Console(stderr=True)
 
 
+def parse_neutral_s(text: str) -> tuple[float, float]:
+    """``--neutral START:END`` (seconds) as ``(start, end)``.
+
+    Raises:
+        ValueError: not two numbers separated by a colon (the message says what is expected).
+    """
+    try:
+        start, end = (float(p) for p in text.split(":"))
+    except ValueError:
+        raise ValueError(
+            f"--neutral takes START:END in seconds (e.g. 0:0.5), got {text!r}"
+        ) from None
+    return start, end
+
+
 def _out_path(out: Path, video: Path, suffix: str, many: bool) -> Path:
     """``out`` itself for one video; ``out/<video stem><suffix>`` for several."""
     if not many:
@@ -80,11 +95,10 @@ def submit(
     neutral_s = None
     if neutral is not None:
         try:
-            start, end = (float(p) for p in neutral.split(":"))
-        except ValueError:
-            err.print(f"[red]error[/red] --neutral takes START:END in seconds, got {neutral!r}")
+            neutral_s = parse_neutral_s(neutral)
+        except ValueError as exc:
+            err.print(f"[red]error[/red] {exc}")
             raise typer.Exit(code=2) from None
-        neutral_s = (start, end)
     wait = wait or json_out is not None or csv_out is not None
     show = not quiet and err.is_terminal
     refused = False

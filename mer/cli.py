@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from mer.cli_submit import parse_neutral_s, submit
+from mer.cli_submit import NeutralOption, parse_neutral_s, submit
 from mer.cli_synth import synth, synth_long
 from mer.serving_cli import model_store_app
 
@@ -142,15 +142,7 @@ def analyze(
             "--blendshapes", help="Also report the 52 blendshapes per frame (JSON and CSV)."
         ),
     ] = False,
-    neutral: Annotated[
-        str | None,
-        typer.Option(
-            "--neutral",
-            metavar="START:END",
-            help="Seconds (timestamps, both included) where the face is neutral, e.g. 0:0.5: "
-            "AUs are read against this stretch instead of an estimated neutral.",
-        ),
-    ] = None,
+    neutral: NeutralOption = None,
 ) -> None:
     """Analyse VIDEO on the embedded in-process pipeline and report apex, intervals and AUs."""
     from mer.errors import MERError

@@ -18,6 +18,18 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 err = Console(stderr=True)
 
 
+#: ``--neutral START:END`` of ``mer analyze`` and ``mer submit``
+NeutralOption = Annotated[
+    str | None,
+    typer.Option(
+        "--neutral",
+        metavar="START:END",
+        help="Seconds (timestamps, both included) where the face is neutral, e.g. 0:0.5: AUs "
+        "are read against this stretch instead of an estimated neutral.",
+    ),
+]
+
+
 def parse_neutral_s(text: str) -> tuple[float, float]:
     """``--neutral START:END`` (seconds) as ``(start, end)``.
 
@@ -71,15 +83,7 @@ def submit(
     blendshapes: Annotated[
         bool, typer.Option("--blendshapes", help="Also report the 52 blendshapes per frame.")
     ] = False,
-    neutral: Annotated[
-        str | None,
-        typer.Option(
-            "--neutral",
-            metavar="START:END",
-            help="Seconds where the face is neutral (every video), e.g. 0:0.5: AUs are read "
-            "against this stretch instead of an estimated neutral.",
-        ),
-    ] = None,
+    neutral: NeutralOption = None,
 ) -> None:
     """Upload VIDEO(s) to a running service; print job ids, or wait and save the results.
 

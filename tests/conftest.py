@@ -44,6 +44,15 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def dev_dir(shared_data: Path) -> Path:
+    """The real dev clips with hand labels (``shared/data/dev``)."""
+    d = shared_data / "dev"
+    if not d.is_dir():
+        _missing(f"{d} is missing")
+    return d
+
+
+@pytest.fixture(scope="session")
 def single_face_video(shared_data: Path) -> Path:
     """72 frames, one man: neutral -> smile -> neutral."""
     path = shared_data / "videos" / "single_face.mp4"

@@ -116,14 +116,6 @@ def test_pieces_of_one_movement_are_one_interval() -> None:
     assert join_movements(two, speech_gap=6) == two
 
 
-@pytest.fixture(scope="module")
-def dev_dir(shared_data: Path) -> Path:
-    d = shared_data / "dev"
-    if not d.is_dir():
-        pytest.skip(f"{d} is missing")
-    return d
-
-
 def _emotional(result):
     return [iv for iv in result.intervals if iv.kind in EMOTIONAL]
 

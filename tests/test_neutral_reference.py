@@ -79,14 +79,6 @@ def test_the_lip_arch_is_judged_against_the_reference_arch() -> None:
     assert own[0] == pytest.approx(0.0) and own[3] > 2.0
 
 
-@pytest.fixture(scope="module")
-def dev_dir(shared_data: Path) -> Path:
-    d = shared_data / "dev"
-    if not d.is_dir():
-        pytest.skip(f"{d} is missing")
-    return d
-
-
 @pytest.mark.slow
 def test_the_crema_d_neutral_sentence_against_his_rest_has_no_emotional_interval(
     dev_dir: Path,

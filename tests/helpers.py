@@ -145,6 +145,12 @@ class FakeAnalyzer:
         self.release = threading.Event()
         self.calls: list[dict[str, Any]] = []
 
+    def calls_in(self, data_dir: str | Path) -> list[dict[str, Any]]:
+        """The calls on uploads under ``data_dir``: one test's own (a job thread of an
+        earlier test's app may still be finishing, and it calls the patched analyzer too)."""
+        root = Path(data_dir).resolve()
+        return [c for c in self.calls if root in Path(c["path"]).resolve().parents]
+
     def __call__(
         self,
         path: Path,

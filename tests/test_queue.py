@@ -133,7 +133,7 @@ def test_per_key_concurrency_limit_holds(
         for job_id in ids:
             assert wait_finished(c, job_id, timeout_s=60)["state"] == "succeeded"
         assert c.get(f"/v1/jobs/{other}", headers=theirs).json()["state"] == "succeeded"
-        assert len(fake.calls) == 4  # every job ran exactly once
+        assert len(fake.calls_in(s.data_dir)) == 4, fake.calls  # every job ran exactly once
 
 
 @pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])

@@ -155,21 +155,19 @@ def test_analyze_poll_csv_delete(
 def test_include_blendshapes_option_reaches_the_pipeline(
     client: TestClient, fake: FakeAnalyzer, tiny_video: Path, auth_settings: ServiceSettings
 ) -> None:
-    def calls() -> list[dict]:
-        return fake.calls_in(auth_settings.data_dir)
 
     files = {"file": ("c.mp4", tiny_video.read_bytes(), "video/mp4")}
     r = client.post("/v1/analyze", files=files, data={"include_blendshapes": "true"})
     assert r.status_code == 202, r.text
     assert wait_finished(client, r.json()["job_id"])["state"] == "succeeded"
-    assert calls()[-1]["config"].include_blendshapes is True
+    assert fake.calls_in(auth_settings.data_dir)[-1]["config"].include_blendshapes is True
     r = client.post("/v1/analyze", files=files)
     assert wait_finished(client, r.json()["job_id"])["state"] == "succeeded"
-    assert calls()[-1]["config"] is None  # the pipeline's defaults
-    n = len(calls())
+    assert fake.calls_in(auth_settings.data_dir)[-1]["config"] is None  # the pipeline's defaults
+    n = len(fake.calls_in(auth_settings.data_dir))
     _error(client.post("/v1/analyze", files=files, data={"include_blendshapes": "maybe"}),
            422, "invalid_option")  # fmt: skip
-    assert len(calls()) == n
+    assert len(fake.calls_in(auth_settings.data_dir)) == n
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/analyze"]["post"]["requestBody"]["content"]
     assert "include_blendshapes" in body["multipart/form-data"]["schema"]["properties"]
@@ -178,18 +176,16 @@ def test_include_blendshapes_option_reaches_the_pipeline(
 def test_neutral_stretch_reaches_the_pipeline_and_bad_ones_are_refused(
     client: TestClient, fake: FakeAnalyzer, tiny_video: Path, auth_settings: ServiceSettings
 ) -> None:
-    def calls() -> list[dict]:
-        return fake.calls_in(auth_settings.data_dir)
 
     files = {"file": ("c.mp4", tiny_video.read_bytes(), "video/mp4")}
     data = {"neutral_start_s": "0", "neutral_end_s": "0.2"}
     r = client.post("/v1/analyze", files=files, data=data)
     assert r.status_code == 202, r.text
     assert wait_finished(client, r.json()["job_id"])["state"] == "succeeded"
-    config = calls()[-1]["config"]
+    config = fake.calls_in(auth_settings.data_dir)[-1]["config"]
     assert (config.neutral.start, config.neutral.end, config.neutral.unit) == (0.0, 0.2, "s")
     assert config.include_blendshapes is False
-    n = len(calls())
+    n = len(fake.calls_in(auth_settings.data_dir))
     for bad in (
         {"neutral_start_s": "0"},  # one without the other
         {"neutral_start_s": "a", "neutral_end_s": "1"},
@@ -200,7 +196,7 @@ def test_neutral_stretch_reaches_the_pipeline_and_bad_ones_are_refused(
     ):
         body = _error(client.post("/v1/analyze", files=files, data=bad), 422, "invalid_option")
         assert "neutral" in body["message"], body
-    assert len(calls()) == n  # nothing was queued
+    assert len(fake.calls_in(auth_settings.data_dir)) == n  # nothing was queued
     spec = client.get("/openapi.json").json()
     props = spec["paths"]["/v1/analyze"]["post"]["requestBody"]["content"][
         "multipart/form-data"]["schema"]["properties"]  # fmt: skip

@@ -67,6 +67,27 @@ class NeutralSpan:
         eps = 1e-6  # a timestamp printed with 6 decimals still counts as inside
         return (t >= self.start - eps) & (t <= self.end + eps)
 
+    def check_within(self, duration_s: float, frame_count: int = 0) -> None:
+        """Refuse a stretch that starts after the video ends, before any frame is decoded.
+
+        Args:
+            duration_s: the video's duration (seconds; 0 = unknown, not checked).
+            frame_count: its frame count (0 = unknown, not checked).
+
+        Raises:
+            NeutralReferenceError: the stretch starts after the last second / frame.
+        """
+        if self.unit == "s" and duration_s > 0 and self.start > duration_s:
+            raise NeutralReferenceError(
+                f"the neutral stretch {self.describe()} starts after the video's end "
+                f"({duration_s:.3f} s)"
+            )
+        if self.unit == "frame" and frame_count > 0 and self.start >= frame_count:
+            raise NeutralReferenceError(
+                f"the neutral stretch {self.describe()} starts after the video's last frame "
+                f"({frame_count - 1})"
+            )
+
     def describe(self) -> str:
         """``"0.0-0.2 s"`` / ``"frames 0-6"``."""
         if self.unit == "frame":

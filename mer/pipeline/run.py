@@ -64,7 +64,8 @@ def analyze_video_compact(
     Raises:
         MERError subclasses: input errors of :func:`mer.video.probe_video`,
         ``NoFaceDetectedError`` (fewer than ``settings.min_face_fraction`` of the frames
-        show a face), ``JobCancelledError``.
+        show a face), ``NeutralReferenceError`` (``config.neutral`` starts after the video
+        ends, found before decoding, or shows no face), ``JobCancelledError``.
     """
     settings = settings or Settings()
     path = Path(path)
@@ -72,6 +73,8 @@ def analyze_video_compact(
     if progress is not None:
         progress("probe", 0.0)
     probe = probe_video(path, settings)
+    if config is not None and config.neutral is not None:  # before decoding the whole video
+        config.neutral.check_within(probe.duration_s, probe.frame_count)
     stats = DecodeStats()
     fps = probe.fps if probe.fps > 0 else 30.0
     # decoding starts now: the first frames are ready when the stages are

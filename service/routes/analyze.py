@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-import math
 import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from mer.aus.reference import NeutralSpan
+from mer.errors import NeutralReferenceError
 from service.deps import JobStoreDep, PrincipalDep, RateLimiterDep, RunnerDep, SettingsDep
 from service.errors import (
     IdempotencyKeyInUseError,
@@ -133,9 +134,9 @@ def _neutral(fields: dict[str, str], duration_s: float) -> tuple[float, float] |
     """The form's neutral stretch ``(start_s, end_s)``, or None when neither field is given.
 
     Raises:
-        InvalidOptionError: one field without the other, a value that is not a number, a
-            negative start, an end before the start, a start after the video's end (422
-            ``invalid_option``).
+        InvalidOptionError: one field without the other, a value that is not a number, or a
+            stretch :class:`mer.aus.reference.NeutralSpan` refuses (a negative start, an end
+            before the start, a start after the video's end) (422 ``invalid_option``).
     """
     raw = {k: fields.get(k, "").strip() for k in ("neutral_start_s", "neutral_end_s")}
     if not any(raw.values()):
@@ -149,14 +150,10 @@ def _neutral(fields: dict[str, str], duration_s: float) -> tuple[float, float] |
             "neutral_start_s and neutral_end_s must be numbers (seconds), got "
             f"{raw['neutral_start_s'][:32]!r} and {raw['neutral_end_s'][:32]!r}"
         ) from exc
-    if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < start:
-        raise InvalidOptionError(
-            f"the neutral stretch must satisfy 0 <= start <= end, got {start:g}-{end:g} s"
-        )
-    if duration_s > 0 and start > duration_s:
-        raise InvalidOptionError(
-            f"the neutral stretch starts at {start:g} s, after the video's end ({duration_s:.3f} s)"
-        )
+    try:
+        NeutralSpan(start, end).check_within(duration_s)
+    except NeutralReferenceError as exc:
+        raise InvalidOptionError(exc.message) from exc
     return start, end
 
 

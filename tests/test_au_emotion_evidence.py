@@ -217,6 +217,24 @@ def test_the_apex_of_a_saturated_plateau_is_its_middle() -> None:
     assert abs(seg.apex - 50) <= 3, seg
 
 
+def test_the_apex_is_where_the_aus_of_the_expression_peak_together() -> None:
+    # a disgust built up: brows down and saturated from frame 20, the upper lip raised only
+    # from 50 (held 60-70): the apex is the middle of 60-70, where both are on (the FACS
+    # apex), not the middle of the brows' saturated stretch (frame 50)
+    t = np.arange(120) / 30
+    ev = np.zeros((120, len(AU_NAMES)))
+    ev[10:20, A["AU04"]] = np.linspace(0.1, 1.0, 10)
+    ev[20:80, A["AU04"]] = 1.0
+    ev[80:90, A["AU04"]] = np.linspace(1.0, 0.1, 10)
+    ev[50:60, A["AU10"]] = np.linspace(0.1, 1.0, 10)
+    ev[60:71, A["AU10"]] = 1.0
+    ev[71:80, A["AU10"]] = np.linspace(1.0, 0.1, 9)
+    (seg,) = segment_expressions(ev, AU_NAMES, t)
+    assert abs(seg.onset - 12) <= 3 and abs(seg.offset - 87) <= 3, seg
+    assert 62 <= seg.apex <= 68, seg
+    assert seg.pattern == "negative"
+
+
 def test_segments_split_at_valleys_and_pattern_changes() -> None:
     t = np.arange(300) / 30
     ev = np.zeros((300, len(AU_NAMES)))

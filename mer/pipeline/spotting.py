@@ -22,7 +22,8 @@ Three sources (:func:`spot`):
 
 Without blendshapes (``blendshapes`` off) only the flow intervals exist, as before. The
 apex of a flow interval is the maximum of the motion curve plus the learned AU detector's
-activity (:func:`mer.spotting.apex_curve`); the apex of a segment is its activity maximum.
+activity (:func:`mer.spotting.apex_curve`); the apex of a segment is where its two strongest
+AUs peak together (:func:`mer.segments.combination_activity`).
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ SPOTTING_VERSION = "2"
 SEGMENT_METHOD = "blendshape-segments+flow"
 #: 4: mouth shapes near speech are speech, AU17 alone no expression, flow intervals held 80 %;
 #: 5: brief brow flashes near speech are speech, a held expression bridges a short dip;
-#: 6: the pieces of one movement are one interval (:func:`join_movements`)
-SEGMENT_VERSION = "6"
+#: 6: the pieces of one movement are one interval (:func:`join_movements`);
+#: 7: a segment's apex where its two strongest AUs peak together
+SEGMENT_VERSION = "7"
 #: AUs of the mouth only: an expression segment of these alone inside speech is speech
 MOUTH_AUS: frozenset[str] = frozenset({"AU10", "AU14", "AU17", "AU25", "AU26"})
 #: brow actions, which also serve as conversational signals: raised or lowered brows mark

@@ -190,6 +190,29 @@ def test_the_neutral_is_the_face_with_no_au_on() -> None:
     assert one_pass[:60, A["AU01"]].max() > 0.5  # what the second pass removes
 
 
+def test_a_clip_smiling_in_most_frames_has_its_rest_as_neutral() -> None:
+    # as single_face.mp4 mirrored: 18 neutral frames, then a smile to the end; browInnerUp
+    # rests at 0.50 and drops to 0.20 in the smile. The first pass reads AU01 at rest (0.30
+    # above the smile's 10th percentile), so no frame shows no AU at all for the second
+    # pass; taken again without the smile's frames (AU12 at full strength), the first pass
+    # finds the rest, and the second pass its median
+    t = np.arange(72) / 30
+    bs = np.zeros((72, len(BLENDSHAPE_NAMES)), np.float32)
+    inner = BLENDSHAPE_NAMES.index("browInnerUp")
+    smile = [BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight")]
+    bs[:, inner] = 0.50 + 0.02 * np.sin(t * 9)
+    bs[18:, smile] = 0.9
+    bs[18:, inner] = 0.20
+    ev = au_evidence(bs, BLENDSHAPE_NAMES, t, AU_NAMES)
+    assert ev[:18, A["AU01"]].max() < 0.1
+    assert ev[20:, A["AU12"]].min() > 0.9 and ev[:18, A["AU12"]].max() == 0.0
+    one_pass = au_evidence(bs, BLENDSHAPE_NAMES, t, AU_NAMES, BaselineConfig(exclude_active=0))
+    assert one_pass[:18, A["AU01"]].min() > 0.4  # what leaving out the smile removes
+    # a brow raise among the rest frames still shows (above their median)
+    bs[3:6, inner] = 0.95
+    assert au_evidence(bs, BLENDSHAPE_NAMES, t, AU_NAMES)[4, A["AU01"]] > 0.9
+
+
 def test_an_expression_relaxing_is_its_offset_not_a_new_one() -> None:
     t = np.arange(200) / 30
     ev = np.zeros((200, len(AU_NAMES)))

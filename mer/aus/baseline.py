@@ -20,7 +20,10 @@ A second pass leaves out the frames where the first pass sees any AU on (an expr
 neutral) and takes the *median* of the rest: a low percentile alone is pulled down by
 antagonist movements (brows raised while talking or smiling put ``browDown`` /
 ``browInnerUp`` below the resting level, which then read as AU04 / AU01 at rest). It needs
-some frames the first pass already judges neutral (``min_neutral_share``); else the first
+some frames the first pass already judges neutral (``min_neutral_share``). Where too few
+are (an expression fills most of the clip and pulls another channel below its rest: a smile
+held to the end lowers browInnerUp, whose rest then reads as AU01), the first pass is taken
+again without the frames of an AU at full strength (``exclude_strong``); else the first
 pass stays.
 
 A neutral the client gives (:mod:`mer.aus.reference`) replaces all of this.
@@ -74,6 +77,10 @@ class BaselineConfig:
     exclude_active: float = 0.25
     #: ... when at least this share of the face frames remains (else the first pass stays)
     min_neutral_share: float = 0.2
+    #: where too few remain, the first pass is taken again without the frames where an AU
+    #: reaches this evidence (an expression at full strength: a channel it pulls down, as a
+    #: smile does browInnerUp, has its low percentile there, not at rest)
+    exclude_strong: float = 0.9
     #: percentile of the remaining (neutral) frames taken as the neutral level in the second
     #: pass: its median, as the neutral lies between antagonists (brows raised while talking
     #: put browDown below the resting level)

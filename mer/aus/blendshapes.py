@@ -171,14 +171,27 @@ def au_evidence(
     rise = x - neutral_baseline(x, timestamps_s, cfg, cap, None, mode_cols, raised)  # NaN: no face
     if cfg.exclude_active > 0:
         # second pass: the neutral is what the face shows when no AU is on
-        first = _evidence(rise, ci)
         face = ~np.isnan(x).any(axis=1)
-        active = np.nan_to_num(np.stack(list(first.values()), axis=1)).max(axis=1)
-        active = active >= cfg.exclude_active
-        if (face & ~active).sum() >= max(2, cfg.min_neutral_share * face.sum()):
+        enough = max(2, cfg.min_neutral_share * face.sum())
+        top = _strongest(rise, ci)
+        if (face & (top < cfg.exclude_active)).sum() < enough:
+            # too few: the frames of an AU at full strength are an expression for sure, and
+            # a channel's low percentile among them (one it pulls down) is no rest
+            strong = face & (top >= cfg.exclude_strong)
+            if strong.sum() > 0 and (face & ~strong).sum() >= enough:
+                rise = x - neutral_baseline(x, timestamps_s, cfg, cap, strong, mode_cols, raised)
+                top = _strongest(rise, ci)
+        active = top >= cfg.exclude_active
+        if (face & ~active).sum() >= enough:
             cfg2 = replace(cfg, percentile=cfg.neutral_percentile)
             rise = x - neutral_baseline(x, timestamps_s, cfg2, cap, active, mode_cols, raised)
     return _columns(_evidence(rise, ci), au_names, out)
+
+
+def _strongest(rise: np.ndarray, ci: dict[str, int]) -> np.ndarray:
+    """``(T,)`` the largest AU evidence of each frame given the channels' rises (0 where
+    none is known)."""
+    return np.nan_to_num(np.stack(list(_evidence(rise, ci).values()), axis=1)).max(axis=1)
 
 
 def _columns(

@@ -30,8 +30,9 @@ from mer.schemas import AU_NAMES, ModelInfo, NeutralInfo
 BLENDSHAPE_AU_METHOD = "blendshape-au"  #: the blendshape -> AU table's name in ``au_method``
 #: 2: browDown's neutral at its mode; no population cap in talking clips over 5 s;
 #: 3: the AU04 ramp 0.08-0.28 (was 0.10-0.30); 4: browDown's neutral over frames with the
-#: brows not raised, capped only where held above the cap; the client's neutral reference
-BLENDSHAPE_AU_VERSION = "4"
+#: brows not raised, capped only where held above the cap; the client's neutral reference;
+#: 5: with too few neutral frames, the first pass again without an expression at full strength
+BLENDSHAPE_AU_VERSION = "5"
 GEOMETRY_AU_METHOD = "lip-arch-au"  #: the lower-lip arch's name in ``au_method``
 #: face frames per call of the learned AU detector: the inputs of one call (16 KB a frame
 #: with flow) are all the stage holds, whatever the video's length

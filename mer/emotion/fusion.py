@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from mer.emotion.evidence import CLASSES, EvidenceDecision
 from mer.schemas import NO_EMOTION, EmotionPrediction
 
-EVIDENCE_MODEL = "emfacs-au-evidence-v1"  #: the AU-evidence classifier's name in results
+#: the AU-evidence classifier's name in results; v2: the nose wrinkle of a smile is not negative
+EVIDENCE_MODEL = "emfacs-au-evidence-v2"
 
 
 @dataclass(frozen=True)

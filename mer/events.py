@@ -80,6 +80,26 @@ def _fill(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _crossings(d: np.ndarray) -> np.ndarray:
+    """``(T,)`` float 1 where ``d`` changes sign since its last non-zero value.
+
+    Frames at exactly 0 keep the last side. The running median of an odd window is one
+    of its values, often the frame's own, so a mouth passing through its median level on
+    the way from open to closed gives ``+, 0, -``: a rule that needs two adjacent frames of
+    opposite sign counted no crossing there (real dev set at half its frame rate, a 15-frame
+    window: speech found in 60 % of the labelled speech frames, 74 % with this rule; the
+    CREMA-D sentences 33-65 % -> 72-100 %).
+    """
+    out = np.zeros(len(d))
+    last = 0.0
+    for i, s in enumerate(np.sign(d)):
+        if s != 0:
+            if last != 0 and s != last:
+                out[i] = 1.0
+            last = s
+    return out
+
+
 def speech_mask(mouth_open: np.ndarray, t: np.ndarray, cfg: EventConfig) -> np.ndarray:
     """Frames inside rhythmic mouth activity (speech).
 
@@ -101,10 +121,7 @@ def speech_mask(mouth_open: np.ndarray, t: np.ndarray, cfg: EventConfig) -> np.n
     # detrended signal: the running median removes held mouth shapes (an O-mouth, a smile)
     pad = np.pad(x, half, mode="edge")
     med = np.array([np.median(pad[i : i + w]) for i in range(T)])
-    d = x - med
-    sign = np.sign(d)
-    cross = np.zeros(T)
-    cross[1:] = (sign[1:] * sign[:-1] < 0).astype(float)
+    cross = _crossings(x - med)
     for i in range(T):
         lo, hi = max(0, i - half), min(T, i + half + 1)
         span_s = max(t[hi - 1] - t[lo], frame_step_s(t))

@@ -162,6 +162,17 @@ def test_a_low_browed_talker_rests_at_his_own_brow_level() -> None:
     assert ev[rest, A["AU04"]].min() > 0.5
 
 
+def test_speech_whose_jaw_passes_through_its_median_is_speech() -> None:
+    # 15 fps, jaw 0 -> 0.1 -> 0.2 -> 0.1 -> 0 ... (3.75 Hz): every other frame sits exactly
+    # at the running median (0.1), so no two adjacent frames lie on opposite sides of it;
+    # the crossings through it still count
+    t = np.arange(45) / 15
+    jaw = np.tile([0.0, 0.1, 0.2, 0.1], 12)[:45]
+    jaw[30:] = 0.0  # then the mouth rests
+    m = speech_mask(jaw, t, EventConfig())
+    assert m[:28].mean() > 0.9 and not m[34:].any(), m.astype(int)
+
+
 def test_blendshape_evidence_of_a_smile() -> None:
     t = np.arange(90) / 30
     bs = np.zeros((90, len(BLENDSHAPE_NAMES)), np.float32)

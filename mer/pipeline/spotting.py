@@ -43,6 +43,7 @@ from mer.pipeline.motion import MotionResult
 from mer.pipeline.track import FaceTrack
 from mer.schemas import AU_NAMES, ModelInfo
 from mer.segments import (
+    NON_EXPRESSIVE,
     PLATEAU_TOL,
     Segment,
     expression_activity,
@@ -215,6 +216,19 @@ def join_movements(intervals: list[SpottedInterval], speech_gap: int) -> list[Sp
     return out
 
 
+def _apex_aus(evidence: np.ndarray) -> set[str]:
+    """The AUs on (evidence >= 0.5) at a segment's apex, ``(A,)`` evidence; where none
+    quite is (the segment's smoothed activity crossed 0.5 beside the apex, not at it), the
+    strongest expression AU there, which made the segment."""
+    ev = np.nan_to_num(np.asarray(evidence, np.float64))
+    on = {AU_NAMES[j] for j in np.flatnonzero(ev >= 0.5)}
+    if on:
+        return on
+    expressive = [j for j, a in enumerate(AU_NAMES) if a not in NON_EXPRESSIVE]
+    top = max(expressive, key=lambda j: ev[j])
+    return {AU_NAMES[top]} if ev[top] > 0 else set()
+
+
 def _overlap(a: SpottedInterval, lo: int, hi: int) -> int:
     return max(0, min(a.offset, hi) - max(a.onset, lo) + 1)
 
@@ -279,7 +293,7 @@ def spot(
     out: list[SpottedInterval] = []
     segs = segment_expressions(aus.evidence, AU_NAMES, t, cfg.segments)
     for seg in bridge_segments(segs, masks, valid, frames_for(cfg.bridge_s, t)):
-        on = {AU_NAMES[j] for j in np.flatnonzero(np.nan_to_num(aus.evidence[seg.apex]) >= 0.5)}
+        on = _apex_aus(aus.evidence[seg.apex])
         kind = "expression"
         if on and OUTER_BROW in on and on <= MOUTH_AUS | {OUTER_BROW}:
             # the outer brows raised alone: no expression; the speech or head movement

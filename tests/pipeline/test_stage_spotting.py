@@ -169,3 +169,20 @@ def test_the_outer_brows_raised_alone_are_no_expression() -> None:
     r = spot(track, motion, AUResult(np.nan_to_num(talk), None, "test", evidence=talk),
              SpottingConfig(), IntervalConfig())  # fmt: skip
     assert [iv.kind for iv in r.intervals if iv.onset <= 25 <= iv.offset] == ["speech"]
+
+
+def test_the_aus_of_a_segment_apex_fall_back_to_its_strongest() -> None:
+    # the mirrored GRID sbwe5n: brows lowered at rest just before he speaks, the segment's
+    # apex at 0.499 AU04 (its smoothed activity crossed 0.5 beside it): with no AU "on" the
+    # brow-flash-near-speech rule never saw the brows, and the rest became an expression
+    from mer.pipeline.spotting import _apex_aus
+
+    ev = np.full(len(AU_NAMES), np.nan)
+    ev[AU_NAMES.index("AU04")] = 0.499
+    ev[AU_NAMES.index("AU26")] = 0.6  # the jaw (speech) does not make the segment
+    assert _apex_aus(ev) == {"AU26"}  # an AU on: the AUs on, as before
+    ev[AU_NAMES.index("AU26")] = 0.2
+    assert _apex_aus(ev) == {"AU04"}
+    ev[AU_NAMES.index("AU12")] = 0.7
+    assert _apex_aus(ev) == {"AU12"}
+    assert _apex_aus(np.zeros(len(AU_NAMES))) == set()

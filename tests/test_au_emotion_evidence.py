@@ -186,19 +186,28 @@ def test_blendshape_evidence_of_a_smile() -> None:
     assert np.isnan(ev[70]).all()
 
 
+def _smile_lowering_inner_brows(
+    n: int, smile: slice, rest: float, wobble: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps (30 fps) and blendshapes of ``n`` frames: browInnerUp at ``rest`` (+- a
+    ``wobble`` sine), mouthSmile 0.9 over ``smile``, where browInnerUp drops to 0.20."""
+    t = np.arange(n) / 30
+    bs = np.zeros((n, len(BLENDSHAPE_NAMES)), np.float32)
+    inner = BLENDSHAPE_NAMES.index("browInnerUp")
+    corners = [BLENDSHAPE_NAMES.index(c) for c in ("mouthSmileLeft", "mouthSmileRight")]
+    bs[:, inner] = rest + wobble * np.sin(t * 7)
+    bs[smile, corners] = 0.9
+    bs[smile, inner] = 0.20
+    return t, bs
+
+
 def test_the_neutral_is_the_face_with_no_au_on() -> None:
     # as fex-metrica's ex_smile1: inner brows a little raised at rest (browInnerUp 0.40,
     # 0.55 in the first second) that drop while smiling (0.20, a third of the clip): the
     # 10th percentile is the smile's level; the frames of the smile are no neutral, and the
     # neutral is the median of the face with no AU on, so the rest shows no AU01
-    t = np.arange(300) / 30
-    bs = np.zeros((300, len(BLENDSHAPE_NAMES)), np.float32)
-    inner = BLENDSHAPE_NAMES.index("browInnerUp")
-    smile = [BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight")]
-    bs[:, inner] = 0.40 + 0.01 * np.sin(t * 7)
-    bs[:30, inner] = 0.55
-    bs[60:150, smile] = 0.9
-    bs[60:150, inner] = 0.20
+    t, bs = _smile_lowering_inner_brows(300, slice(60, 150), 0.40, 0.01)
+    bs[:30, BLENDSHAPE_NAMES.index("browInnerUp")] = 0.55
     ev = au_evidence(bs, BLENDSHAPE_NAMES, t, AU_NAMES)
     assert ev[:60, A["AU01"]].max() < 0.25 and ev[160:, A["AU01"]].max() < 0.1
     assert ev[100, A["AU12"]] > 0.9
@@ -212,13 +221,8 @@ def test_a_clip_smiling_in_most_frames_has_its_rest_as_neutral() -> None:
     # above the smile's 10th percentile), so no frame shows no AU at all for the second
     # pass; taken again without the smile's frames (AU12 at full strength), the first pass
     # finds the rest, and the second pass its median
-    t = np.arange(72) / 30
-    bs = np.zeros((72, len(BLENDSHAPE_NAMES)), np.float32)
+    t, bs = _smile_lowering_inner_brows(72, slice(18, None), 0.50, 0.02)
     inner = BLENDSHAPE_NAMES.index("browInnerUp")
-    smile = [BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight")]
-    bs[:, inner] = 0.50 + 0.02 * np.sin(t * 9)
-    bs[18:, smile] = 0.9
-    bs[18:, inner] = 0.20
     ev = au_evidence(bs, BLENDSHAPE_NAMES, t, AU_NAMES)
     assert ev[:18, A["AU01"]].max() < 0.1
     assert ev[20:, A["AU12"]].min() > 0.9 and ev[:18, A["AU12"]].max() == 0.0
@@ -244,14 +248,20 @@ def test_an_expression_relaxing_is_its_offset_not_a_new_one() -> None:
     assert len(segment_expressions(ev, AU_NAMES, t)) == 2
 
 
+def _rise_hold_fall(ev: np.ndarray, au: str, start: int, top: int, end: int, stop: int) -> None:
+    """AU ``au``'s evidence in ``ev`` ``(T, A)``: rising 0.1 -> 1 over start..top, held at
+    1 over top..end, falling to 0.1 over end..stop (frames, half-open)."""
+    ev[start:top, A[au]] = np.linspace(0.1, 1.0, top - start)
+    ev[top:end, A[au]] = 1.0
+    ev[end:stop, A[au]] = np.linspace(1.0, 0.1, stop - end)
+
+
 def test_the_apex_of_a_saturated_plateau_is_its_middle() -> None:
     # a smile rising over 10 frames, held saturated 30-70, released: the apex is the held
     # plateau's middle (the dev set's labelled apexes lie there), not its first frame
     t = np.arange(120) / 30
     ev = np.zeros((120, len(AU_NAMES)))
-    ev[20:30, A["AU12"]] = np.linspace(0.1, 1.0, 10)
-    ev[30:70, A["AU12"]] = 1.0
-    ev[70:80, A["AU12"]] = np.linspace(1.0, 0.1, 10)
+    _rise_hold_fall(ev, "AU12", 20, 30, 70, 80)
     (seg,) = segment_expressions(ev, AU_NAMES, t)
     assert abs(seg.apex - 50) <= 3, seg
 
@@ -262,12 +272,8 @@ def test_the_apex_is_where_the_aus_of_the_expression_peak_together() -> None:
     # apex), not the middle of the brows' saturated stretch (frame 50)
     t = np.arange(120) / 30
     ev = np.zeros((120, len(AU_NAMES)))
-    ev[10:20, A["AU04"]] = np.linspace(0.1, 1.0, 10)
-    ev[20:80, A["AU04"]] = 1.0
-    ev[80:90, A["AU04"]] = np.linspace(1.0, 0.1, 10)
-    ev[50:60, A["AU10"]] = np.linspace(0.1, 1.0, 10)
-    ev[60:71, A["AU10"]] = 1.0
-    ev[71:80, A["AU10"]] = np.linspace(1.0, 0.1, 9)
+    _rise_hold_fall(ev, "AU04", 10, 20, 80, 90)
+    _rise_hold_fall(ev, "AU10", 50, 60, 71, 80)
     (seg,) = segment_expressions(ev, AU_NAMES, t)
     assert abs(seg.onset - 12) <= 3 and abs(seg.offset - 87) <= 3, seg
     assert 62 <= seg.apex <= 68, seg

@@ -8,6 +8,7 @@ reason (`none`, or below MER_EMOTION_MIN_SCORE).
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mer.inference import AU_FILE, EMOTION_FILE
@@ -79,3 +80,23 @@ def test_top_level_emotion_needs_the_minimum_score(single_face_video: Path) -> N
     strongest = max(r.intervals, key=lambda iv: iv.score)
     assert strongest.emotion is not None and strongest.emotion.label == "positive"
     assert r.emotion is None and "MER_EMOTION_MIN_SCORE" in (r.emotion_reason or "")
+
+
+def test_the_smile_mirrored_is_one_positive_interval(tmp_path: Path) -> None:
+    # the repo's sample mirrored (MediaPipe is not mirror-symmetric): its browInnerUp drops
+    # while he smiles (frames 18-70, most of the clip), which read his 18 neutral frames as
+    # AU01 and made them a second "positive" interval before the smile, until the neutral
+    # was estimated again without the smile's frames
+    from mer.video import iter_frames
+    from mer.video_writer import write_video
+
+    sample = REPO_ROOT / "samples" / "single_face.mp4"
+    frames = [np.ascontiguousarray(f.image[:, ::-1]) for f in iter_frames(sample)]
+    write_video(tmp_path / "mirrored.mp4", frames, 30.0, crf=18)
+    r = analyze_video(tmp_path / "mirrored.mp4")
+    emotional = [iv for iv in r.intervals if iv.kind in ("micro", "macro")]
+    spans = [(iv.onset, iv.offset, iv.kind) for iv in r.intervals]
+    assert len(emotional) == 1, spans
+    (iv,) = emotional
+    assert iv.emotion is not None and iv.emotion.label == "positive"
+    assert 14 <= iv.onset <= 22 and iv.offset >= 64, spans

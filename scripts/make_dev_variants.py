@@ -1,6 +1,8 @@
-"""Write altered copies of the labelled real clips (re-encoded, mirrored, half size, dark,
-compressed, half frame rate; :mod:`mer.evaluation.variants`) with their labels, and with
-``--report`` evaluate each copy (``mer evaluate-real``, no plots) and write a summary.
+"""Write altered copies of the labelled real clips with their labels, and evaluate them.
+
+The variants (:mod:`mer.evaluation.variants`): re-encoded, mirrored, half and third size,
+tilted, dark, compressed, half frame rate. With ``--report`` each copy is evaluated
+(``mer evaluate-real``, no plots) and a summary written.
 
     .venv/bin/python scripts/make_dev_variants.py /work/data/variants \
         --report reports/real_dev_variants

@@ -46,7 +46,7 @@ def test_variants_of_a_real_clip_and_their_labels(tmp_path: Path) -> None:
 
     original = _frames(SAMPLE)
     entries = {}
-    for name in ("mirrored", "half_size", "dark", "half_rate"):
+    for name in ("mirrored", "half_size", "third_size", "tilted", "dark", "half_rate"):
         file, entries[name] = write_variant(SAMPLE, _entry(), VARIANTS[name], tmp_path / name)
         assert file == "single_face.mp4.mp4"
         copy = _frames(tmp_path / name / file)
@@ -60,6 +60,10 @@ def test_variants_of_a_real_clip_and_their_labels(tmp_path: Path) -> None:
             assert np.abs(copy[36] - a[:, ::-1]).mean() < 4 < np.abs(copy[36] - a).mean()
         if name == "half_size":
             assert (w, h) == (320, 180)
+        if name == "third_size":
+            assert (w, h) == (212, 120)  # 213 x 120 cropped to even sides
+        if name == "tilted":  # same size, the picture turned
+            assert (w, h) == (640, 360) and np.abs(copy[36] - original[36].astype(float)).mean() > 8
         if name == "dark":
             assert copy[36].mean() < 0.6 * original[36].mean()
         if name == "half_rate":

@@ -1,5 +1,5 @@
-"""Altered copies of labelled clips: the same faces re-encoded, mirrored, smaller, darker,
-more compressed or at half the frame rate, with their labels.
+"""Altered copies of labelled clips: the same faces re-encoded, mirrored, smaller, tilted,
+darker, more compressed or at half the frame rate, with their labels.
 
 The hidden clips the product is judged on come from other cameras, encoders and lighting
 than the dev set. A reading that changes when the same clip is merely written again is a
@@ -43,6 +43,17 @@ def _half_size(img: Image) -> Image:
     return cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
 
 
+def _third_size(img: Image) -> Image:
+    h, w = img.shape[:2]
+    return cv2.resize(img, (w // 3, h // 3), interpolation=cv2.INTER_AREA)
+
+
+def _tilted(img: Image) -> Image:
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 10.0, 1.0)
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
 def _dark(img: Image) -> Image:
     x = img.astype(np.float32) / 255.0
     return np.clip(255.0 * 0.55 * x**1.3, 0, 255).astype(np.uint8)
@@ -74,6 +85,8 @@ VARIANTS: dict[str, Variant] = {
         Variant("reencoded", "decoded and written again (H.264, CRF 18)"),
         Variant("mirrored", "mirrored left-right", _mirrored),
         Variant("half_size", "half the width and height (area downscaling)", _half_size),
+        Variant("third_size", "a third of the width and height (area downscaling)", _third_size),
+        Variant("tilted", "turned 10 degrees in the image plane (edges mirrored in)", _tilted),
         Variant("dark", "under-exposed: 0.55 x^1.3 of the intensity", _dark),
         Variant("compressed", "heavily compressed (H.264, CRF 35)", crf=35),
         Variant("half_rate", "every second frame, at half the frame rate", frame_step=2),

@@ -8,7 +8,6 @@ reason (`none`, or below MER_EMOTION_MIN_SCORE).
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mer.inference import AU_FILE, EMOTION_FILE
@@ -87,11 +86,12 @@ def test_the_smile_mirrored_is_one_positive_interval(tmp_path: Path) -> None:
     # while he smiles (frames 18-70, most of the clip), which read his 18 neutral frames as
     # AU01 and made them a second "positive" interval before the smile, until the neutral
     # was estimated again without the smile's frames
+    from mer.evaluation.variants import VARIANTS
     from mer.video import iter_frames
     from mer.video_writer import write_video
 
     sample = REPO_ROOT / "samples" / "single_face.mp4"
-    frames = [np.ascontiguousarray(f.image[:, ::-1]) for f in iter_frames(sample)]
+    frames = [VARIANTS["mirrored"].transform(f.image) for f in iter_frames(sample)]
     write_video(tmp_path / "mirrored.mp4", frames, 30.0, crf=18)
     r = analyze_video(tmp_path / "mirrored.mp4")
     emotional = [iv for iv in r.intervals if iv.kind in ("micro", "macro")]
